@@ -1,0 +1,213 @@
+// Package config holds lvsd's configuration: the data decoded from one TOML
+// file, its defaults and its validation. It imports nothing else of lvsd.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is one decoded and validated lvsd configuration file.
+type Config struct {
+	// Path is the file the config was read from; set by Load.
+	Path     string     `toml:"-"`
+	Director Director   `toml:"director"`
+	VRRP     []VRRP     `toml:"vrrp"`
+	Services []*Service `toml:"service"`
+}
+
+// Director holds node-wide settings.
+type Director struct {
+	Name              string   `toml:"name"`
+	Interface         string   `toml:"interface"`
+	ReconcileInterval Duration `toml:"reconcile_interval"` // default 30s
+	MetricsListen     string   `toml:"metrics_listen"`     // default "127.0.0.1:9910"; "" disables
+	ControlSocket     string   `toml:"control_socket"`     // default "/run/lvsd/lvsd.sock"
+	OnExit            string   `toml:"on_exit"`            // keep | flush; default keep
+	// OwnAll lets the reconciler delete kernel services that no config
+	// entry names. Off by default so lvsd can share a kernel with others.
+	OwnAll bool `toml:"own_all"`
+	// Kernel settings users forget; each defaults to true.
+	ExpireNodestConn        *bool `toml:"expire_nodest_conn"`
+	ExpireQuiescentTemplate *bool `toml:"expire_quiescent_template"`
+	IPForward               *bool `toml:"ip_forward"`
+}
+
+// VRRP is one VRRPv3 instance (one VRID on one interface).
+type VRRP struct {
+	Name            string   `toml:"name"`
+	VRID            int      `toml:"vrid"`            // 1..255
+	Interface       string   `toml:"interface"`       // default Director.Interface
+	Priority        int      `toml:"priority"`        // 1..254, default 100
+	AdvertInterval  Duration `toml:"advert_interval"` // default 1s; 10ms..40.95s in 10ms steps
+	Preempt         *bool    `toml:"preempt"`         // default true
+	PreemptDelay    Duration `toml:"preempt_delay"`
+	VIPs            []Prefix `toml:"vips"`
+	UnicastPeers    []Addr   `toml:"unicast_peers"`
+	SourceAddress   Addr     `toml:"source_address"` // default: primary address of Interface
+	TrackServices   []string `toml:"track_services"`
+	TrackInterfaces []string `toml:"track_interfaces"`
+	Notify          []string `toml:"notify"`
+	NotifyTimeout   Duration `toml:"notify_timeout"` // default 10s
+	// Checksum selects the IPv4 transmit form: "rfc5798" (with pseudo-header,
+	// what keepalived 2.2 sends; the default) or "rfc9568" (message only).
+	Checksum     string   `toml:"checksum"`
+	GARPRepeat   int      `toml:"garp_repeat"`   // default 5
+	GARPInterval Duration `toml:"garp_interval"` // default 0 (back to back)
+	GARPRefresh  Duration `toml:"garp_refresh"`  // default 0 (off)
+	Sync         *Sync    `toml:"sync"`
+}
+
+// Sync configures the kernel IPVS connection-sync daemons for a VRRP instance.
+type Sync struct {
+	Interface string `toml:"interface"` // default the instance's interface
+	SyncID    int    `toml:"sync_id"`   // default the VRID
+	Port      int    `toml:"port"`      // default 8848
+	Group     Addr   `toml:"group"`     // default 224.0.0.81
+	TTL       int    `toml:"ttl"`       // default 1
+	MaxLen    int    `toml:"maxlen"`    // default 0 (kernel picks from MTU)
+}
+
+// Service is one IPVS virtual service and its pool of real servers.
+type Service struct {
+	Name      string `toml:"name"`
+	VIP       Addr   `toml:"vip"`
+	Port      int    `toml:"port"`
+	Protocol  string `toml:"protocol"` // tcp | udp | sctp; default tcp
+	FWMark    uint32 `toml:"fwmark"`   // instead of vip/port/protocol
+	Family    string `toml:"family"`   // inet | inet6; for fwmark services, default inet
+	Scheduler string `toml:"scheduler"`
+	// SchedFlags are sh/mh flags: "sh-fallback", "sh-port" (mh-* likewise).
+	SchedFlags         []string `toml:"sched_flags"`
+	Forwarding         string   `toml:"forwarding"` // nat | dr | tun; default nat
+	Persistence        Duration `toml:"persistence"`
+	PersistenceNetmask string   `toml:"persistence_netmask"` // e.g. "255.255.255.0" or "64"
+	OnePacket          bool     `toml:"one_packet"`
+	// Quorum is the number of healthy real servers below which the sorry
+	// server takes over. Hysteresis keeps it from flapping, as keepalived's
+	// does: the pool is lost below Quorum-Hysteresis and regained at
+	// Quorum+Hysteresis.
+	Quorum      int    `toml:"quorum"`
+	Hysteresis  int    `toml:"hysteresis"`
+	SorryServer Addr   `toml:"sorry_server"` // "ip:port" or "ip"
+	OnFailure   string `toml:"on_failure"`   // remove | drain; default remove
+	// Alpha: real servers start unknown and enter only once healthy.
+	// Default true; false starts them healthy.
+	Alpha       *bool         `toml:"alpha"`
+	Checks      []*Check      `toml:"check"`
+	RealServers []*RealServer `toml:"realserver"`
+
+	// Line is the line of the [[service]] header, for messages.
+	Line int `toml:"-"`
+}
+
+// RealServer is one backend of a service.
+type RealServer struct {
+	Address        Addr   `toml:"address"`
+	Port           int    `toml:"port"`       // default the service port
+	Weight         int    `toml:"weight"`     // default 1; 0..65535
+	Forwarding     string `toml:"forwarding"` // default the service's
+	UpperThreshold int    `toml:"upper_threshold"`
+	LowerThreshold int    `toml:"lower_threshold"`
+	// Warmup ramps the weight from 1 to Weight over this long after the
+	// server (re)enters the table, so wlc does not flood it.
+	Warmup Duration `toml:"warmup"`
+	// Checks replaces the service's checks for this server when non-empty.
+	Checks []*Check `toml:"check"`
+
+	Line int `toml:"-"`
+}
+
+// Check is one health check. Common keys live here; the keys of each type
+// live in exactly one of the type-specific structs, and a key of another
+// type is a config error.
+type Check struct {
+	Type          string   `toml:"type"`     // tcp | http | https | dns | ldap | exec
+	Interval      Duration `toml:"interval"` // default 5s
+	Timeout       Duration `toml:"timeout"`  // default min(2s, interval/2)
+	Rise          int      `toml:"rise"`     // default 2
+	Fall          int      `toml:"fall"`     // default 3
+	Port          int      `toml:"port"`     // default the real server's port
+	SourceAddress Addr     `toml:"source_address"`
+	// Warmup delays the first probe by a random time up to this long.
+	Warmup Duration `toml:"warmup"`
+
+	TCP  *TCPCheck  `toml:"-"`
+	HTTP *HTTPCheck `toml:"-"` // for type http and https
+	DNS  *DNSCheck  `toml:"-"`
+	LDAP *LDAPCheck `toml:"-"`
+	Exec *ExecCheck `toml:"-"`
+
+	Line int `toml:"-"`
+}
+
+// TCPCheck connects, optionally sends Send and expects a reply starting with Expect.
+type TCPCheck struct {
+	Send   string `toml:"send"`
+	Expect string `toml:"expect"`
+}
+
+// HTTPCheck issues one request and checks status and body.
+type HTTPCheck struct {
+	Method string `toml:"method"` // default GET
+	Path   string `toml:"path"`   // default "/"
+	Host   string `toml:"host"`   // Host header
+	// ExpectStatus entries are codes or ranges: "200", "200-399". Default "200-399".
+	ExpectStatus  []string `toml:"expect_status"`
+	ExpectBody    string   `toml:"expect_body"` // regexp
+	TLSServerName string   `toml:"tls_server_name"`
+	CAFile        string   `toml:"ca_file"`
+	TLSSkipVerify bool     `toml:"tls_skip_verify"`
+	MaxBody       int64    `toml:"max_body"` // bytes read at most; default 64 KiB
+
+	Status []StatusRange `toml:"-"` // parsed ExpectStatus
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Lo, Hi int }
+
+// DNSCheck sends one query and checks rcode and answer.
+type DNSCheck struct {
+	QueryName   string `toml:"query_name"`
+	QueryType   string `toml:"query_type"`   // default A
+	Transport   string `toml:"transport"`    // udp | tcp; default udp
+	ExpectRcode string `toml:"expect_rcode"` // default NOERROR
+	// ExpectAnswer is an address, or a regexp some answer record's text must match.
+	ExpectAnswer string `toml:"expect_answer"`
+}
+
+// LDAPCheck binds and searches; BDII-style with base o=grid and expect_entries >= 1.
+type LDAPCheck struct {
+	BindDN           string `toml:"bind_dn"`
+	BindPasswordFile string `toml:"bind_password_file"`
+	Base             string `toml:"base"`
+	Scope            string `toml:"scope"`          // base | one | sub; default base
+	Filter           string `toml:"filter"`         // default (objectClass=*)
+	ExpectEntries    int    `toml:"expect_entries"` // minimum; default 1
+	SizeLimit        int    `toml:"size_limit"`     // default max(expect_entries, 1)... see Validate
+	StartTLS         bool   `toml:"starttls"`
+	LDAPS            bool   `toml:"ldaps"`
+	TLSServerName    string `toml:"tls_server_name"`
+	CAFile           string `toml:"ca_file"`
+	TLSSkipVerify    bool   `toml:"tls_skip_verify"`
+}
+
+// ExecCheck runs a command (argv, no shell); exit 0 is healthy.
+type ExecCheck struct {
+	Command []string `toml:"command"`
+	// DynamicWeight follows keepalived's misc_dynamic: exit 0 healthy,
+	// 1 failed, 2..255 healthy with weight exit-2.
+	DynamicWeight bool `toml:"dynamic_weight"`
+}
+
+// Duration is a time.Duration decoded from a TOML string like "1.5s".
+type Duration struct{ time.Duration }
+
+// Addr is an IP address, optionally with a port ("10.0.0.1", "10.0.0.1:80", "[::1]:53").
+type Addr struct {
+	IP   netip.Addr
+	Port int // 0 when absent
+}
+
+// Prefix is an address with prefix length ("192.0.2.10/24"); a bare address gets /32 or /128.
+type Prefix struct{ netip.Prefix }
