@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# run.sh runs one command as root inside a qemu VM whose kernel has IPVS
+# (Debian's stock kernel, see prepare.sh) and exits with the command's exit code.
+#
+# The VM sees the host's whole filesystem read-only (so host binaries, the repo
+# and bin/ are all there), with fresh tmpfs on /tmp, /run, /var/tmp and /var/log.
+# The command starts in the caller's working directory with PATH, HOME=/tmp and
+# any LVSD_*, E2E_* and GO* debug variables of the caller, plus LVSD_IN_VM=1.
+# Its output is streamed to stdout.
+set -euo pipefail
+
+usage() {
+	cat >&2 <<'USAGE'
+usage: e2e/vm/run.sh [-m MB] [-smp N] [-timeout SECONDS] [-e VAR=VALUE]... -- CMD [ARGS...]
+  -m        guest memory in MB (default 2048)
+  -smp      guest CPUs (default 2)
+  -timeout  hard limit for boot + command; the VM is killed after it (default 1800)
+  -e        extra environment variable for CMD (repeatable)
+Environment: LVSD_VM_OUT=DIR  directory shared read-write with the guest at the
+same path (default: a fresh temporary one); CMD may leave results there.
+USAGE
+	exit 2
+}
+
+mem=2048 smp=2 limit=1800
+extra_env=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-m) mem=${2:?}; shift 2 ;;
+	-smp) smp=${2:?}; shift 2 ;;
+	-timeout) limit=${2:?}; shift 2 ;;
+	-e) extra_env+=("${2:?}"); shift 2 ;;
+	--) shift; break ;;
+	-h | -help | --help) usage ;;
+	-*) echo "run.sh: unknown option $1" >&2; usage ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || usage
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${LVSD_VM_CACHE:-$repo/.cache/vm}
+
+[ "$(id -u)" -eq 0 ] || { echo "run.sh: must run as root (qemu exports / with the caller's rights)" >&2; exit 2; }
+case "$PWD/" in
+/tmp/* | /run/* | /var/tmp/* | /var/log/*)
+	echo "run.sh: working directory $PWD is hidden inside the VM (tmpfs there); run from elsewhere" >&2
+	exit 2 ;;
+esac
+
+"$here/prepare.sh"
+
+if [ -n "${LVSD_VM_OUT:-}" ]; then
+	mkdir -p "$LVSD_VM_OUT"
+	share=$(cd "$LVSD_VM_OUT" && pwd)
+	keep_share=1
+else
+	mkdir -p "$cache/runs"
+	share=$(mktemp -d "$cache/runs/run.XXXXXX")
+	keep_share=
+fi
+rm -f "$share/rc" "$share/cmd.sh"
+cleanup() {
+	rm -f "$share/rc" "$share/cmd.sh"
+	[ -n "$keep_share" ] || rm -rf "$share"
+}
+trap cleanup EXIT
+
+# The command travels as a script in the share: no kernel command-line quoting.
+{
+	echo "cd $(printf %q "$PWD") || exit 125"
+	printf 'export PATH=%q HOME=/tmp TMPDIR=/tmp LVSD_IN_VM=1 LVSD_VM_OUT=%q\n' \
+		"$PATH:/usr/sbin:/sbin" "$share"
+	while IFS='=' read -r name _; do
+		case "$name" in
+		LVSD_VM_OUT | LVSD_VM_CACHE) ;;
+		LVSD_* | E2E_* | GOTRACEBACK | GODEBUG | GOMAXPROCS | GOFLAGS | TERM | LANG | LC_ALL)
+			printf 'export %s=%q\n' "$name" "${!name}" ;;
+		esac
+	done < <(env)
+	for kv in "${extra_env[@]}"; do
+		printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+	done
+	printf 'exec'
+	printf ' %q' "$@"
+	printf '\n'
+} >"$share/cmd.sh"
+
+start=$(date +%s%N)
+set +e
+timeout -k 10 "$limit" qemu-system-x86_64 \
+	-accel tcg -cpu max -m "$mem" -smp "$smp" \
+	-display none -vga none -monitor none -serial stdio -no-reboot -nic none \
+	-kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
+	-append "console=ttyS0 quiet loglevel=1 panic=-1 lvsd.share=$share" \
+	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+	-virtfs "local,path=$share,mount_tag=out,security_model=none,multidevs=remap" \
+	</dev/null
+qemu_rc=$?
+set -e
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+elapsed=$((elapsed_ms / 1000)).$(printf %03d $((elapsed_ms % 1000)))
+
+if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
+	echo "run.sh: FAIL: VM killed after the ${limit}s timeout (raise -timeout?)" >&2
+	exit 124
+fi
+if [ ! -s "$share/rc" ]; then
+	echo "run.sh: FAIL: the VM stopped without reporting the command's exit code (qemu exit $qemu_rc); see the console output above" >&2
+	exit 125
+fi
+rc=$(cat "$share/rc")
+echo "run.sh: command exited $rc; VM ran ${elapsed}s" >&2
+exit "$rc"
