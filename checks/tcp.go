@@ -1,0 +1,81 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+)
+
+func init() {
+	register("tcp", kind{
+		defaults: func(c *config.Check) {
+			if c.TCP == nil {
+				c.TCP = &config.TCPCheck{}
+			}
+		},
+		validate: func(c *config.Check) error {
+			if c.TCP == nil {
+				return errors.New("missing tcp settings")
+			}
+			return nil
+		},
+		build: newTCP,
+	})
+}
+
+// tcpChecker connects and, when configured, sends a string and expects a
+// reply that starts with another.
+type tcpChecker struct {
+	addr   string
+	send   []byte
+	expect []byte
+	dialer *net.Dialer
+}
+
+func newTCP(c *config.Check, target netip.AddrPort) (Checker, error) {
+	return &tcpChecker{
+		addr:   target.String(),
+		send:   []byte(c.TCP.Send),
+		expect: []byte(c.TCP.Expect),
+		dialer: dialer(c, "tcp"),
+	}, nil
+}
+
+func (t *tcpChecker) Check(ctx context.Context) Result {
+	start := time.Now()
+	conn, err := t.dialer.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return timed(start, netFail(ctx, "connect "+t.addr, err))
+	}
+	defer conn.Close()
+	if len(t.send) == 0 && len(t.expect) == 0 {
+		return timed(start, okf("connected to %s", t.addr))
+	}
+	stop := watch(ctx, conn)
+	defer stop()
+	if len(t.send) > 0 {
+		if _, err := conn.Write(t.send); err != nil {
+			return timed(start, netFail(ctx, "send to "+t.addr, err))
+		}
+	}
+	if len(t.expect) == 0 {
+		return timed(start, okf("connected to %s and sent %d bytes", t.addr, len(t.send)))
+	}
+	got := make([]byte, len(t.expect))
+	n, err := io.ReadFull(conn, got)
+	got = got[:n]
+	if string(got) == string(t.expect) {
+		return timed(start, okf("%s replied %s", t.addr, strconv.Quote(string(got))))
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return timed(start, netFail(ctx, "read from "+t.addr, err))
+	}
+	return timed(start, failf("expect", "%s replied %s, want prefix %s",
+		t.addr, strconv.Quote(string(got)), strconv.Quote(string(t.expect))))
+}
