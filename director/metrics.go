@@ -1,0 +1,148 @@
+package director
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the director's own counters plus a collector that reads the
+// kernel's per-service and per-realserver counters at scrape time. Labels
+// are config names, never client addresses, so cardinality is the config's.
+type metrics struct {
+	d            *Director
+	passes       *prometheus.CounterVec
+	duration     prometheus.Histogram
+	ops          *prometheus.CounterVec
+	opErrors     *prometheus.CounterVec
+	drift        prometheus.Counter
+	scrapeErrors prometheus.Counter
+
+	svcConns, svcPktsIn, svcPktsOut, svcBytesIn, svcBytesOut *prometheus.Desc
+	beActive, beInact, beWeight, beConns                     *prometheus.Desc
+}
+
+func newMetrics() *metrics {
+	svc := []string{"service"}
+	be := []string{"service", "realserver"}
+	return &metrics{
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_reconcile_passes_total", Help: "Reconcile passes over the IPVS table, by result (ok, error).",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "lvsd_reconcile_duration_seconds", Help: "Time of one reconcile pass (dump, diff, apply).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_ipvs_ops_total", Help: "Kernel IPVS operations made, by kind.",
+		}, []string{"op"}),
+		opErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_ipvs_op_errors_total", Help: "Kernel IPVS operations the kernel refused, by kind.",
+		}, []string{"op"}),
+		drift: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lvsd_drift_repairs_total", Help: "Operations that repaired changes made to the IPVS table by someone else (ipvsadm, another daemon).",
+		}),
+		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lvsd_ipvs_scrape_errors_total", Help: "Failed reads of the kernel IPVS counters at scrape time.",
+		}),
+		svcConns:    prometheus.NewDesc("lvsd_service_connections_total", "Connections scheduled by the virtual service (kernel counter).", svc, nil),
+		svcPktsIn:   prometheus.NewDesc("lvsd_service_incoming_packets_total", "Packets in to the virtual service (kernel counter).", svc, nil),
+		svcPktsOut:  prometheus.NewDesc("lvsd_service_outgoing_packets_total", "Packets out of the virtual service (kernel counter).", svc, nil),
+		svcBytesIn:  prometheus.NewDesc("lvsd_service_incoming_bytes_total", "Bytes in to the virtual service (kernel counter).", svc, nil),
+		svcBytesOut: prometheus.NewDesc("lvsd_service_outgoing_bytes_total", "Bytes out of the virtual service (kernel counter).", svc, nil),
+		beActive:    prometheus.NewDesc("lvsd_backend_connections_active", "Active connections on the real server (kernel).", be, nil),
+		beInact:     prometheus.NewDesc("lvsd_backend_connections_inactive", "Inactive connections on the real server (kernel).", be, nil),
+		beWeight:    prometheus.NewDesc("lvsd_backend_weight", "Weight of the real server in the kernel table.", be, nil),
+		beConns:     prometheus.NewDesc("lvsd_backend_connections_total", "Connections scheduled to the real server (kernel counter).", be, nil),
+	}
+}
+
+// Register adds the director's metrics to r.
+func (d *Director) Register(r prometheus.Registerer) error {
+	m := d.metrics
+	for _, c := range []prometheus.Collector{m.passes, m.duration, m.ops, m.opErrors, m.drift, m.scrapeErrors, m} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *metrics) pass(res Result, err error, took time.Duration) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.passes.WithLabelValues(result).Inc()
+	m.duration.Observe(took.Seconds())
+	m.drift.Add(float64(res.Drift))
+}
+
+func (m *metrics) op(k OpKind, err error) {
+	m.ops.WithLabelValues(k.String()).Inc()
+	if err != nil {
+		m.opErrors.WithLabelValues(k.String()).Inc()
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.svcConns, m.svcPktsIn, m.svcPktsOut, m.svcBytesIn, m.svcBytesOut, m.beActive, m.beInact, m.beWeight, m.beConns} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads the kernel now, so
+// the numbers are as fresh as the scrape.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	d := m.d
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.passMu.Lock()
+	kernel, err := d.ipvs.Dump(ctx)
+	d.passMu.Unlock()
+	if err != nil {
+		m.scrapeErrors.Inc()
+		return
+	}
+	d.mu.Lock()
+	names := make(map[ServiceKey]*compiledService, len(d.services))
+	for _, cs := range d.services {
+		names[cs.svc.Key] = cs
+	}
+	d.mu.Unlock()
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(desc *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v), labels...)
+	}
+	for _, ks := range kernel {
+		cs := names[ks.Key]
+		if cs == nil {
+			continue // not ours: no name to give it
+		}
+		counter(m.svcConns, ks.Stats.Conns, cs.name)
+		counter(m.svcPktsIn, ks.Stats.PktsIn, cs.name)
+		counter(m.svcPktsOut, ks.Stats.PktsOut, cs.name)
+		counter(m.svcBytesIn, ks.Stats.BytesIn, cs.name)
+		counter(m.svcBytesOut, ks.Stats.BytesOut, cs.name)
+		for _, dst := range ks.Dests {
+			rs := realserverName(cs, dst)
+			gauge(m.beActive, dst.ActiveConns, cs.name, rs)
+			gauge(m.beInact, dst.InactConns, cs.name, rs)
+			gauge(m.beWeight, dst.Weight, cs.name, rs)
+			counter(m.beConns, dst.Stats.Conns, cs.name, rs)
+		}
+	}
+}
+
+// realserverName names a kernel destination by config: its "ip:port", or
+// "sorry" for the sorry server.
+func realserverName(cs *compiledService, d Dest) string {
+	if cs.sorry != nil && cs.sorry.Addr == d.Addr {
+		return "sorry"
+	}
+	return d.Addr.String()
+}

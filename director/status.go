@@ -1,0 +1,98 @@
+package director
+
+// ServiceStatus is one configured service as the director sees it.
+type ServiceStatus struct {
+	Name     string
+	Key      string // "tcp 192.0.2.1:80" or "fwmark 5 inet"
+	InKernel bool
+	// QuorumUp is false when fewer servers are up than quorum asks for;
+	// SorryActive then says whether the sorry server took the pool over.
+	QuorumUp    bool
+	SorryActive bool
+	RealServers []RealServerStatus
+}
+
+// RealServerStatus compares what lvsd wants for a real server with what
+// the kernel held at the last pass.
+type RealServerStatus struct {
+	Name          string // "ip:port", or "sorry"
+	Health        Health
+	Drained       bool // operator drain
+	Warming       bool
+	DesiredWeight int
+	Desired       bool // lvsd wants it in the table
+	InKernel      bool
+	KernelWeight  int
+	ActiveConns   int
+	InactConns    int
+}
+
+// Status reports every configured service and real server: desired and
+// kernel weight, health, and connection counts as of the last pass.
+func (d *Director) Status() []ServiceStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	desired, _ := buildDesired(d.services, d.state, d.pools, now)
+	var out []ServiceStatus
+	for _, cs := range d.services {
+		ds := desired[cs.svc.Key]
+		p := d.pools[cs.name]
+		ss := ServiceStatus{Name: cs.name, Key: cs.svc.Key.String(), QuorumUp: p == nil || !p.set || p.up}
+		ss.SorryActive = cs.sorry != nil && !ss.QuorumUp
+		ks := d.last[cs.svc.Key]
+		ss.InKernel = ks != nil
+		find := func(a Dest) (Dest, bool) {
+			if ks == nil {
+				return Dest{}, false
+			}
+			for _, k := range ks.Dests {
+				if k.Addr == a.Addr {
+					return k, true
+				}
+			}
+			return Dest{}, false
+		}
+		want := func(a Dest) (desiredDest, bool) {
+			for _, w := range ds.dests {
+				if w.Addr == a.Addr {
+					return w, true
+				}
+			}
+			return desiredDest{}, false
+		}
+		add := func(name string, dest Dest, st *rsState) {
+			rs := RealServerStatus{Name: name}
+			if st != nil {
+				rs.Health, rs.Drained = st.health, st.drained
+			}
+			if w, ok := want(dest); ok {
+				rs.Desired, rs.DesiredWeight = !w.drainOnly, w.Weight
+			}
+			if k, ok := find(dest); ok {
+				rs.InKernel, rs.KernelWeight, rs.ActiveConns, rs.InactConns = true, k.Weight, k.ActiveConns, k.InactConns
+			}
+			for _, r := range cs.reals {
+				if r.name == name && st != nil {
+					_, rs.Warming = warmWeight(effectiveWeight(r, st), st.warmSince, r.warmup, now)
+				}
+			}
+			ss.RealServers = append(ss.RealServers, rs)
+		}
+		for _, r := range cs.reals {
+			add(r.name, r.dest, d.state[rsID{cs.name, r.name}])
+		}
+		if cs.sorry != nil {
+			add("sorry", *cs.sorry, nil)
+		}
+		out = append(out, ss)
+	}
+	return out
+}
+
+// LastError is the error of the last pass, nil if it applied everything.
+func (d *Director) LastError() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastErr
+}
