@@ -1,0 +1,57 @@
+package checks
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+)
+
+// probe builds c for addr and runs one probe under timeout.
+func probe(t *testing.T, c *config.Check, addr netip.AddrPort, timeout time.Duration) Result {
+	t.Helper()
+	checker, err := New(c, addr)
+	if err != nil {
+		t.Fatalf("New(%+v): %v", c, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return checker.Check(ctx)
+}
+
+// wantResult compares the health and reason class of r.
+func wantResult(t *testing.T, r Result, healthy bool, class string) {
+	t.Helper()
+	if r.Healthy != healthy || ReasonClass(r.Reason) != class {
+		t.Errorf("got healthy=%v reason %q (class %s), want healthy=%v class %s",
+			r.Healthy, r.Reason, ReasonClass(r.Reason), healthy, class)
+	}
+}
+
+func addrOf(t *testing.T, a net.Addr) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) netip.AddrPort {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := addrOf(t, l.Addr())
+	l.Close()
+	return ap
+}
+
+func dur(d time.Duration) config.Duration { return config.Duration{Duration: d} }
+
+func srcAddr(ip string) config.Addr { return config.Addr{IP: netip.MustParseAddr(ip)} }

@@ -1,0 +1,112 @@
+package checks
+
+import (
+	"bufio"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+)
+
+// lineServer answers each line "PING" with "PONG", stays silent on "QUIET",
+// and records the remote address of every connection.
+type lineServer struct {
+	l       net.Listener
+	mu      sync.Mutex
+	remotes []string
+}
+
+func startLineServer(t *testing.T) *lineServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &lineServer{l: l}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.remotes = append(s.remotes, c.RemoteAddr().String())
+			s.mu.Unlock()
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.TrimSpace(line) == "PING" {
+						c.Write([]byte("PONG\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *lineServer) lastRemote() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.remotes) == 0 {
+		return ""
+	}
+	return s.remotes[len(s.remotes)-1]
+}
+
+func TestTCP(t *testing.T) {
+	srv := startLineServer(t)
+	up := addrOf(t, srv.l.Addr())
+	down := closedPort(t)
+	tests := []struct {
+		name    string
+		tcp     config.TCPCheck
+		target  netip.AddrPort
+		port    int
+		healthy bool
+		class   string
+	}{
+		{name: "connect", target: up, healthy: true, class: "ok"},
+		{name: "closed port is refused", target: down, class: "refused"},
+		{name: "port overrides the target's", target: down, port: int(up.Port()), healthy: true, class: "ok"},
+		{name: "send and expect prefix", tcp: config.TCPCheck{Send: "PING\r\n", Expect: "PONG"}, target: up, healthy: true, class: "ok"},
+		{name: "wrong reply", tcp: config.TCPCheck{Send: "PING\r\n", Expect: "+OK"}, target: up, class: "expect"},
+		{name: "no reply is a timeout", tcp: config.TCPCheck{Send: "QUIET\r\n", Expect: "PONG"}, target: up, class: "timeout"},
+		{name: "send only", tcp: config.TCPCheck{Send: "hello\n"}, target: up, healthy: true, class: "ok"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tcp := tc.tcp
+			c := &config.Check{Type: "tcp", Port: tc.port, TCP: &tcp}
+			start := time.Now()
+			r := probe(t, c, tc.target, 300*time.Millisecond)
+			wantResult(t, r, tc.healthy, tc.class)
+			if r.Weight != -1 {
+				t.Errorf("weight %d, want -1", r.Weight)
+			}
+			if r.Duration <= 0 || r.Duration > time.Since(start) {
+				t.Errorf("duration %s not within the probe's %s", r.Duration, time.Since(start))
+			}
+		})
+	}
+}
+
+func TestTCPSourceAddress(t *testing.T) {
+	srv := startLineServer(t)
+	c := &config.Check{Type: "tcp", SourceAddress: srcAddr("127.0.0.2"), TCP: &config.TCPCheck{}}
+	r := probe(t, c, addrOf(t, srv.l.Addr()), time.Second)
+	wantResult(t, r, true, "ok")
+	if got := srv.lastRemote(); !strings.HasPrefix(got, "127.0.0.2:") {
+		t.Errorf("server saw the probe from %s, want 127.0.0.2", got)
+	}
+}
