@@ -1,0 +1,214 @@
+package checks
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/lvsd/lvsd/config"
+)
+
+const (
+	slapdPath  = "/usr/sbin/slapd"
+	bdiiFilter = "(|(objectClass=GlueService)(objectClass=GLUE2Service))"
+	rootDN     = "cn=admin,o=grid"
+	rootPW     = "secret"
+)
+
+// slapd is a throwaway slapd with back_mdb holding o=grid on a loopback port.
+type slapd struct {
+	addr netip.AddrPort
+	cmd  *exec.Cmd
+}
+
+func startSlapd(t *testing.T) *slapd {
+	t.Helper()
+	if _, err := os.Stat(slapdPath); err != nil {
+		t.Skipf("slapd not installed (%v); `make deps` installs Debian's slapd", err)
+	}
+	schema, err := filepath.Abs("testdata/glue-min.schema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include %s
+pidfile %s/slapd.pid
+argsfile %s/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+maxsize 10485760
+suffix "o=grid"
+rootdn "%s"
+rootpw %s
+directory %s/db
+`, schema, dir, dir, rootDN, rootPW, dir)
+	confFile := filepath.Join(dir, "slapd.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := closedPort(t)
+	var stderr strings.Builder
+	// -d 0 keeps slapd in the foreground so the test owns the process.
+	cmd := exec.Command(slapdPath, "-f", confFile, "-h", "ldap://"+addr.String()+"/", "-d", "0")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &slapd{addr: addr, cmd: cmd}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr.String(), time.Second)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd did not start listening on %s: %v\n%s", addr, err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// load adds entries as the root DN: o=grid itself and then services.
+func (s *slapd) load(t *testing.T, glue1, glue2 int) {
+	t.Helper()
+	l, err := ldap.DialURL("ldap://" + s.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Bind(rootDN, rootPW); err != nil {
+		t.Fatal(err)
+	}
+	add := func(dn string, attrs map[string][]string) {
+		req := ldap.NewAddRequest(dn, nil)
+		for k, v := range attrs {
+			req.Attribute(k, v)
+		}
+		if err := l.Add(req); err != nil {
+			t.Fatalf("add %s: %v", dn, err)
+		}
+	}
+	add("o=grid", map[string][]string{"objectClass": {"organization"}, "o": {"grid"}})
+	add("ou=services,o=grid", map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"services"}})
+	for i := range glue1 {
+		id := fmt.Sprintf("svc%d.example.org_bdii_top", i)
+		add("GlueServiceUniqueID="+id+",ou=services,o=grid", map[string][]string{"objectClass": {"GlueService"}, "GlueServiceUniqueID": {id}})
+	}
+	for i := range glue2 {
+		id := fmt.Sprintf("urn:svc2-%d", i)
+		add("GLUE2ServiceID="+id+",ou=services,o=grid", map[string][]string{"objectClass": {"GLUE2Service"}, "GLUE2ServiceID": {id}})
+	}
+}
+
+func bdiiCheck(l config.LDAPCheck) *config.Check {
+	if l.Base == "" {
+		l.Base, l.Scope, l.Filter = "o=grid", "sub", bdiiFilter
+	}
+	return &config.Check{Type: "ldap", LDAP: &l}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestLDAP(t *testing.T) {
+	full := startSlapd(t)
+	full.load(t, 2, 1)
+	empty := startSlapd(t)
+	empty.load(t, 0, 0) // o=grid exists, as in a BDII between restart and its first update
+	bare := startSlapd(t) // nothing at all, not even o=grid
+
+	goodPW := writeFile(t, rootPW+"\n")
+	badPW := writeFile(t, "guess\n")
+	tests := []struct {
+		name    string
+		server  *slapd
+		l       config.LDAPCheck
+		healthy bool
+		class   string
+		mention string
+	}{
+		{name: "populated BDII", server: full, l: config.LDAPCheck{ExpectEntries: 1}, healthy: true, class: "ok"},
+		{name: "empty BDII after restart", server: empty, l: config.LDAPCheck{ExpectEntries: 1}, class: "entries", mention: "0 entries"},
+		{name: "BDII without o=grid", server: bare, l: config.LDAPCheck{ExpectEntries: 1}, class: "entries", mention: "0 entries"},
+		{name: "enough entries through sizelimit exceeded", server: full, l: config.LDAPCheck{ExpectEntries: 2}, healthy: true, class: "ok", mention: "2 entries"},
+		{name: "all entries within a larger size limit", server: full, l: config.LDAPCheck{ExpectEntries: 3, SizeLimit: 100}, healthy: true, class: "ok", mention: "3 entries"},
+		{name: "too few entries", server: full, l: config.LDAPCheck{ExpectEntries: 4}, class: "entries", mention: "3 entries, want at least 4"},
+		{name: "GLUE2 only", server: full, l: config.LDAPCheck{Base: "o=grid", Scope: "sub", Filter: "(objectClass=GLUE2Service)"}, healthy: true, class: "ok"},
+		{name: "ldirectord-style base search calls an empty BDII healthy", server: empty, l: config.LDAPCheck{Base: "o=grid"}, healthy: true, class: "ok"},
+		{name: "simple bind", server: full, l: config.LDAPCheck{BindDN: rootDN, BindPasswordFile: goodPW}, healthy: true, class: "ok"},
+		{name: "wrong bind password", server: full, l: config.LDAPCheck{BindDN: rootDN, BindPasswordFile: badPW}, class: "bind", mention: "Invalid Credentials"},
+		{name: "missing password file", server: full, l: config.LDAPCheck{BindDN: rootDN, BindPasswordFile: "/nonexistent/pw"}, class: "bind"},
+		{name: "starttls refused by a server without TLS", server: full, l: config.LDAPCheck{StartTLS: true, TLSSkipVerify: true}, class: "tls"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := probe(t, bdiiCheck(tc.l), tc.server.addr, 2*time.Second)
+			wantResult(t, r, tc.healthy, tc.class)
+			if !strings.Contains(r.Reason, tc.mention) {
+				t.Errorf("reason %q does not mention %q", r.Reason, tc.mention)
+			}
+		})
+	}
+}
+
+// A stopped slapd still completes TCP handshakes from its listen backlog,
+// so only a deadline over the whole exchange turns it into a failure.
+func TestLDAPStoppedSlapdTimesOut(t *testing.T) {
+	s := startSlapd(t)
+	s.load(t, 1, 0)
+	wantResult(t, probe(t, bdiiCheck(config.LDAPCheck{}), s.addr, 2*time.Second), true, "ok")
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer s.cmd.Process.Signal(syscall.SIGCONT)
+	const timeout = 500 * time.Millisecond
+	start := time.Now()
+	r := probe(t, bdiiCheck(config.LDAPCheck{}), s.addr, timeout)
+	elapsed := time.Since(start)
+	wantResult(t, r, false, "timeout")
+	// Generous bound: this proves "no hang", not a latency.
+	if elapsed > timeout+3*time.Second {
+		t.Errorf("probe of a stopped slapd returned after %s with a %s deadline", elapsed, timeout)
+	}
+}
+
+func TestLDAPValidate(t *testing.T) {
+	for _, l := range []config.LDAPCheck{
+		{Scope: "subtree"},
+		{Filter: "objectClass=*"},
+		{Base: "not a dn"},
+		{BindDN: rootDN},
+		{StartTLS: true, LDAPS: true},
+		{ExpectEntries: 5, SizeLimit: 2},
+		{CAFile: "/etc/ssl/ca.pem"},
+	} {
+		if err := Validate(&config.Check{Type: "ldap", LDAP: &l}); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", l)
+		}
+	}
+}
