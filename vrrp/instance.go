@@ -1,0 +1,606 @@
+package vrrp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// State is the state of one VRRP instance. Fault is keepalived's FAULT: a
+// tracked interface or service is down, the instance holds no VIPs, sends
+// no adverts and will not become master until the fault clears.
+type State int
+
+const (
+	StateInit State = iota
+	StateBackup
+	StateMaster
+	StateFault
+)
+
+func (s State) String() string {
+	switch s {
+	case StateInit:
+		return "init"
+	case StateBackup:
+		return "backup"
+	case StateMaster:
+		return "master"
+	case StateFault:
+		return "fault"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// StateChange reports one transition of one instance.
+type StateChange struct {
+	Instance string
+	From, To State
+	// Priority is the priority the instance advertises in its new state.
+	Priority int
+	// Reason says what caused the transition, for logs.
+	Reason string
+}
+
+// AddressManager puts the VIPs on and off the interface. lvsd's director
+// implements it with netlink; the vrrp package never touches addresses.
+type AddressManager interface {
+	AddVIPs(ctx context.Context, iface string, vips []netip.Prefix) error
+	RemoveVIPs(ctx context.Context, iface string, vips []netip.Prefix) error
+}
+
+// Announcer tells the link that the VIPs moved: one gratuitous ARP per IPv4
+// VIP, one unsolicited neighbour advertisement per IPv6 VIP.
+type Announcer interface {
+	Announce(iface string, vips []netip.Prefix) error
+}
+
+// override is an operator decision that outlives advert exchanges.
+type override int
+
+const (
+	overrideNone override = iota
+	overrideTakeover
+	overrideGiveup
+)
+
+func (o override) String() string {
+	return [...]string{"", "takeover", "giveup"}[o]
+}
+
+// takeoverPriority is what Takeover advertises: above every priority a
+// config may set for a director (255 is reserved for address owners, which
+// a director never is, since accept mode needs VIPs to move).
+const takeoverPriority = 254
+
+// garpSecondBurst is when the second burst of announcements goes out after
+// becoming master, as keepalived's garp_master_delay does by default.
+const garpSecondBurst = 5 * time.Second
+
+// settings is a normalized config.VRRP.
+type settings struct {
+	name          string
+	vrid          uint8
+	iface         string
+	priority      int
+	interval      time.Duration
+	preempt       bool
+	preemptDelay  time.Duration
+	vips          []netip.Prefix
+	peers         []netip.Addr
+	source        netip.Addr
+	checksum      Checksum
+	garpRepeat    int
+	garpInterval  time.Duration
+	garpRefresh   time.Duration
+	notify        []string
+	notifyTimeout time.Duration
+	trackServices []string
+	trackIfaces   []string
+}
+
+func (s *settings) multicast() bool { return len(s.peers) == 0 }
+
+func (s *settings) group() netip.Addr {
+	if s.source.Is6() {
+		return GroupV6
+	}
+	return GroupV4
+}
+
+func (s *settings) vipAddrs() []netip.Addr {
+	out := make([]netip.Addr, len(s.vips))
+	for i, p := range s.vips {
+		out[i] = p.Addr()
+	}
+	return out
+}
+
+// Packet is one received VRRP packet with the IP facts filtering needs.
+type Packet struct {
+	Src, Dst netip.Addr
+	// TTL is the IPv4 TTL or IPv6 hop limit; -1 when unknown.
+	TTL     int
+	Payload []byte
+}
+
+// Conn sends and receives the VRRP packets of one instance.
+type Conn interface {
+	Send(payload []byte, dst netip.Addr) error
+	// Receive blocks for the next packet; it fails once Close is called.
+	Receive() (Packet, error)
+	Close() error
+}
+
+// instance is the RFC 5798 state machine of one virtual router. Every event
+// (packet, timer, operator, fault) takes mu, so events are totally ordered.
+type instance struct {
+	cfg     settings
+	clock   Clock
+	conn    Conn
+	addrs   AddressManager
+	ann     Announcer
+	log     *slog.Logger
+	metrics *metrics
+	ownAddr func(netip.Addr) bool
+	changed func(StateChange)
+	events  *queue
+
+	mu       sync.Mutex
+	state    State
+	since    time.Time
+	override override
+	faults   map[string]bool
+	// masterAdverInterval is the interval learnt from the master (RFC 5798
+	// Master_Adver_Interval); a master uses its own.
+	masterAdverInterval time.Duration
+	timer               Timer
+	timerGen            uint64
+	garpTimer           Timer
+	garpGen             uint64
+	garpBurstStart      time.Time
+	preemptSince        time.Time
+	masterAddr          netip.Addr
+	masterPriority      int
+	loggedMismatch      string
+	holdsVIPs           bool
+}
+
+func (in *instance) effectivePriority() int {
+	if in.override == overrideTakeover && in.cfg.priority < takeoverPriority {
+		return takeoverPriority
+	}
+	return in.cfg.priority
+}
+
+// skew is Skew_Time of RFC 9568 section 6.1, in nanoseconds, not rounded.
+func skew(priority int, interval time.Duration) time.Duration {
+	return time.Duration(int64(256-priority) * int64(interval) / 256)
+}
+
+// masterDown is Master_Down_Interval.
+func masterDown(priority int, interval time.Duration) time.Duration {
+	return 3*interval + skew(priority, interval)
+}
+
+// start is the Startup event of the Initialize state.
+func (in *instance) start() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.startLocked("startup")
+}
+
+func (in *instance) startLocked(reason string) {
+	if len(in.faults) > 0 {
+		in.setState(StateFault, reason+"; "+in.faultText())
+		return
+	}
+	if in.effectivePriority() == priorityOwner {
+		in.becomeMaster(reason + ", address owner")
+		return
+	}
+	in.masterAdverInterval = in.cfg.interval
+	in.setState(StateBackup, reason)
+	in.armMasterDown(masterDown(in.effectivePriority(), in.masterAdverInterval))
+}
+
+// shutdown is the Shutdown event: a master resigns with priority 0 so the
+// backup takes over after Skew_Time instead of Master_Down_Interval.
+func (in *instance) shutdown(reason string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.leave(StateInit, reason)
+}
+
+// leave goes from any state to Init or Fault (or, for giveup, Backup),
+// resigning first if master.
+func (in *instance) leave(to State, reason string) {
+	in.stopTimers()
+	if in.state == StateMaster {
+		in.sendAdvert(priorityResign)
+		in.releaseVIPs()
+	}
+	in.setState(to, reason)
+}
+
+func (in *instance) stopTimers() {
+	in.timerGen++
+	if in.timer != nil {
+		in.timer.Stop()
+		in.timer = nil
+	}
+	in.garpGen++
+	if in.garpTimer != nil {
+		in.garpTimer.Stop()
+		in.garpTimer = nil
+	}
+}
+
+// arm replaces the instance's one protocol timer (Master_Down_Timer in
+// backup, Adver_Timer in master). A callback that lost a race with a newer
+// arm sees a stale generation and does nothing.
+func (in *instance) arm(d time.Duration, fire func()) {
+	in.timerGen++
+	gen := in.timerGen
+	if in.timer != nil {
+		in.timer.Stop()
+	}
+	in.timer = in.clock.AfterFunc(d, func() {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if gen == in.timerGen {
+			fire()
+		}
+	})
+}
+
+func (in *instance) armMasterDown(d time.Duration) {
+	in.arm(d, in.masterDownExpired)
+}
+
+func (in *instance) armAdver() {
+	in.arm(in.cfg.interval, func() {
+		in.sendAdvert(in.effectivePriority())
+		in.armAdver()
+	})
+}
+
+func (in *instance) masterDownExpired() {
+	if in.state != StateBackup {
+		return
+	}
+	if in.override == overrideGiveup {
+		// Given up: stay backup; look again later so a later Takeover or
+		// reset finds the timer running.
+		in.armMasterDown(masterDown(in.effectivePriority(), in.masterAdverInterval))
+		return
+	}
+	in.becomeMaster("master down timer expired")
+}
+
+func (in *instance) becomeMaster(reason string) {
+	in.preemptSince = time.Time{}
+	in.masterAddr = in.cfg.source
+	in.masterPriority = in.effectivePriority()
+	in.sendAdvert(in.effectivePriority())
+	in.setState(StateMaster, reason)
+	in.armAdver()
+	in.claimVIPs()
+}
+
+func (in *instance) claimVIPs() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.addrs.AddVIPs(ctx, in.cfg.iface, in.cfg.vips); err != nil {
+		in.log.Error("vrrp: adding VIPs", "instance", in.cfg.name, "vip", in.cfg.vips, "err", err)
+	}
+	in.holdsVIPs = true
+	in.garpGen++
+	in.announceBurst(in.garpGen, in.cfg.garpRepeat, true)
+}
+
+func (in *instance) releaseVIPs() {
+	if !in.holdsVIPs {
+		return
+	}
+	in.holdsVIPs = false
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.addrs.RemoveVIPs(ctx, in.cfg.iface, in.cfg.vips); err != nil {
+		in.log.Error("vrrp: removing VIPs", "instance", in.cfg.name, "vip", in.cfg.vips, "err", err)
+	}
+}
+
+// announceBurst sends left announcements garpInterval apart. The second
+// burst starts garpSecondBurst after the first (keepalived's
+// garp_master_delay), then one every garpRefresh if set.
+func (in *instance) announceBurst(gen uint64, left int, first bool) {
+	if gen != in.garpGen || in.state != StateMaster {
+		return
+	}
+	if left == in.cfg.garpRepeat {
+		in.garpBurstStart = in.clock.Now()
+	}
+	for left > 0 {
+		if err := in.ann.Announce(in.cfg.iface, in.cfg.vips); err != nil {
+			in.log.Warn("vrrp: announcing VIPs", "instance", in.cfg.name, "err", err)
+		}
+		in.metrics.announced(in.cfg.name)
+		left--
+		if left > 0 && in.cfg.garpInterval > 0 {
+			in.afterGARP(gen, in.cfg.garpInterval, func() { in.announceBurst(gen, left, first) })
+			return
+		}
+	}
+	next := in.cfg.garpRefresh
+	if first {
+		next = garpSecondBurst
+	}
+	if next > 0 {
+		wait := in.garpBurstStart.Add(next).Sub(in.clock.Now())
+		in.afterGARP(gen, max(wait, 0), func() { in.announceBurst(gen, in.cfg.garpRepeat, false) })
+	}
+}
+
+func (in *instance) afterGARP(gen uint64, d time.Duration, f func()) {
+	in.garpTimer = in.clock.AfterFunc(d, func() {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		f()
+	})
+}
+
+func (in *instance) sendAdvert(priority int) {
+	ad := Advert{VRID: in.cfg.vrid, Priority: uint8(priority), Interval: in.cfg.interval, Addrs: in.cfg.vipAddrs()}
+	dsts := in.cfg.peers
+	if in.cfg.multicast() {
+		dsts = []netip.Addr{in.cfg.group()}
+	}
+	for _, dst := range dsts {
+		b, err := ad.Encode(in.cfg.source, dst, in.cfg.checksum)
+		if err == nil {
+			err = in.conn.Send(b, dst)
+		}
+		if err != nil {
+			in.log.Warn("vrrp: sending advert", "instance", in.cfg.name, "dst", dst, "err", err)
+			continue
+		}
+		in.metrics.sent(in.cfg.name)
+	}
+}
+
+func (in *instance) setState(to State, reason string) {
+	from := in.state
+	if from == to {
+		return
+	}
+	in.state = to
+	in.since = in.clock.Now()
+	if to != StateBackup {
+		in.preemptSince = time.Time{}
+	}
+	prio := in.effectivePriority()
+	if to == StateFault || in.override == overrideGiveup && to == StateBackup {
+		prio = 0
+	}
+	in.log.Info("vrrp: state change", "instance", in.cfg.name, "from", from.String(), "to", to.String(), "priority", prio, "reason", reason)
+	in.changed(StateChange{Instance: in.cfg.name, From: from, To: to, Priority: prio, Reason: reason})
+}
+
+// handle runs the receive checks of RFC 5798 section 7.1 that need the
+// instance, then the state machine.
+func (in *instance) handle(p Packet) {
+	name := in.cfg.name
+	if in.ownAddr != nil && in.ownAddr(p.Src) || p.Src == in.cfg.source {
+		in.metrics.drop(name, "own_address")
+		return
+	}
+	multicast := p.Dst.IsMulticast()
+	if multicast && p.TTL != ttlRequired {
+		in.metrics.drop(name, "ttl")
+		return
+	}
+	ad, _, err := Decode(p.Payload, p.Src, p.Dst)
+	if err != nil {
+		in.metrics.drop(name, DropReason(err))
+		return
+	}
+	if ad.VRID != in.cfg.vrid {
+		return // another virtual router sharing the link: not an error
+	}
+	if !in.cfg.multicast() && !slices.Contains(in.cfg.peers, p.Src) {
+		in.metrics.drop(name, "unknown_sender")
+		return
+	}
+	if ad.Interval == 0 {
+		in.metrics.drop(name, "interval")
+		return
+	}
+	in.metrics.received(name)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.checkConsistency(p.Src, ad)
+	in.receive(p.Src, ad)
+}
+
+// checkConsistency logs, once per distinct problem, an advert whose VIPs or
+// interval differ from ours. RFC 5798 7.1 asks for a log, not a drop: the
+// packet still elects a master, which avoids split brain on misconfiguration.
+func (in *instance) checkConsistency(src netip.Addr, ad Advert) {
+	var problem string
+	theirs := slices.Clone(ad.Addrs)
+	ours := in.cfg.vipAddrs()
+	sort.Slice(theirs, func(i, j int) bool { return theirs[i].Less(theirs[j]) })
+	sort.Slice(ours, func(i, j int) bool { return ours[i].Less(ours[j]) })
+	switch {
+	case !slices.Equal(theirs, ours):
+		problem = fmt.Sprintf("peer %v advertises VIPs %v, we have %v", src, ad.Addrs, in.cfg.vipAddrs())
+	case ad.Interval != in.cfg.interval:
+		problem = fmt.Sprintf("peer %v advertises interval %v, we have %v (backups adopt the master's)", src, ad.Interval, in.cfg.interval)
+	}
+	if problem != "" && problem != in.loggedMismatch {
+		in.log.Warn("vrrp: configuration mismatch", "instance", in.cfg.name, "problem", problem)
+	}
+	in.loggedMismatch = problem
+}
+
+// receive is the advert event of RFC 5798 sections 6.4.2 and 6.4.3.
+func (in *instance) receive(src netip.Addr, ad Advert) {
+	local := in.effectivePriority()
+	prio := int(ad.Priority)
+	switch in.state {
+	case StateBackup:
+		if prio == priorityResign {
+			in.masterPriority = 0
+			in.armMasterDown(skew(local, in.masterAdverInterval))
+			return
+		}
+		in.masterAddr, in.masterPriority = src, prio
+		in.masterAdverInterval = ad.Interval
+		mdi := masterDown(local, in.masterAdverInterval)
+		if !in.cfg.preempt || prio >= local || in.override == overrideGiveup {
+			in.preemptSince = time.Time{}
+			in.armMasterDown(mdi)
+			return
+		}
+		// A lower-priority master and preemption on: let the timer run out,
+		// but no later than preempt_delay after we first saw it.
+		if in.cfg.preemptDelay > 0 {
+			now := in.clock.Now()
+			if in.preemptSince.IsZero() {
+				in.preemptSince = now
+			}
+			if left := in.preemptSince.Add(in.cfg.preemptDelay).Sub(now); left > 0 {
+				in.armMasterDown(min(mdi, left))
+			}
+		}
+	case StateMaster:
+		if prio == priorityResign {
+			in.sendAdvert(local)
+			in.armAdver()
+			return
+		}
+		if prio > local || prio == local && src.Compare(in.cfg.source) > 0 {
+			in.masterAddr, in.masterPriority = src, prio
+			in.masterAdverInterval = ad.Interval
+			in.stopTimers()
+			in.releaseVIPs()
+			in.setState(StateBackup, fmt.Sprintf("higher priority master %v (%d)", src, prio))
+			in.armMasterDown(masterDown(local, in.masterAdverInterval))
+		}
+	}
+}
+
+// setFault records one fault reason (tracked interface or service) as on or
+// off. The first fault moves the instance to Fault; clearing the last one
+// restarts it from Initialize.
+func (in *instance) setFault(reason string, on bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if on == in.faults[reason] {
+		return
+	}
+	if on {
+		in.faults[reason] = true
+		if in.state != StateFault && in.state != StateInit {
+			in.leave(StateFault, reason)
+		}
+		return
+	}
+	delete(in.faults, reason)
+	if len(in.faults) == 0 && in.state == StateFault {
+		in.stopTimers()
+		in.startLocked(reason + " cleared")
+	}
+}
+
+func (in *instance) faultText() string {
+	var rs []string
+	for r := range in.faults {
+		rs = append(rs, r)
+	}
+	sort.Strings(rs)
+	return fmt.Sprint(rs)
+}
+
+// takeover makes this node master now and keeps it there (priority 254)
+// until giveup or reset: the peer master hears a higher priority at once
+// and steps down, so a planned handover waits for no timer.
+func (in *instance) takeover() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.override = overrideTakeover
+	switch in.state {
+	case StateBackup:
+		in.becomeMaster("operator takeover")
+	case StateMaster:
+		in.sendAdvert(in.effectivePriority())
+		in.armAdver()
+	}
+}
+
+// giveup resigns mastership with a priority-0 advert, so the peer takes
+// over after its Skew_Time, and stays backup until takeover or reset.
+func (in *instance) giveup() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.override = overrideGiveup
+	if in.state == StateMaster {
+		in.leave(StateBackup, "operator giveup")
+		in.masterAdverInterval = in.cfg.interval
+		in.armMasterDown(masterDown(in.effectivePriority(), in.masterAdverInterval))
+	}
+}
+
+// reset drops an operator override; the protocol decides from here on.
+func (in *instance) reset() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	was := in.override
+	in.override = overrideNone
+	if was == overrideTakeover && in.state == StateMaster {
+		in.sendAdvert(in.effectivePriority()) // tell the peer our real priority now
+	}
+}
+
+// InstanceStatus is one instance as the status API shows it.
+type InstanceStatus struct {
+	Name              string         `json:"name"`
+	VRID              int            `json:"vrid"`
+	Interface         string         `json:"interface"`
+	State             string         `json:"state"`
+	Since             time.Time      `json:"since"`
+	Priority          int            `json:"priority"`
+	EffectivePriority int            `json:"effective_priority"`
+	Override          string         `json:"override,omitempty"`
+	Faults            []string       `json:"faults,omitempty"`
+	Master            string         `json:"master,omitempty"`
+	MasterPriority    int            `json:"master_priority"`
+	MasterInterval    time.Duration  `json:"master_interval"`
+	VIPs              []netip.Prefix `json:"vips"`
+}
+
+func (in *instance) status() InstanceStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st := InstanceStatus{
+		Name: in.cfg.name, VRID: int(in.cfg.vrid), Interface: in.cfg.iface,
+		State: in.state.String(), Since: in.since,
+		Priority: in.cfg.priority, EffectivePriority: in.effectivePriority(),
+		Override: in.override.String(), MasterPriority: in.masterPriority,
+		MasterInterval: in.masterAdverInterval, VIPs: in.cfg.vips,
+	}
+	if in.masterAddr.IsValid() {
+		st.Master = in.masterAddr.String()
+	}
+	for r := range in.faults {
+		st.Faults = append(st.Faults, r)
+	}
+	sort.Strings(st.Faults)
+	return st
+}

@@ -1,0 +1,462 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Transport opens the packet connection of one instance.
+type Transport interface {
+	// Open returns a Conn on iface sending from source. With multicast it
+	// joins the VRRP group of source's family on iface.
+	Open(iface string, source netip.Addr, multicast bool) (Conn, error)
+}
+
+// LinkWatcher reports whether network interfaces are up.
+type LinkWatcher interface {
+	// Watch calls report for every interface in ifaces with its current
+	// state before it returns, then again on every change until ctx ends.
+	Watch(ctx context.Context, ifaces []string, report func(iface string, up bool)) error
+}
+
+// Options are the collaborators of a Manager. Addresses is required; the
+// others default to the Linux implementations and the wall clock.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Addresses  AddressManager
+	// OnStateChange is called for every transition, in order per instance,
+	// from a goroutine of the Manager (never under its locks).
+	OnStateChange func(StateChange)
+	Clock         Clock
+	Transport     Transport
+	Announcer     Announcer
+	Links         LinkWatcher
+	// OwnAddress reports whether an address belongs to this host, so our
+	// own adverts are dropped even if they loop back.
+	OwnAddress func(netip.Addr) bool
+}
+
+// Manager runs every VRRP instance of a director.
+type Manager struct {
+	opts      Options
+	log       *slog.Logger
+	metrics   *metrics
+	instances []*instance
+	byName    map[string]*instance
+
+	mu          sync.Mutex
+	serviceDown map[string]bool
+	running     bool
+}
+
+// NewManager checks and normalizes the instances and registers the metrics.
+// Nothing touches the network until Run.
+func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
+	if opts.Addresses == nil {
+		return nil, errors.New("vrrp: Options.Addresses is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.Transport == nil {
+		opts.Transport = RawTransport{}
+	}
+	if opts.Announcer == nil {
+		opts.Announcer = PacketAnnouncer{}
+	}
+	if opts.Links == nil {
+		opts.Links = NetlinkLinks{}
+	}
+	if opts.OwnAddress == nil {
+		opts.OwnAddress = newLocalAddrs(opts.Clock).has
+	}
+	met, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: registering metrics: %w", err)
+	}
+	m := &Manager{opts: opts, log: opts.Logger, metrics: met, byName: map[string]*instance{}, serviceDown: map[string]bool{}}
+	vrids := map[string]string{}
+	for i := range cfgs {
+		s, err := normalize(&cfgs[i])
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := m.byName[s.name]; dup {
+			return nil, fmt.Errorf("vrrp: instance %q defined twice", s.name)
+		}
+		key := fmt.Sprintf("%s/%d/%v", s.iface, s.vrid, s.vips[0].Addr().Is4())
+		if other, dup := vrids[key]; dup {
+			return nil, fmt.Errorf("vrrp: instances %q and %q share VRID %d on %s", other, s.name, s.vrid, s.iface)
+		}
+		vrids[key] = s.name
+		in := &instance{
+			cfg: s, clock: opts.Clock, addrs: opts.Addresses, ann: opts.Announcer,
+			log: m.log, metrics: met, ownAddr: opts.OwnAddress, faults: map[string]bool{},
+		}
+		in.changed = m.changeHook(in)
+		m.instances = append(m.instances, in)
+		m.byName[s.name] = in
+		met.transition(s.name, StateInit)
+	}
+	return m, nil
+}
+
+// normalize applies the defaults config.Load applies (so a hand-built
+// config.VRRP works too) and checks what the state machine relies on.
+func normalize(c *config.VRRP) (settings, error) {
+	s := settings{
+		name: c.Name, iface: c.Interface, priority: c.Priority, interval: c.AdvertInterval.Duration,
+		preempt: c.Preempt == nil || *c.Preempt, preemptDelay: c.PreemptDelay.Duration,
+		source: c.SourceAddress.IP, garpRepeat: c.GARPRepeat, garpInterval: c.GARPInterval.Duration,
+		garpRefresh: c.GARPRefresh.Duration, notify: c.Notify, notifyTimeout: c.NotifyTimeout.Duration,
+		trackServices: c.TrackServices, trackIfaces: c.TrackInterfaces,
+	}
+	if s.name == "" {
+		s.name = fmt.Sprintf("vrid%d", c.VRID)
+	}
+	bad := func(format string, args ...any) (settings, error) {
+		return settings{}, fmt.Errorf("vrrp: instance %q: %s", s.name, fmt.Sprintf(format, args...))
+	}
+	if c.VRID < 1 || c.VRID > 255 {
+		return bad("vrid %d is not 1..255", c.VRID)
+	}
+	s.vrid = uint8(c.VRID)
+	if s.iface == "" {
+		return bad("no interface")
+	}
+	if s.priority == 0 {
+		s.priority = 100
+	}
+	if s.priority < 1 || s.priority > 254 {
+		return bad("priority %d is not 1..254 (255 is for address owners; a director moves its VIPs)", s.priority)
+	}
+	if s.interval == 0 {
+		s.interval = time.Second
+	}
+	if s.interval%intervalUnit != 0 || s.interval < intervalUnit || s.interval > maxIntervalCS*intervalUnit {
+		return bad("advert_interval %v is not 10ms..40.95s in 10ms steps", s.interval)
+	}
+	if s.garpRepeat == 0 {
+		s.garpRepeat = 5
+	}
+	if s.notifyTimeout == 0 {
+		s.notifyTimeout = 10 * time.Second
+	}
+	var err error
+	if s.checksum, err = ParseChecksum(c.Checksum); err != nil {
+		return bad("%v", err)
+	}
+	if len(c.VIPs) == 0 {
+		return bad("no vips")
+	}
+	v4 := c.VIPs[0].Addr().Is4()
+	for _, p := range c.VIPs {
+		if p.Addr().Is4() != v4 {
+			return bad("vips mix IPv4 and IPv6; VRRPv3 needs one instance per family")
+		}
+		s.vips = append(s.vips, p.Prefix)
+	}
+	if len(s.vips) > 255 {
+		return bad("%d vips, at most 255 fit in an advert", len(s.vips))
+	}
+	for _, a := range c.UnicastPeers {
+		if a.IP.Is4() != v4 {
+			return bad("unicast peer %v is not the family of the vips", a.IP)
+		}
+		s.peers = append(s.peers, a.IP)
+	}
+	if s.source.IsValid() && s.source.Is4() != v4 {
+		return bad("source_address %v is not the family of the vips", s.source)
+	}
+	return s, nil
+}
+
+// changeHook records a transition in the metrics at once and hands it to
+// the instance's event queue, so callbacks and notify scripts never run
+// under the instance lock and always in order.
+func (m *Manager) changeHook(in *instance) func(StateChange) {
+	q := newQueue()
+	in.events = q
+	return func(c StateChange) {
+		m.metrics.transition(c.Instance, c.To)
+		q.push(c)
+	}
+}
+
+// Run opens every instance's connection, starts the state machines and
+// blocks until ctx ends. Then every master resigns with priority 0 and
+// releases its VIPs before Run returns.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.running {
+		m.mu.Unlock()
+		return errors.New("vrrp: manager already running")
+	}
+	m.running = true
+	m.mu.Unlock()
+
+	var wg sync.WaitGroup
+	var opened []*instance
+	for _, in := range m.instances {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.eventLoop(in) }()
+	}
+	// stop resigns every master, then lets the event loops drain, so the
+	// final transitions reach the callback and notify too.
+	stop := func() {
+		for _, in := range opened {
+			in.shutdown("lvsd stopping")
+			in.conn.Close()
+		}
+		for _, in := range m.instances {
+			in.events.close()
+		}
+		wg.Wait()
+	}
+	for _, in := range m.instances {
+		if !in.cfg.source.IsValid() {
+			src, err := primaryAddress(in.cfg.iface, in.cfg.vips[0].Addr().Is4())
+			if err != nil {
+				stop()
+				return fmt.Errorf("vrrp: instance %q: %w", in.cfg.name, err)
+			}
+			in.cfg.source = src
+		}
+		conn, err := m.opts.Transport.Open(in.cfg.iface, in.cfg.source, in.cfg.multicast())
+		if err != nil {
+			stop()
+			return fmt.Errorf("vrrp: instance %q: %w", in.cfg.name, err)
+		}
+		in.conn = conn
+		opened = append(opened, in)
+		wg.Add(1)
+		go func() { defer wg.Done(); m.receiveLoop(in) }()
+	}
+
+	linkCtx, stopLinks := context.WithCancel(ctx)
+	defer stopLinks()
+	if err := m.opts.Links.Watch(linkCtx, m.trackedInterfaces(), m.linkChanged); err != nil {
+		stop()
+		return fmt.Errorf("vrrp: watching links: %w", err)
+	}
+	for _, in := range m.instances {
+		in.start()
+	}
+	<-ctx.Done()
+	stop()
+	return nil
+}
+
+func (m *Manager) receiveLoop(in *instance) {
+	for {
+		p, err := in.conn.Receive()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			in.metrics.drop(in.cfg.name, "receive_error")
+			time.Sleep(10 * time.Millisecond) // do not spin on a persistent error
+			continue
+		}
+		in.handle(p)
+	}
+}
+
+// eventLoop delivers one instance's transitions to the callback and the
+// notify command, in order.
+func (m *Manager) eventLoop(in *instance) {
+	for {
+		c, ok := in.events.pop()
+		if !ok {
+			return
+		}
+		if c.To == StateMaster {
+			m.metrics.master(c.Instance, c.Priority)
+		}
+		if m.opts.OnStateChange != nil {
+			m.opts.OnStateChange(c)
+		}
+		if len(in.cfg.notify) > 0 {
+			m.runNotify(in, c)
+		}
+	}
+}
+
+// runNotify runs the notify argv with instance, state and priority
+// appended, without a shell, killed after notify_timeout.
+func (m *Manager) runNotify(in *instance, c StateChange) {
+	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.notifyTimeout)
+	defer cancel()
+	argv := append(slices.Clone(in.cfg.notify[1:]), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
+	cmd := exec.CommandContext(ctx, in.cfg.notify[0], argv...)
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		m.log.Warn("vrrp: notify failed", "instance", c.Instance, "state", c.To.String(), "err", err, "output", string(out))
+	}
+}
+
+func (m *Manager) trackedInterfaces() []string {
+	var out []string
+	for _, in := range m.instances {
+		for _, ifc := range append([]string{in.cfg.iface}, in.cfg.trackIfaces...) {
+			if !slices.Contains(out, ifc) {
+				out = append(out, ifc)
+			}
+		}
+	}
+	return out
+}
+
+func (m *Manager) linkChanged(iface string, up bool) {
+	for _, in := range m.instances {
+		if in.cfg.iface == iface || slices.Contains(in.cfg.trackIfaces, iface) {
+			in.setFault("interface "+iface+" down", !up)
+		}
+	}
+}
+
+// SetServiceDown records whether a service has lost every healthy real
+// server. Each instance that lists the service in track_services goes to
+// Fault while it is down, like keepalived's track with weight 0: a master
+// resigns with priority 0 and drops its VIPs, a backup will not take over.
+// When the last fault clears the instance starts again as backup.
+func (m *Manager) SetServiceDown(service string, down bool) {
+	m.mu.Lock()
+	m.serviceDown[service] = down
+	m.mu.Unlock()
+	for _, in := range m.instances {
+		if slices.Contains(in.cfg.trackServices, service) {
+			in.setFault("service "+service+" down", down)
+		}
+	}
+}
+
+func (m *Manager) lookup(name string) (*instance, error) {
+	in, ok := m.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("vrrp: no instance %q", name)
+	}
+	return in, nil
+}
+
+// Takeover makes the named instance master now, for planned maintenance:
+// it advertises priority 254, so the current master steps down on the
+// first advert instead of after a timeout, and keeps it until Giveup or
+// Reset. A faulty instance takes over once the fault clears.
+func (m *Manager) Takeover(name string) error {
+	in, err := m.lookup(name)
+	if err == nil {
+		in.takeover()
+	}
+	return err
+}
+
+// Giveup makes the named instance resign (priority 0, so the peer takes
+// over after its Skew_Time) and stay backup until Takeover or Reset, even
+// if the peer disappears.
+func (m *Manager) Giveup(name string) error {
+	in, err := m.lookup(name)
+	if err == nil {
+		in.giveup()
+	}
+	return err
+}
+
+// Reset clears a Takeover or Giveup: the configured priority and preempt
+// settings decide again.
+func (m *Manager) Reset(name string) error {
+	in, err := m.lookup(name)
+	if err == nil {
+		in.reset()
+	}
+	return err
+}
+
+// Status returns every instance, in config order.
+func (m *Manager) Status() []InstanceStatus {
+	out := make([]InstanceStatus, len(m.instances))
+	for i, in := range m.instances {
+		out[i] = in.status()
+	}
+	return out
+}
+
+// primaryAddress is the address adverts come from when source_address is
+// not set: the first IPv4 address of the interface, or its IPv6 link-local
+// address (RFC 5798 section 5.1.2.1 requires link-local for IPv6).
+func primaryAddress(iface string, v4 bool) (netip.Addr, error) {
+	ifc, err := net.InterfaceByName(iface)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", iface, err)
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if v4 && ip.Is4() || !v4 && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip, nil
+		}
+	}
+	family := "IPv4"
+	if !v4 {
+		family = "IPv6 link-local"
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no %s address to send adverts from", iface, family)
+}
+
+// localAddrs answers "is this one of our addresses" from a cache refreshed
+// at most once a second, since every received advert asks.
+type localAddrs struct {
+	clock Clock
+	mu    sync.Mutex
+	at    time.Time
+	set   map[netip.Addr]bool
+}
+
+func newLocalAddrs(c Clock) *localAddrs { return &localAddrs{clock: c} }
+
+func (l *localAddrs) has(a netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := l.clock.Now(); l.set == nil || now.Sub(l.at) > time.Second {
+		l.at = now
+		l.set = map[netip.Addr]bool{}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, x := range addrs {
+				if ipn, ok := x.(*net.IPNet); ok {
+					if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+						l.set[ip.Unmap()] = true
+					}
+				}
+			}
+		}
+	}
+	return l.set[a.Unmap()]
+}

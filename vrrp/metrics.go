@@ -1,0 +1,94 @@
+package vrrp
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the vrrp collectors. A nil *metrics records nothing, so unit
+// tests need no registry.
+type metrics struct {
+	state          *prometheus.GaugeVec
+	transitions    *prometheus.CounterVec
+	sentTotal      *prometheus.CounterVec
+	receivedTotal  *prometheus.CounterVec
+	drops          *prometheus.CounterVec
+	masterPriority *prometheus.GaugeVec
+	announcements  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lvsd_vrrp_state",
+			Help: "VRRP instance state: 0 init, 1 backup, 2 master, 3 fault.",
+		}, []string{"instance"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_vrrp_transitions_total",
+			Help: "VRRP state transitions by new state.",
+		}, []string{"instance", "to"}),
+		sentTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_vrrp_adverts_sent_total",
+			Help: "VRRP advertisements sent (one per destination).",
+		}, []string{"instance"}),
+		receivedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_vrrp_adverts_received_total",
+			Help: "VRRP advertisements received for the instance that passed every check.",
+		}, []string{"instance"}),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_vrrp_drops_total",
+			Help: "Received VRRP packets dropped, by reason (ttl, version, type, checksum, truncated, unknown_sender, own_address, interval, family).",
+		}, []string{"instance", "reason"}),
+		masterPriority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lvsd_vrrp_master_priority",
+			Help: "Priority of the current master as last seen (ours when master, 0 after a resignation).",
+		}, []string{"instance"}),
+		announcements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_vrrp_announcements_total",
+			Help: "Gratuitous ARP / unsolicited NA rounds sent (one packet per VIP each).",
+		}, []string{"instance"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.state, m.transitions, m.sentTotal, m.receivedTotal, m.drops, m.masterPriority, m.announcements} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) drop(instance, reason string) {
+	if m != nil {
+		m.drops.WithLabelValues(instance, reason).Inc()
+	}
+}
+
+func (m *metrics) sent(instance string) {
+	if m != nil {
+		m.sentTotal.WithLabelValues(instance).Inc()
+	}
+}
+
+func (m *metrics) received(instance string) {
+	if m != nil {
+		m.receivedTotal.WithLabelValues(instance).Inc()
+	}
+}
+
+func (m *metrics) announced(instance string) {
+	if m != nil {
+		m.announcements.WithLabelValues(instance).Inc()
+	}
+}
+
+func (m *metrics) transition(instance string, to State) {
+	if m != nil {
+		m.state.WithLabelValues(instance).Set(float64(to))
+		m.transitions.WithLabelValues(instance, to.String()).Inc()
+	}
+}
+
+func (m *metrics) master(instance string, priority int) {
+	if m != nil {
+		m.masterPriority.WithLabelValues(instance).Set(float64(priority))
+	}
+}
