@@ -47,7 +47,7 @@ func checkKeyOwners(key string) string {
 		t    reflect.Type
 	}{
 		{"tcp", reflect.TypeFor[TCPCheck]()},
-		{"http and https", reflect.TypeFor[HTTPCheck]()},
+		{"http/https", reflect.TypeFor[HTTPCheck]()},
 		{"dns", reflect.TypeFor[DNSCheck]()},
 		{"ldap", reflect.TypeFor[LDAPCheck]()},
 		{"exec", reflect.TypeFor[ExecCheck]()},
@@ -123,10 +123,13 @@ func (c *Check) Validate() error {
 	if c.Interval.Duration <= 0 {
 		p.add("interval", "must be positive")
 	}
+	// With no valid interval the timeout (often its default) cannot be
+	// judged; the interval error is the one to fix.
 	switch {
+	case c.Interval.Duration <= 0:
 	case c.Timeout.Duration <= 0:
 		p.add("timeout", "must be positive")
-	case c.Interval.Duration > 0 && c.Timeout.Duration >= c.Interval.Duration:
+	case c.Timeout.Duration >= c.Interval.Duration:
 		p.add("timeout", "%s must be shorter than interval %s", c.Timeout.Duration, c.Interval.Duration)
 	}
 	if c.Rise < 1 {
@@ -260,7 +263,7 @@ func (d *DNSCheck) setDefaults(given keySet) {
 	// absolute; accept what people type.
 	d.QueryType = strings.ToUpper(d.QueryType)
 	d.ExpectRcode = strings.ToUpper(d.ExpectRcode)
-	if d.QueryName != "" {
+	if _, ok := dns.IsDomainName(d.QueryName); ok && d.QueryName != "" {
 		d.QueryName = dns.Fqdn(d.QueryName)
 	}
 }

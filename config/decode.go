@@ -278,9 +278,17 @@ func (l *loader) decodeArray(v any, rv reflect.Value, at loc) bool {
 		}
 		el := at.elem(i, label)
 		ev := reflect.New(elemType).Elem()
-		// An element of the wrong shape is left out, so nothing later
-		// trips over a nil or half-made entry; its error is already out.
-		if l.decodeValue(e, ev, el) {
+		ok := l.decodeValue(e, ev, el)
+		if !ok {
+			// The array as a whole is now known to be wrong: checks on
+			// it ("at least one VIP") would only repeat the error.
+			l.failed[at.raw] = true
+		}
+		// A table of the wrong shape is left out, so nothing later trips
+		// over a nil or half-made entry (tables keep their place in
+		// l.locs). A scalar keeps its place as a zero value, so positions
+		// in later messages still match the file.
+		if ok || !isTable(elemType) {
 			out = reflect.Append(out, ev)
 			where = append(where, el)
 		}

@@ -141,8 +141,8 @@ func (l *loader) service(s *Service, at loc) {
 			l.errorf(at.key("port"), "required")
 		case s.Port == 0 && s.Persistence.Duration == 0:
 			l.errorf(at.key("port"), "0 (all ports) needs persistence")
-		default:
-			l.portRange(at.key("port"), s.Port, 0)
+		case s.Port != 0:
+			l.portRange(at.key("port"), s.Port, 1)
 		}
 		if s.Protocol == "" {
 			s.Protocol = "tcp"
@@ -292,7 +292,10 @@ func (l *loader) realServer(r *RealServer, s *Service) {
 			continue
 		}
 		c.Port = r.Port
-		if c.Port == 0 && c.Exec == nil && !l.failed[at.key("port").raw] {
+		// A zero port is only news for a fwmark or all-ports service;
+		// otherwise the service's or server's port already has an error.
+		portBroken := l.failed[at.key("port").raw] || l.failed[l.locs[s].key("port").raw]
+		if c.Port == 0 && c.Exec == nil && !portBroken {
 			l.errorf(l.locs[c].key("port"), "required: real server %s has no port to probe", r.Address.IP)
 		}
 	}
@@ -304,12 +307,12 @@ func (l *loader) check(c *Check, s *Service) {
 	if g["port"] && c.Port == 0 {
 		l.errorf(at.key("port"), "0 out of range 1..65535")
 	}
+	c.setDefaults(g)
 	// A DNS check probes the protocol the service carries unless told
 	// otherwise: a TCP DNS service must be checked over TCP.
 	if c.DNS != nil && !g["transport"] && (s.Protocol == "tcp" || s.Protocol == "udp") {
 		c.DNS.Transport = s.Protocol
 	}
-	c.setDefaults(g)
 	l.adopt(at, c.Validate())
 	if c.SourceAddress.IsValid() && s.VIP.IsValid() && c.SourceAddress.IP.Is4() != s.VIP.IP.Is4() {
 		l.errorf(at.key("source_address"), "%s is %s but the service is %s", c.SourceAddress.IP, familyName(c.SourceAddress.IP), familyName(s.VIP.IP))

@@ -120,27 +120,39 @@ func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
 // vrrpAddresses keeps one family per instance: a VRRPv3 advertisement
 // carries addresses of a single family, and peers must speak it.
 func (l *loader) vrrpAddresses(v *VRRP, at loc) {
-	if len(v.VIPs) == 0 {
+	firstAt := -1
+	for i, p := range v.VIPs {
+		if p.IsValid() { // invalid ones already have their error
+			firstAt = i
+			break
+		}
+	}
+	if firstAt < 0 {
 		l.errorf(at.key("vips"), "at least one VIP is required")
 		return
 	}
-	first := v.VIPs[0].Addr()
+	first := v.VIPs[firstAt].Addr()
 	seen := map[netip.Addr]int{}
 	for i, p := range v.VIPs {
 		el := at.key("vips").elem(i, strconv.Itoa(i+1))
+		if !p.IsValid() {
+			continue
+		}
 		if j, dup := seen[p.Addr()]; dup {
 			l.errorf(el, "duplicate of vips[%d]", j+1)
 			continue
 		}
 		seen[p.Addr()] = i
 		if p.Addr().Is4() != first.Is4() {
-			l.errorf(el, "%s is %s but vips[1] is %s (one VRRP instance carries one family)", p, familyName(p.Addr()), familyName(first))
+			l.errorf(el, "%s is %s but vips[%d] is %s (one VRRP instance carries one family)", p, familyName(p.Addr()), firstAt+1, familyName(first))
 		}
 	}
 	peers := map[netip.Addr]int{}
 	for i, a := range v.UnicastPeers {
 		el := at.key("unicast_peers").elem(i, strconv.Itoa(i+1))
 		switch j, dup := peers[a.IP]; {
+		case !a.IsValid():
+			continue
 		case a.Port != 0:
 			l.errorf(el, "must be an address without a port")
 		case dup:
