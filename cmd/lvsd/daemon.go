@@ -1,0 +1,501 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"reflect"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lvsd/lvsd/checks"
+	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/director"
+	"github.com/lvsd/lvsd/vrrp"
+)
+
+// lvsdDaemon wires the packages together: check transitions feed the
+// director and VRRP tracking, VRRP state drives the VIPs and the sync
+// daemons, and the control API reads and steers all three.
+type lvsdDaemon struct {
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	dir   *director.Director // nil when the kernel has no IPVS (VRRP-only)
+	sched *checks.Scheduler
+	vr    *vrrp.Manager // nil without [[vrrp]]
+	sync  syncFollower // nil without [vrrp.sync]
+	vips  director.VIPs
+
+	mu         sync.Mutex
+	cfg        *config.Config
+	healthy    map[string]map[string]bool // service -> realserver -> healthy; absent = unknown
+	lastReload time.Time
+	reloadErr  error
+
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+}
+
+func newDaemon(cfg *config.Config, log *slog.Logger) (*lvsdDaemon, error) {
+	if err := preflight(cfg); err != nil {
+		return nil, err
+	}
+	d := &lvsdDaemon{log: log, cfg: cfg, healthy: map[string]map[string]bool{}, reg: prometheus.NewRegistry()}
+	if err := d.registerOwnMetrics(); err != nil {
+		return nil, err
+	}
+	if director.HasIPVS() {
+		k, err := director.OpenKernel()
+		if err != nil {
+			return nil, err
+		}
+		d.dir, err = director.New(cfg, k, director.WithLogger(log))
+		if err != nil {
+			return nil, err
+		}
+		if err := d.dir.Register(d.reg); err != nil {
+			return nil, fmt.Errorf("director metrics: %w", err)
+		}
+	}
+	d.sched = checks.NewScheduler(log, d.onTransition)
+	if err := d.sched.RegisterMetrics(d.reg); err != nil {
+		return nil, fmt.Errorf("check metrics: %w", err)
+	}
+	if len(cfg.VRRP) > 0 {
+		var err error
+		d.sync, err = newSyncFollower(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		d.vr, err = vrrp.NewManager(cfg.VRRP, vrrp.Options{
+			Logger: log, Registerer: d.reg, Addresses: d.vips, OnStateChange: d.onStateChange,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// preflight refuses to start, changing nothing, when the host cannot run
+// cfg. A VRRP-only config needs no IPVS.
+func preflight(cfg *config.Config) error {
+	if len(cfg.Services) > 0 {
+		return director.Preflight(cfg)
+	}
+	var errs []error
+	if os.Geteuid() != 0 {
+		errs = append(errs, errors.New("lvsd must run as root to add VIPs and send VRRP"))
+	}
+	for _, v := range cfg.VRRP {
+		if _, err := net.InterfaceByName(v.Interface); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp[%s]: interface %q does not exist", v.Name, v.Interface))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *lvsdDaemon) registerOwnMetrics() error {
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lvsd_build_info", Help: "Always 1; the labels say which lvsd runs.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(lvsdVersion(), runtime.Version()).Set(1)
+	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lvsd_config_last_reload_successful", Help: "1 if the last config load or reload was applied, 0 if it was rejected.",
+	})
+	d.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lvsd_config_last_reload_timestamp_seconds", Help: "Unix time of the last config load or reload attempt.",
+	})
+	for _, c := range []prometheus.Collector{build, d.reloadOK, d.reloadTime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := d.reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	d.reloadOK.Set(1)
+	d.reloadTime.SetToCurrentTime()
+	d.lastReload = time.Now()
+	return nil
+}
+
+// run starts everything, reports READY to systemd and blocks until ctx
+// ends; then VRRP resigns first, so the peer takes over while this node
+// still forwards.
+func (d *lvsdDaemon) run(ctx context.Context) error {
+	cfg := d.config()
+	if d.dir != nil {
+		if err := director.ApplySysctls(cfg); err != nil {
+			d.log.Warn("kernel settings", "err", err)
+		}
+	}
+	if err := d.syncStaticVIPs(ctx, nil, cfg); err != nil {
+		return err
+	}
+	d.sched.Update(targetsOf(cfg))
+	d.markUncheckedHealthy(cfg)
+
+	listeners, err := d.startListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+		if cfg.Director.ControlSocket != "" {
+			os.Remove(cfg.Director.ControlSocket)
+		}
+	}()
+
+	compCtx, stopComponents := context.WithCancel(context.Background())
+	defer stopComponents()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	start := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(compCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	if d.dir != nil {
+		if _, err := d.dir.Reconcile(ctx); err != nil {
+			d.log.Error("first reconcile pass", "err", err)
+		}
+		start("director", d.dir.Run)
+	}
+	start("checks", d.sched.Run)
+	vrDone := make(chan struct{})
+	if d.vr != nil {
+		go func() {
+			defer close(vrDone)
+			if err := d.vr.Run(compCtx); err != nil {
+				errc <- err
+			}
+		}()
+	} else {
+		close(vrDone)
+	}
+	d.log.Info("lvsd running", "node", cfg.Director.Name, "services", len(cfg.Services), "vrrp_instances", len(cfg.VRRP), "version", lvsdVersion())
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	go d.watchdog(compCtx)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	d.log.Info("lvsd stopping")
+	stopComponents()
+	select {
+	case <-vrDone:
+	case <-time.After(5 * time.Second):
+		d.log.Warn("VRRP did not stop within 5s")
+	}
+	wg.Wait()
+	d.shutdownKernel(d.config())
+	return runErr
+}
+
+// shutdownKernel stops the sync daemons and, with on_exit = "flush",
+// removes what lvsd programmed. With "keep" the table and static VIPs stay,
+// so restarting lvsd never interrupts traffic.
+func (d *lvsdDaemon) shutdownKernel(cfg *config.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.sync != nil {
+		if err := d.sync.Close(ctx); err != nil {
+			d.log.Warn("stopping sync daemons", "err", err)
+		}
+	}
+	if cfg.Director.OnExit != "flush" {
+		return
+	}
+	if d.dir != nil {
+		if err := d.dir.Flush(ctx); err != nil {
+			d.log.Error("on_exit = flush", "err", err)
+		}
+	}
+	if err := d.syncStaticVIPs(ctx, cfg, nil); err != nil {
+		d.log.Error("on_exit = flush: removing VIPs", "err", err)
+	}
+}
+
+func (d *lvsdDaemon) watchdog(ctx context.Context) {
+	every, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || every == 0 {
+		return
+	}
+	t := time.NewTicker(every / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		}
+	}
+}
+
+func (d *lvsdDaemon) startListeners(cfg *config.Config) ([]net.Listener, error) {
+	var out []net.Listener
+	if cfg.Director.ControlSocket != "" {
+		l, err := listenControlSocket(cfg.Director.ControlSocket)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+		go func() { _ = (&http.Server{Handler: controlHandler(d, false), ReadHeaderTimeout: 5 * time.Second}).Serve(l) }()
+	}
+	if cfg.Director.MetricsListen != "" {
+		l, err := net.Listen("tcp", cfg.Director.MetricsListen)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("metrics_listen: %w", err)
+		}
+		out = append(out, l)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+		mux.Handle("/status", controlHandler(d, true))
+		go func() { _ = (&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}).Serve(l) }()
+	}
+	return out, nil
+}
+
+func (d *lvsdDaemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// targetsOf lists every real server that has checks. Servers without
+// checks are taken as healthy, as in keepalived.
+func targetsOf(cfg *config.Config) []checks.Target {
+	var out []checks.Target
+	for _, s := range cfg.Services {
+		for _, rs := range s.RealServers {
+			if len(rs.Checks) == 0 {
+				continue
+			}
+			out = append(out, checks.Target{
+				Service: s.Name, RealServer: rs.Key(), Addr: rs.AddrPort(),
+				Checks: rs.Checks, StartHealthy: !s.AlphaOn(),
+			})
+		}
+	}
+	return out
+}
+
+func (d *lvsdDaemon) markUncheckedHealthy(cfg *config.Config) {
+	for _, s := range cfg.Services {
+		for _, rs := range s.RealServers {
+			if len(rs.Checks) == 0 {
+				d.onTransition(checks.Transition{Service: s.Name, RealServer: rs.Key(), Healthy: true, Reason: "no checks configured", Weight: -1})
+			}
+		}
+	}
+}
+
+func (d *lvsdDaemon) onTransition(t checks.Transition) {
+	level := slog.LevelInfo
+	if !t.Healthy {
+		level = slog.LevelWarn
+	}
+	d.log.Log(context.Background(), level, "real server health", "service", t.Service, "realserver", t.RealServer,
+		"healthy", t.Healthy, "reason", t.Reason, "weight", t.Weight)
+	if d.dir != nil {
+		d.dir.SetHealth(t.Service, t.RealServer, director.Health{Known: true, Healthy: t.Healthy, Weight: t.Weight})
+	}
+	d.mu.Lock()
+	m := d.healthy[t.Service]
+	if m == nil {
+		m = map[string]bool{}
+		d.healthy[t.Service] = m
+	}
+	m[t.RealServer] = t.Healthy
+	down := d.serviceDownLocked(t.Service)
+	d.mu.Unlock()
+	if d.vr != nil {
+		d.vr.SetServiceDown(t.Service, down)
+	}
+}
+
+// serviceDownLocked says a service is down only once every real server has
+// a verdict and none is healthy: a director that has not finished its first
+// checks must not hand over VRRP mastership for that.
+func (d *lvsdDaemon) serviceDownLocked(name string) bool {
+	for _, s := range d.cfg.Services {
+		if s.Name != name {
+			continue
+		}
+		for _, rs := range s.RealServers {
+			healthy, known := d.healthy[name][rs.Key()]
+			if !known || healthy {
+				return false
+			}
+		}
+		return len(s.RealServers) > 0
+	}
+	return false
+}
+
+func (d *lvsdDaemon) onStateChange(c vrrp.StateChange) {
+	if d.sync != nil {
+		d.sync.OnState(c.Instance, c.To == vrrp.StateMaster)
+	}
+}
+
+// syncStaticVIPs moves the always-held VIPs from what old needs to what
+// next needs (either may be nil).
+func (d *lvsdDaemon) syncStaticVIPs(ctx context.Context, old, next *config.Config) error {
+	var have, want []netip.Prefix
+	iface := ""
+	if old != nil {
+		have = director.StaticVIPs(old)
+		iface = old.Director.Interface
+	}
+	if next != nil {
+		want = director.StaticVIPs(next)
+		iface = next.Director.Interface
+	}
+	var add, del []netip.Prefix
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			add = append(add, p)
+		}
+	}
+	for _, p := range have {
+		if !slices.Contains(want, p) {
+			del = append(del, p)
+		}
+	}
+	if len(add)+len(del) > 0 && iface == "" {
+		return errors.New("director.interface is needed to hold service VIPs that no VRRP instance covers")
+	}
+	if len(del) > 0 {
+		if err := d.vips.RemoveVIPs(ctx, iface, del); err != nil {
+			return err
+		}
+	}
+	if len(add) > 0 {
+		return d.vips.AddVIPs(ctx, iface, add)
+	}
+	return nil
+}
+
+// Reload re-reads the config file. Everything is validated before anything
+// changes; on error the old config keeps running and the error is kept for
+// status and metrics.
+func (d *lvsdDaemon) Reload() error {
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReloading)
+	defer daemon.SdNotify(false, daemon.SdNotifyReady)
+	old := d.config()
+	err := d.reload(old)
+	d.mu.Lock()
+	d.lastReload, d.reloadErr = time.Now(), err
+	d.mu.Unlock()
+	d.reloadTime.SetToCurrentTime()
+	if err != nil {
+		d.reloadOK.Set(0)
+		d.log.Error("reload rejected; the old config keeps running", "config", old.Path, "err", err)
+		return err
+	}
+	d.reloadOK.Set(1)
+	d.log.Info("config reloaded", "config", old.Path)
+	return nil
+}
+
+func (d *lvsdDaemon) reload(old *config.Config) error {
+	next, err := config.Load(old.Path)
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(old.VRRP, next.VRRP) {
+		return errors.New("vrrp instances changed: VRRP changes are applied by a restart, not a reload")
+	}
+	if d.dir == nil && len(next.Services) > 0 {
+		return director.ErrNoIPVS
+	}
+	if d.dir != nil {
+		if err := d.dir.Update(next); err != nil {
+			return err
+		}
+	}
+	d.mu.Lock()
+	d.cfg = next
+	for svc, m := range d.healthy {
+		s := findService(next, svc)
+		if s == nil {
+			delete(d.healthy, svc)
+			continue
+		}
+		for rs := range m {
+			if !slices.ContainsFunc(s.RealServers, func(r *config.RealServer) bool { return r.Key() == rs }) {
+				delete(m, rs)
+			}
+		}
+	}
+	d.mu.Unlock()
+	if d.sync != nil {
+		d.sync.Update(next)
+	}
+	d.sched.Update(targetsOf(next))
+	d.markUncheckedHealthy(next)
+	if d.dir != nil {
+		if err := director.ApplySysctls(next); err != nil {
+			d.log.Warn("kernel settings", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return d.syncStaticVIPs(ctx, old, next)
+}
+
+func findService(cfg *config.Config, name string) *config.Service {
+	for _, s := range cfg.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func (d *lvsdDaemon) Drain(service, realserver string, on bool) error {
+	if d.dir == nil {
+		return errors.New("no IPVS services on this director")
+	}
+	return d.dir.Drain(service, realserver, on)
+}
+
+func (d *lvsdDaemon) Takeover(instance string) error {
+	if d.vr == nil {
+		return errors.New("no VRRP instances on this director")
+	}
+	return d.vr.Takeover(instance)
+}
+
+func (d *lvsdDaemon) Giveup(instance string) error {
+	if d.vr == nil {
+		return errors.New("no VRRP instances on this director")
+	}
+	return d.vr.Giveup(instance)
+}

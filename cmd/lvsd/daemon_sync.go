@@ -1,0 +1,20 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/lvsd/lvsd/config"
+)
+
+// syncFollower runs the kernel's IPVS connection-sync daemons in step with
+// VRRP: master daemon while an instance is master, backup daemon otherwise.
+type syncFollower interface {
+	OnState(instance string, master bool)
+	Update(cfg *config.Config)
+	Close(ctx context.Context) error
+}
+
+func newSyncFollower(cfg *config.Config, log *slog.Logger) (syncFollower, error) {
+	return nil, nil // wired once director's sync manager lands
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// StatusReport is the JSON document served on GET /status and printed by
+// `lvsd status`. Field names are part of the API: add, never rename.
+type StatusReport struct {
+	Node       string           `json:"node"`
+	Config     string           `json:"config"`
+	Version    string           `json:"version"`
+	LastReload time.Time        `json:"last_reload"`
+	ReloadOK   bool             `json:"last_reload_successful"`
+	ReloadErr  string           `json:"last_reload_error,omitempty"`
+	Services   []ServiceStatus  `json:"services"`
+	VRRP       []InstanceStatus `json:"vrrp"`
+}
+
+type ServiceStatus struct {
+	Name        string             `json:"name"`
+	Address     string             `json:"address"` // "tcp 192.0.2.10:80" or "fwmark 10"
+	Scheduler   string             `json:"scheduler"`
+	InKernel    bool               `json:"in_kernel"`
+	SorryActive bool               `json:"sorry_active"`
+	RealServers []RealServerStatus `json:"realservers"`
+}
+
+type RealServerStatus struct {
+	Address      string        `json:"address"`
+	Health       string        `json:"health"` // unknown | up | down
+	Reason       string        `json:"reason,omitempty"`
+	Latency      time.Duration `json:"latency_ns"`
+	LastCheck    time.Time     `json:"last_check,omitempty"`
+	Weight       int           `json:"weight"`        // configured
+	KernelWeight int           `json:"kernel_weight"` // -1: not in the kernel table
+	Drained      bool          `json:"drained"`
+	ActiveConns  uint64        `json:"active_conns"`
+	InactConns   uint64        `json:"inactive_conns"`
+}
+
+type InstanceStatus struct {
+	Name           string   `json:"name"`
+	VRID           int      `json:"vrid"`
+	Interface      string   `json:"interface"`
+	State          string   `json:"state"`
+	Priority       int      `json:"priority"`
+	MasterPriority int      `json:"master_priority"`
+	VIPs           []string `json:"vips"`
+}
+
+func init() {
+	register(command{name: "status", summary: "show services, real servers with health and weight, and VRRP state of a running lvsd", run: runStatus})
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "Show what a running lvsd is doing: each service with its real servers' health,\nlast check reason and latency, weight and connections, and each VRRP instance's state.", stderr)
+	socket := fs.String("socket", defaultSocket, "control socket of the running lvsd")
+	asJSON := fs.Bool("json", false, "print the raw JSON status document")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	var st StatusReport
+	if err := newControlClient(*socket).do("GET", "/status", &st); err != nil {
+		fmt.Fprintln(stderr, "lvsd status:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+		return 0
+	}
+	printStatus(stdout, st)
+	return 0
+}
+
+// printStatus renders the report the way ipvsadm -L does, with health
+// columns added, because that is the table our users already read.
+func printStatus(w io.Writer, st StatusReport) {
+	fmt.Fprintf(w, "lvsd %s on %s, config %s", st.Version, st.Node, st.Config)
+	if !st.LastReload.IsZero() {
+		ok := "ok"
+		if !st.ReloadOK {
+			ok = "FAILED: " + st.ReloadErr
+		}
+		fmt.Fprintf(w, ", last reload %s (%s)", st.LastReload.Format(time.RFC3339), ok)
+	}
+	fmt.Fprintln(w)
+	if len(st.VRRP) > 0 {
+		fmt.Fprintln(w, "\nVRRP")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  INSTANCE\tVRID\tIFACE\tSTATE\tPRIO\tMASTER-PRIO\tVIPS")
+		for _, v := range st.VRRP {
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", v.Name, v.VRID, v.Interface, v.State, v.Priority, v.MasterPriority, strings.Join(v.VIPs, ","))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nSERVICES")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SERVICE / REALSERVER\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACT\tLATENCY\tREASON")
+	for _, s := range st.Services {
+		flag := ""
+		if !s.InKernel {
+			flag = " [not in kernel]"
+		}
+		if s.SorryActive {
+			flag += " [SORRY SERVER ACTIVE]"
+		}
+		fmt.Fprintf(tw, "  %s  %s %s%s\t\t\t\t\t\t\t\n", s.Name, s.Address, s.Scheduler, flag)
+		for _, r := range s.RealServers {
+			kw := "-"
+			if r.KernelWeight >= 0 {
+				kw = fmt.Sprint(r.KernelWeight)
+			}
+			health := r.Health
+			if r.Drained {
+				health += ",drained"
+			}
+			lat := "-"
+			if r.Latency > 0 {
+				lat = r.Latency.Round(10 * time.Microsecond).String()
+			}
+			fmt.Fprintf(tw, "    -> %s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", r.Address, health, r.Weight, kw, r.ActiveConns, r.InactConns, lat, r.Reason)
+		}
+	}
+	tw.Flush()
+}
