@@ -36,7 +36,7 @@ type lvsdDaemon struct {
 	dir   *director.Director // nil when the kernel has no IPVS (VRRP-only)
 	sched *checks.Scheduler
 	vr    *vrrp.Manager // nil without [[vrrp]]
-	sync  syncFollower // nil without [vrrp.sync]
+	sync  syncFollower  // nil without [vrrp.sync]
 	vips  director.VIPs
 
 	mu         sync.Mutex
@@ -262,7 +262,9 @@ func (d *lvsdDaemon) startListeners(cfg *config.Config) ([]net.Listener, error) 
 			return nil, err
 		}
 		out = append(out, l)
-		go func() { _ = (&http.Server{Handler: controlHandler(d, false), ReadHeaderTimeout: 5 * time.Second}).Serve(l) }()
+		go func() {
+			_ = (&http.Server{Handler: controlHandler(d, false), ReadHeaderTimeout: 5 * time.Second}).Serve(l)
+		}()
 	}
 	if cfg.Director.MetricsListen != "" {
 		l, err := net.Listen("tcp", cfg.Director.MetricsListen)
