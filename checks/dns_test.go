@@ -101,7 +101,7 @@ func TestDNS(t *testing.T) {
 			t.Run(transport.name+"/"+tc.name, func(t *testing.T) {
 				d := tc.d
 				d.Transport = transport.name
-				r := probe(t, &config.Check{Type: "dns", DNS: &d}, transport.addr, 300*time.Millisecond)
+				r := runOnce(t, &config.Check{Type: "dns", DNS: &d}, transport.addr, 300*time.Millisecond)
 				wantResult(t, r, tc.healthy, tc.class)
 				if !strings.Contains(r.Reason, tc.mention) {
 					t.Errorf("reason %q does not mention %q", r.Reason, tc.mention)
@@ -114,11 +114,11 @@ func TestDNS(t *testing.T) {
 func TestDNSTransportIsHonoured(t *testing.T) {
 	udp, tcp := startDNS(t)
 	// Nothing listens on TCP at the UDP port and vice versa.
-	r := probe(t, &config.Check{Type: "dns", DNS: &config.DNSCheck{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
+	r := runOnce(t, &config.Check{Type: "dns", DNS: &config.DNSCheck{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
 	if r.Healthy {
 		t.Errorf("tcp probe of a udp-only port was healthy: %s", r.Reason)
 	}
-	r = probe(t, &config.Check{Type: "dns", Port: int(tcp.Port()), DNS: &config.DNSCheck{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
+	r = runOnce(t, &config.Check{Type: "dns", Port: int(tcp.Port()), DNS: &config.DNSCheck{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
 	wantResult(t, r, true, "ok")
 }
 

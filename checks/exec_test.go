@@ -40,7 +40,7 @@ func TestExec(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &config.Check{Type: "exec", Exec: &config.ExecCheck{Command: tc.argv, DynamicWeight: tc.dynamic}}
-			r := probe(t, c, target, time.Second)
+			r := runOnce(t, c, target, time.Second)
 			wantResult(t, r, tc.healthy, tc.class)
 			if r.Weight != tc.weight {
 				t.Errorf("weight %d, want %d (reason %q)", r.Weight, tc.weight, r.Reason)
@@ -58,7 +58,7 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	script := "sleep 60 & echo $! > " + pidFile + "; wait"
 	c := &config.Check{Type: "exec", Exec: &config.ExecCheck{Command: []string{"sh", "-c", script}}}
 	start := time.Now()
-	r := probe(t, c, closedPort(t), 500*time.Millisecond)
+	r := runOnce(t, c, closedPort(t), 500*time.Millisecond)
 	wantResult(t, r, false, "timeout")
 	if elapsed := time.Since(start); elapsed > 500*time.Millisecond+execWaitDelay+2*time.Second {
 		t.Errorf("probe returned after %s", elapsed)

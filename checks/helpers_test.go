@@ -10,8 +10,8 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-// probe builds c for addr and runs one probe under timeout.
-func probe(t *testing.T, c *config.Check, addr netip.AddrPort, timeout time.Duration) Result {
+// runOnce builds c for addr and runs one probe under timeout.
+func runOnce(t *testing.T, c *config.Check, addr netip.AddrPort, timeout time.Duration) Result {
 	t.Helper()
 	checker, err := New(c, addr)
 	if err != nil {

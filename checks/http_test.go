@@ -18,7 +18,9 @@ import (
 func httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("status: all good\n")) })
-	mux.HandleFunc("/down", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "maintenance", http.StatusServiceUnavailable) })
+	mux.HandleFunc("/down", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+	})
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/down", http.StatusFound) })
 	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/vhost", func(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +82,7 @@ func TestHTTP(t *testing.T) {
 			h := tc.h
 			before := conns.Load()
 			start := time.Now()
-			r := probe(t, &config.Check{Type: "http", HTTP: &h}, target, 500*time.Millisecond)
+			r := runOnce(t, &config.Check{Type: "http", HTTP: &h}, target, 500*time.Millisecond)
 			wantResult(t, r, tc.healthy, tc.class)
 			if elapsed := time.Since(start); elapsed > 5*time.Second {
 				t.Errorf("probe took %s despite a 500ms deadline", elapsed)
@@ -118,7 +120,7 @@ func TestHTTPS(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			r := probe(t, &config.Check{Type: "https", HTTP: &h}, target, 2*time.Second)
+			r := runOnce(t, &config.Check{Type: "https", HTTP: &h}, target, 2*time.Second)
 			wantResult(t, r, tc.healthy, tc.class)
 		})
 	}
@@ -129,7 +131,7 @@ func TestHTTPSourceAddress(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { remote.Store(r.RemoteAddr) }))
 	defer srv.Close()
 	c := &config.Check{Type: "http", SourceAddress: srcAddr("127.0.0.3"), HTTP: &config.HTTPCheck{}}
-	wantResult(t, probe(t, c, addrOf(t, srv.Listener.Addr()), time.Second), true, "ok")
+	wantResult(t, runOnce(t, c, addrOf(t, srv.Listener.Addr()), time.Second), true, "ok")
 	if got, _ := remote.Load().(string); !strings.HasPrefix(got, "127.0.0.3:") {
 		t.Errorf("server saw the probe from %q, want 127.0.0.3", got)
 	}

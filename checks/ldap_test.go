@@ -139,7 +139,7 @@ func TestLDAP(t *testing.T) {
 	full := startSlapd(t)
 	full.load(t, 2, 1)
 	empty := startSlapd(t)
-	empty.load(t, 0, 0) // o=grid exists, as in a BDII between restart and its first update
+	empty.load(t, 0, 0)   // o=grid exists, as in a BDII between restart and its first update
 	bare := startSlapd(t) // nothing at all, not even o=grid
 
 	goodPW := writeFile(t, rootPW+"\n")
@@ -167,7 +167,7 @@ func TestLDAP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := probe(t, bdiiCheck(tc.l), tc.server.addr, 2*time.Second)
+			r := runOnce(t, bdiiCheck(tc.l), tc.server.addr, 2*time.Second)
 			wantResult(t, r, tc.healthy, tc.class)
 			if !strings.Contains(r.Reason, tc.mention) {
 				t.Errorf("reason %q does not mention %q", r.Reason, tc.mention)
@@ -181,14 +181,14 @@ func TestLDAP(t *testing.T) {
 func TestLDAPStoppedSlapdTimesOut(t *testing.T) {
 	s := startSlapd(t)
 	s.load(t, 1, 0)
-	wantResult(t, probe(t, bdiiCheck(config.LDAPCheck{}), s.addr, 2*time.Second), true, "ok")
+	wantResult(t, runOnce(t, bdiiCheck(config.LDAPCheck{}), s.addr, 2*time.Second), true, "ok")
 	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	defer s.cmd.Process.Signal(syscall.SIGCONT)
 	const timeout = 500 * time.Millisecond
 	start := time.Now()
-	r := probe(t, bdiiCheck(config.LDAPCheck{}), s.addr, timeout)
+	r := runOnce(t, bdiiCheck(config.LDAPCheck{}), s.addr, timeout)
 	elapsed := time.Since(start)
 	wantResult(t, r, false, "timeout")
 	// Generous bound: this proves "no hang", not a latency.

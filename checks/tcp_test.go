@@ -89,7 +89,7 @@ func TestTCP(t *testing.T) {
 			tcp := tc.tcp
 			c := &config.Check{Type: "tcp", Port: tc.port, TCP: &tcp}
 			start := time.Now()
-			r := probe(t, c, tc.target, 300*time.Millisecond)
+			r := runOnce(t, c, tc.target, 300*time.Millisecond)
 			wantResult(t, r, tc.healthy, tc.class)
 			if r.Weight != -1 {
 				t.Errorf("weight %d, want -1", r.Weight)
@@ -104,7 +104,7 @@ func TestTCP(t *testing.T) {
 func TestTCPSourceAddress(t *testing.T) {
 	srv := startLineServer(t)
 	c := &config.Check{Type: "tcp", SourceAddress: srcAddr("127.0.0.2"), TCP: &config.TCPCheck{}}
-	r := probe(t, c, addrOf(t, srv.l.Addr()), time.Second)
+	r := runOnce(t, c, addrOf(t, srv.l.Addr()), time.Second)
 	wantResult(t, r, true, "ok")
 	if got := srv.lastRemote(); !strings.HasPrefix(got, "127.0.0.2:") {
 		t.Errorf("server saw the probe from %s, want 127.0.0.2", got)

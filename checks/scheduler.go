@@ -1,0 +1,602 @@
+package checks
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+)
+
+// Health is what the scheduler knows about a real server or one of its checks.
+type Health int
+
+const (
+	Unknown Health = iota // not yet decided: alpha servers start here
+	Up
+	Down
+)
+
+func (h Health) String() string {
+	switch h {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	}
+	return "unknown"
+}
+
+// MarshalText lets status output show "up" rather than a number.
+func (h Health) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// Target is one real server of one service and the checks that judge it.
+type Target struct {
+	Service    string
+	RealServer string // the real server's key, "ip:port"
+	Addr       netip.AddrPort
+	Checks     []*config.Check
+	// StartHealthy starts the server up (alpha off) instead of unknown.
+	StartHealthy bool
+}
+
+// Transition reports that a real server became healthy or unhealthy, or
+// that a healthy server's dynamic weight changed.
+type Transition struct {
+	Service, RealServer string
+	Healthy             bool
+	Reason              string
+	Weight              int // dynamic weight, -1 for the configured weight
+}
+
+// ProbeRun describes one finished probe, for WithProbeHook.
+type ProbeRun struct {
+	Due, Start time.Time
+	Result     Result
+}
+
+// Option configures a Scheduler.
+type Option func(*Scheduler)
+
+// WithClock replaces the wall clock, for tests.
+func WithClock(c Clock) Option { return func(s *Scheduler) { s.clock = c } }
+
+// WithProbeHook calls f after every probe, from the probe's goroutine.
+func WithProbeHook(f func(ProbeRun)) Option { return func(s *Scheduler) { s.hook = f } }
+
+// Scheduler runs every check of every target on its own timer and turns the
+// results into transitions with rise/fall hysteresis.
+//
+// One dispatcher goroutine keeps all probes in a heap ordered by due time and
+// starts each probe in a goroutine of its own, so a hung server holds only its
+// own probe and no goroutine exists per check between runs. Checks with the
+// same settings against the same address, shared by several services, run
+// once and their results fan out to every target that uses them.
+type Scheduler struct {
+	log          *slog.Logger
+	onTransition func(Transition)
+	clock        Clock
+	hook         func(ProbeRun)
+	newChecker   func(*config.Check, netip.AddrPort) (Checker, error)
+
+	mu       sync.Mutex
+	targets  map[targetKey]*target
+	probes   map[string]*probe
+	queue    probeQueue
+	runCtx   context.Context // set by Run
+	wake     chan struct{}
+	metrics  *metrics
+	inflight sync.WaitGroup
+
+	// deliverMu keeps transitions in the order state changed: it is taken
+	// before mu is released, and held while the callback runs.
+	deliverMu sync.Mutex
+}
+
+type targetKey struct{ service, realServer string }
+
+type target struct {
+	Target
+	slots  []*slot
+	health Health
+	weight int
+	reason string // why the target has its current health
+	// lastFailureClass is the reason class exported as an info metric.
+	lastFailureClass string
+}
+
+// slot is one check of one target: the hysteresis state over a probe that
+// may be shared with other targets.
+type slot struct {
+	target              *target
+	probe               *probe
+	rise, fall          int
+	health              Health
+	successes, failures int
+	last                Result
+	lastAt              time.Time
+}
+
+type probe struct {
+	key               string
+	typ               string
+	addr              netip.AddrPort
+	checker           Checker
+	interval, timeout time.Duration
+	warmup            time.Duration
+	due               time.Time
+	index             int // position in the queue, -1 when not queued
+	running           bool
+	cancel            context.CancelFunc
+	removed           bool
+	slots             []*slot
+}
+
+// NewScheduler returns a scheduler that reports transitions to onTransition.
+// The callback is called from one goroutine at a time, in order, and may
+// block; it must not call Update.
+func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Option) *Scheduler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if onTransition == nil {
+		onTransition = func(Transition) {}
+	}
+	s := &Scheduler{
+		log:          logger,
+		onTransition: onTransition,
+		clock:        realClock{},
+		newChecker:   New,
+		targets:      map[targetKey]*target{},
+		probes:       map[string]*probe{},
+		wake:         make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Run schedules probes until ctx is done, then waits for running probes,
+// which see ctx cancelled, to return.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.runCtx != nil {
+		s.mu.Unlock()
+		return errors.New("checks: scheduler is already running")
+	}
+	s.runCtx = ctx
+	s.mu.Unlock()
+
+	timer := s.clock.NewTimer()
+	defer timer.Stop()
+	for {
+		timer.ResetAt(s.dispatch())
+		select {
+		case <-ctx.Done():
+			s.inflight.Wait()
+			return nil
+		case <-timer.C():
+		case <-s.wake:
+		}
+	}
+}
+
+// dispatch starts every probe that is due and returns when the next is due.
+func (s *Scheduler) dispatch() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	for len(s.queue) > 0 {
+		p := s.queue[0]
+		if p.due.After(now) {
+			return p.due
+		}
+		due := p.due
+		if p.running {
+			// Never two runs of one probe at once: a probe whose timeout is
+			// longer than its interval skips a turn.
+			s.metrics.skip()
+		} else {
+			p.running = true
+			ctx, cancel := context.WithTimeout(s.runCtx, p.timeout)
+			p.cancel = cancel
+			s.inflight.Add(1)
+			go s.runProbe(ctx, p, due)
+		}
+		p.due = nextDue(due, p.interval, now)
+		heap.Fix(&s.queue, 0)
+	}
+	return now.Add(time.Hour) // idle until Update wakes us
+}
+
+// nextDue keeps a probe on its phase: due plus whole intervals, after now.
+func nextDue(due time.Time, interval time.Duration, now time.Time) time.Time {
+	next := due.Add(interval)
+	if !next.After(now) {
+		behind := now.Sub(due)
+		next = due.Add((behind/interval + 1) * interval)
+	}
+	return next
+}
+
+func (s *Scheduler) runProbe(ctx context.Context, p *probe, due time.Time) {
+	defer s.inflight.Done()
+	start := s.clock.Now()
+	r := p.checker.Check(ctx)
+	end := s.clock.Now()
+	if r.Duration == 0 {
+		r.Duration = end.Sub(start)
+	}
+
+	s.mu.Lock()
+	p.running = false
+	p.cancel()
+	p.cancel = nil
+	if p.removed || s.runCtx.Err() != nil {
+		// A probe stopped by Update or shutdown says nothing about the server.
+		s.mu.Unlock()
+		return
+	}
+	s.metrics.probed(start.Sub(due), r)
+	var transitions []Transition
+	for _, sl := range p.slots {
+		if tr, ok := s.observe(sl, r, end); ok {
+			transitions = append(transitions, tr)
+		}
+	}
+	s.deliverMu.Lock()
+	s.mu.Unlock()
+	s.deliver(transitions)
+	s.deliverMu.Unlock()
+
+	if s.hook != nil {
+		s.hook(ProbeRun{Due: due, Start: start, Result: r})
+	}
+}
+
+func (s *Scheduler) deliver(transitions []Transition) {
+	for _, tr := range transitions {
+		s.log.Info("real server health changed", "service", tr.Service, "realserver", tr.RealServer,
+			"healthy", tr.Healthy, "weight", tr.Weight, "reason", tr.Reason)
+		s.onTransition(tr)
+	}
+}
+
+// observe applies one result to a check's hysteresis and reports whether
+// its target's health (or dynamic weight) changed.
+func (s *Scheduler) observe(sl *slot, r Result, at time.Time) (Transition, bool) {
+	sl.last, sl.lastAt = r, at
+	if r.Healthy {
+		sl.successes++
+		sl.failures = 0
+	} else {
+		sl.failures++
+		sl.successes = 0
+	}
+	switch {
+	case r.Healthy && sl.health != Up && sl.successes >= sl.rise:
+		sl.health = Up
+	case !r.Healthy && sl.health != Down && sl.failures >= sl.fall:
+		sl.health = Down
+	}
+	t := sl.target
+	s.metrics.observed(t, sl, r)
+	return s.evaluate(t, r.Reason)
+}
+
+// evaluate recomputes a target's health from its checks: up when all are
+// up, down when any is down. It returns the transition to report, if any.
+func (s *Scheduler) evaluate(t *target, reason string) (Transition, bool) {
+	health, weight := Up, -1
+	for _, sl := range t.slots {
+		switch sl.health {
+		case Down:
+			if health != Down {
+				health, reason = Down, sl.last.Reason
+			}
+		case Unknown:
+			if health == Up {
+				health = Unknown
+			}
+		}
+		if sl.health == Up && sl.last.Weight >= 0 && (weight < 0 || sl.last.Weight < weight) {
+			weight = sl.last.Weight
+		}
+	}
+	if health == Unknown {
+		// Only a reload adds undecided checks, and those inherit the
+		// target's health, so a decided target never falls back to unknown.
+		return Transition{}, false
+	}
+	changed := health != t.health || health == Up && weight != t.weight
+	if !changed {
+		if health == Down && t.reason != reason && reason != "" {
+			t.reason = reason
+		}
+		return Transition{}, false
+	}
+	t.health, t.weight, t.reason = health, weight, reason
+	s.metrics.transition(t)
+	return Transition{Service: t.Service, RealServer: t.RealServer, Healthy: health == Up, Reason: reason, Weight: weight}, true
+}
+
+// Update replaces the set of targets. Targets with the same service, real
+// server and address keep their state, and so do their unchanged checks, so
+// a reload does not flap them; new probes start at a random point of their
+// first interval; probes no longer used are stopped.
+func (s *Scheduler) Update(targets []Target) {
+	s.mu.Lock()
+	now := s.clock.Now()
+	for _, p := range s.probes {
+		p.slots = nil
+	}
+	next := make(map[targetKey]*target, len(targets))
+	used := map[string]*probe{}
+	var transitions []Transition
+	for _, spec := range targets {
+		key := targetKey{spec.Service, spec.RealServer}
+		if _, dup := next[key]; dup {
+			s.log.Warn("duplicate check target ignored", "service", spec.Service, "realserver", spec.RealServer)
+			continue
+		}
+		old := s.targets[key]
+		if old != nil && old.Addr != spec.Addr {
+			old = nil
+		}
+		t := s.buildTarget(spec, old, used)
+		next[key] = t
+		if tr, ok := s.evaluate(t, "ok: checks changed by reload"); ok {
+			transitions = append(transitions, tr)
+		}
+	}
+	for key, p := range s.probes {
+		if used[key] != p {
+			p.removed = true
+			if p.cancel != nil {
+				p.cancel()
+			}
+			if p.index >= 0 {
+				heap.Remove(&s.queue, p.index)
+			}
+		}
+	}
+	for key, p := range used {
+		if s.probes[key] != p {
+			span := p.interval
+			if p.warmup > 0 {
+				span = p.warmup
+			}
+			p.due = now.Add(time.Duration(rand.Int64N(int64(span))))
+			heap.Push(&s.queue, p)
+		}
+	}
+	for key, t := range s.targets {
+		if n, ok := next[key]; !ok || n.Addr != t.Addr {
+			s.metrics.forget(t)
+		}
+	}
+	s.targets, s.probes = next, used
+	for _, t := range next {
+		s.metrics.track(t)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	s.deliverMu.Lock()
+	s.mu.Unlock()
+	s.deliver(transitions)
+	s.deliverMu.Unlock()
+}
+
+func (s *Scheduler) buildTarget(spec Target, old *target, used map[string]*probe) *target {
+	spec.Checks = append([]*config.Check(nil), spec.Checks...)
+	t := &target{Target: spec, health: Unknown, weight: -1, reason: "unknown: not checked yet"}
+	if spec.StartHealthy {
+		t.health, t.reason = Up, "ok: assumed up until checked (alpha off)"
+	}
+	previous := map[string][]*slot{}
+	if old != nil {
+		t.health, t.weight, t.reason, t.lastFailureClass = old.health, old.weight, old.reason, old.lastFailureClass
+		for _, sl := range old.slots {
+			previous[sl.probe.key] = append(previous[sl.probe.key], sl)
+		}
+	}
+	for _, c := range spec.Checks {
+		p := s.probeFor(c, spec.Addr, used)
+		// A new check starts where the target stands, so adding a check on
+		// reload neither evicts nor admits the server before it has run.
+		sl := &slot{target: t, probe: p, rise: c.Rise, fall: c.Fall, health: t.health, last: Result{Weight: -1}}
+		if prev := previous[p.key]; len(prev) > 0 {
+			kept := prev[0]
+			previous[p.key] = prev[1:]
+			sl.health, sl.successes, sl.failures, sl.last, sl.lastAt = kept.health, kept.successes, kept.failures, kept.last, kept.lastAt
+		}
+		if sl.rise < 1 {
+			sl.rise = DefaultRise
+		}
+		if sl.fall < 1 {
+			sl.fall = DefaultFall
+		}
+		p.slots = append(p.slots, sl)
+		t.slots = append(t.slots, sl)
+	}
+	return t
+}
+
+// probeFor returns the probe for check c against addr, sharing one with the
+// same settings if it exists in this update or the previous one.
+func (s *Scheduler) probeFor(c *config.Check, addr netip.AddrPort, used map[string]*probe) *probe {
+	prepared, err := Prepare(c)
+	if err != nil {
+		bad := copyCheck(c)
+		commonDefaults(bad)
+		return s.sharedProbe(probeKeyOf(bad, addr, err), bad, addr, brokenChecker{err}, used)
+	}
+	paddr := probeAddr(prepared, addr)
+	key := probeKeyOf(prepared, paddr, nil)
+	if p := used[key]; p != nil {
+		return p
+	}
+	if p := s.probes[key]; p != nil {
+		used[key] = p
+		return p
+	}
+	checker, err := s.newChecker(prepared, addr)
+	if err != nil {
+		checker = brokenChecker{err}
+	}
+	return s.sharedProbe(key, prepared, paddr, checker, used)
+}
+
+func (s *Scheduler) sharedProbe(key string, c *config.Check, addr netip.AddrPort, checker Checker, used map[string]*probe) *probe {
+	if p := used[key]; p != nil {
+		return p
+	}
+	if p := s.probes[key]; p != nil {
+		used[key] = p
+		return p
+	}
+	p := &probe{
+		key: key, typ: c.Type, addr: addr, checker: checker, index: -1,
+		interval: c.Interval.Duration, timeout: c.Timeout.Duration, warmup: c.Warmup.Duration,
+	}
+	used[key] = p
+	return p
+}
+
+// brokenChecker stands in for a check that could not be built, so the
+// target shows why instead of silently passing.
+type brokenChecker struct{ err error }
+
+func (b brokenChecker) Check(context.Context) Result { return failf("config", "%v", b.err) }
+
+// TargetStatus is a snapshot of one target for status output.
+type TargetStatus struct {
+	Service    string
+	RealServer string
+	Addr       netip.AddrPort
+	Health     Health
+	// Reason is why the target is down, or else the latest probe's reason.
+	Reason  string
+	Latency time.Duration // of the latest probe
+	Weight  int           // dynamic weight, -1 for the configured weight
+	// Successes is the fewest consecutive successes of any check, Failures
+	// the most consecutive failures.
+	Successes, Failures int
+	LastCheck           time.Time
+	Checks              []CheckStatus
+}
+
+// CheckStatus is a snapshot of one check of a target.
+type CheckStatus struct {
+	Type                string
+	Addr                netip.AddrPort
+	Health              Health
+	Reason              string
+	Latency             time.Duration
+	Successes, Failures int
+	LastCheck           time.Time
+	// SharedBy is how many targets use this probe's results.
+	SharedBy int
+}
+
+// Status returns every target, sorted by service and real server.
+func (s *Scheduler) Status() []TargetStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TargetStatus, 0, len(s.targets))
+	for _, t := range s.targets {
+		ts := TargetStatus{Service: t.Service, RealServer: t.RealServer, Addr: t.Addr, Health: t.health,
+			Reason: t.reason, Weight: t.weight, Successes: -1}
+		for _, sl := range t.slots {
+			ts.Checks = append(ts.Checks, CheckStatus{
+				Type: sl.probe.typ, Addr: sl.probe.addr, Health: sl.health, Reason: sl.last.Reason,
+				Latency: sl.last.Duration, Successes: sl.successes, Failures: sl.failures,
+				LastCheck: sl.lastAt, SharedBy: len(sl.probe.slots),
+			})
+			if ts.Successes < 0 || sl.successes < ts.Successes {
+				ts.Successes = sl.successes
+			}
+			ts.Failures = max(ts.Failures, sl.failures)
+			if sl.lastAt.After(ts.LastCheck) {
+				ts.LastCheck, ts.Latency = sl.lastAt, sl.last.Duration
+				if t.health != Down {
+					ts.Reason = sl.last.Reason
+				}
+			}
+		}
+		ts.Successes = max(ts.Successes, 0)
+		out = append(out, ts)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return out[i].RealServer < out[j].RealServer
+	})
+	return out
+}
+
+// probeQueue is a min-heap of probes by due time.
+type probeQueue []*probe
+
+func (q probeQueue) Len() int           { return len(q) }
+func (q probeQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q probeQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *probeQueue) Push(x any) {
+	p := x.(*probe)
+	p.index = len(*q)
+	*q = append(*q, p)
+}
+func (q *probeQueue) Pop() any {
+	old := *q
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	p.index = -1
+	*q = old[:len(old)-1]
+	return p
+}
+
+// probeKeyOf identifies a probe: everything that changes what goes on the
+// wire or when, but not rise/fall (per target) or warmup (first run only).
+func probeKeyOf(c *config.Check, addr netip.AddrPort, err error) string {
+	key := struct {
+		Type              string
+		Addr              string
+		Interval, Timeout time.Duration
+		Source            string
+		TCP               *config.TCPCheck
+		HTTP              *config.HTTPCheck
+		DNS               *config.DNSCheck
+		LDAP              *config.LDAPCheck
+		Exec              *config.ExecCheck
+		Err               string
+	}{
+		Type: c.Type, Addr: addr.String(), Interval: c.Interval.Duration, Timeout: c.Timeout.Duration,
+		Source: c.SourceAddress.IP.String() + ":" + strconv.Itoa(c.SourceAddress.Port),
+		TCP:    c.TCP, HTTP: c.HTTP, DNS: c.DNS, LDAP: c.LDAP, Exec: c.Exec,
+	}
+	if err != nil {
+		key.Err = err.Error()
+	}
+	b, jerr := json.Marshal(key)
+	if jerr != nil {
+		// Every field is plain data; fall back to the printed form anyway.
+		return fmt.Sprintf("%+v", key)
+	}
+	return string(b)
+}
