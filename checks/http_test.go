@@ -46,14 +46,15 @@ func httpHandler() http.Handler {
 }
 
 func TestHTTP(t *testing.T) {
-	srv := httptest.NewServer(httpHandler())
-	defer srv.Close()
+	srv := httptest.NewUnstartedServer(httpHandler())
 	var conns atomic.Int64
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
+	srv.Start()
+	defer srv.Close()
 	target := addrOf(t, srv.Listener.Addr())
 	tests := []struct {
 		name    string
