@@ -37,7 +37,9 @@ type lvsdDaemon struct {
 	sched *checks.Scheduler
 	vr    *vrrp.Manager // nil without [[vrrp]]
 	sync  syncFollower  // nil without [vrrp.sync]
-	vips  director.VIPs
+	vips  vrrp.AddressManager
+
+	applySysctls func(*config.Config) error
 
 	mu         sync.Mutex
 	cfg        *config.Config
@@ -49,20 +51,62 @@ type lvsdDaemon struct {
 	reloadTime prometheus.Gauge
 }
 
-func newDaemon(cfg *config.Config, log *slog.Logger) (*lvsdDaemon, error) {
-	if err := preflight(cfg); err != nil {
+// daemonHost is what ties the daemon to the host: the kernel's IPVS table,
+// interface addresses, sysctls, VRRP sockets and the preflight checks. The
+// defaults are the real ones; tests swap them to run the whole daemon
+// in-process against the fake IPVS.
+type daemonHost struct {
+	ipvs      director.IPVS // nil: the kernel's, when it has IPVS
+	addrs     vrrp.AddressManager
+	vrrp      vrrp.Options // Transport, Links, Announcer, Clock, OwnAddress
+	sysctls   func(*config.Config) error
+	preflight func(*config.Config) error
+}
+
+type daemonOption func(*daemonHost)
+
+// withIPVS programs ipvs instead of the kernel's table.
+func withIPVS(ipvs director.IPVS) daemonOption { return func(h *daemonHost) { h.ipvs = ipvs } }
+
+// withAddresses adds and removes VIPs through a instead of netlink.
+func withAddresses(a vrrp.AddressManager) daemonOption { return func(h *daemonHost) { h.addrs = a } }
+
+// withVRRP gives VRRP its transport, link watcher, announcer and clock;
+// Logger, Registerer, Addresses and OnStateChange are the daemon's own.
+func withVRRP(o vrrp.Options) daemonOption { return func(h *daemonHost) { h.vrrp = o } }
+
+// withoutHostSetup skips the preflight checks (root, IPVS, interfaces) and
+// leaves the host's sysctls alone.
+func withoutHostSetup() daemonOption {
+	return func(h *daemonHost) {
+		h.preflight = func(*config.Config) error { return nil }
+		h.sysctls = func(*config.Config) error { return nil }
+	}
+}
+
+func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvsdDaemon, error) {
+	h := daemonHost{addrs: director.VIPs{}, sysctls: director.ApplySysctls, preflight: preflight}
+	for _, o := range opts {
+		o(&h)
+	}
+	if err := h.preflight(cfg); err != nil {
 		return nil, err
 	}
-	d := &lvsdDaemon{log: log, cfg: cfg, healthy: map[string]map[string]bool{}, reg: prometheus.NewRegistry()}
+	d := &lvsdDaemon{log: log, cfg: cfg, healthy: map[string]map[string]bool{}, reg: prometheus.NewRegistry(),
+		vips: h.addrs, applySysctls: h.sysctls}
 	if err := d.registerOwnMetrics(); err != nil {
 		return nil, err
 	}
-	if director.HasIPVS() {
+	if h.ipvs == nil && director.HasIPVS() {
 		k, err := director.OpenKernel()
 		if err != nil {
 			return nil, err
 		}
-		d.dir, err = director.New(cfg, k, director.WithLogger(log))
+		h.ipvs = k
+	}
+	if h.ipvs != nil {
+		var err error
+		d.dir, err = director.New(cfg, h.ipvs, director.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
@@ -80,9 +124,9 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*lvsdDaemon, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.vr, err = vrrp.NewManager(cfg.VRRP, vrrp.Options{
-			Logger: log, Registerer: d.reg, Addresses: d.vips, OnStateChange: d.onStateChange,
-		})
+		vo := h.vrrp
+		vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, d.reg, d.vips, d.onStateChange
+		d.vr, err = vrrp.NewManager(cfg.VRRP, vo)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +181,7 @@ func (d *lvsdDaemon) registerOwnMetrics() error {
 func (d *lvsdDaemon) run(ctx context.Context) error {
 	cfg := d.config()
 	if d.dir != nil {
-		if err := director.ApplySysctls(cfg); err != nil {
+		if err := d.applySysctls(cfg); err != nil {
 			d.log.Warn("kernel settings", "err", err)
 		}
 	}
@@ -463,7 +507,7 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 	d.sched.Update(targetsOf(next))
 	d.markUncheckedHealthy(next)
 	if d.dir != nil {
-		if err := director.ApplySysctls(next); err != nil {
+		if err := d.applySysctls(next); err != nil {
 			d.log.Warn("kernel settings", "err", err)
 		}
 	}
