@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckExamples runs `lvsd check` on every shipped example: an example
+// that does not validate would teach users a broken config.
+func TestCheckExamples(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) < 5 {
+		t.Fatalf("want at least 5 examples, have %d (%v)", len(files), err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := dispatch([]string{"check", "-config", file}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d\n%s", code, stderr.String())
+			}
+			if !strings.HasPrefix(stdout.String(), file+": OK\n") || !strings.Contains(stdout.String(), "\nservice ") {
+				t.Errorf("summary does not look right:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte(`[[service]]
+name = "web"
+vip = "192.0.2.10"
+port = 80
+scheduler = "fastest"
+
+  [[service.realserver]]
+  address = "10.0.1.2"
+  weight = -1
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.toml")
+	if err := os.WriteFile(good, []byte("[[service]]\nname = \"web\"\nvip = \"192.0.2.10\"\nport = 80\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string // substring
+		stderr     string // exact
+		emptyStdio bool
+	}{
+		{name: "errors", args: []string{"-config", bad}, code: 1, stderr: bad + `:5: service[web].scheduler: invalid value "fastest" (want rr, wrr, lc, wlc, lblc, lblcr, dh, sh, mh, sed, nq, fo or ovf)
+` + bad + `:9: service[web].realserver[1].weight: -1 out of range 0..65535
+2 errors
+`},
+		{name: "missing file", args: []string{"-config", filepath.Join(dir, "nope.toml")}, code: 1,
+			stderr: "read config: open " + filepath.Join(dir, "nope.toml") + ": no such file or directory\n"},
+		{name: "ok", args: []string{"-config", good}, code: 0, stdout: "1 service, 0 real servers, 0 health probes, 0 vrrp instances"},
+		{name: "quiet", args: []string{"-q", "-config", good}, code: 0, emptyStdio: true},
+		{name: "stray argument", args: []string{good}, code: 2, stderr: "lvsd check: unexpected argument \"" + good + "\" (use -config FILE)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := runCheck(tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tc.code, stderr.String())
+			}
+			if tc.stderr != "" && stderr.String() != tc.stderr {
+				t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), tc.stderr)
+			}
+			if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q lacks %q", stdout.String(), tc.stdout)
+			}
+			if tc.emptyStdio && stdout.Len()+stderr.Len() > 0 {
+				t.Errorf("want no output, got %q %q", stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	defer func(v string) { version = v }(version)
+	version = "v9.9.9-test"
+	var stdout, stderr bytes.Buffer
+	if code := dispatch([]string{"version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "lvsd v9.9.9-test (go") {
+		t.Errorf("exit %d, output %q %q", code, stdout.String(), stderr.String())
+	}
+	version = ""
+	if v := lvsdVersion(); v == "" {
+		t.Error("lvsdVersion is empty without ldflags")
+	}
+}
