@@ -14,14 +14,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // NS is a network namespace created for one test. Its methods fail the test
 // (t.Fatal) on error, so they must be called from the test's goroutine.
+// Links, addresses and routes are set over netlink from the test process:
+// under the VM's emulated CPU every exec of ip(8) costs a good fraction of a second.
 type NS struct {
 	Name string // as known to `ip netns`
 	t    testing.TB
+	fd   netns.NsHandle
+	nl   *netlink.Handle
 }
 
 var nsCounter atomic.Int64
@@ -32,22 +38,39 @@ func NewNS(t testing.TB, prefix string) *NS {
 	t.Helper()
 	RequireRoot(t)
 	name := fmt.Sprintf("lvsd-%s-%d-%d", prefix, os.Getpid(), nsCounter.Add(1))
-	ns := &NS{Name: name, t: t}
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("lab: ip netns add %s: %v: %s", name, err, out)
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Logf("lab: ip netns del %s: %v: %s", name, err, out)
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Logf("lab: delete netns %s: %v", name, err)
 		}
 	})
+	fd, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatalf("lab: open netns %s: %v", name, err)
+	}
+	nl, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	if err != nil {
+		fd.Close()
+		t.Fatalf("lab: netlink in %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		nl.Close()
+		fd.Close()
+	})
+	ns := &NS{Name: name, t: t, fd: fd, nl: nl}
 	// Without lo up the kernel has no local routes, and IPVS rejects NAT
 	// destinations with EINVAL.
-	ns.Run("ip", "link", "set", "lo", "up")
+	ns.up("lo")
 	return ns
 }
 
 func (ns *NS) String() string { return ns.Name }
+
+// Netlink returns a netlink handle working inside the namespace, for what
+// the helpers below do not cover.
+func (ns *NS) Netlink() *netlink.Handle { return ns.nl }
 
 // Command returns an unstarted command that will run argv inside the namespace.
 func (ns *NS) Command(argv ...string) *exec.Cmd {
@@ -73,23 +96,56 @@ func (ns *NS) Run(argv ...string) string {
 	return out
 }
 
+func (ns *NS) fatalf(format string, args ...any) {
+	ns.t.Helper()
+	ns.t.Fatalf("lab: %s: "+format, append([]any{ns.Name}, args...)...)
+}
+
+func (ns *NS) link(dev string) netlink.Link {
+	ns.t.Helper()
+	l, err := ns.nl.LinkByName(dev)
+	if err != nil {
+		ns.fatalf("link %s: %v", dev, err)
+	}
+	return l
+}
+
+func (ns *NS) up(dev string) {
+	ns.t.Helper()
+	if err := ns.nl.LinkSetUp(ns.link(dev)); err != nil {
+		ns.fatalf("set %s up: %v", dev, err)
+	}
+}
+
 // Veth connects this namespace to peer with a veth pair named name here and
 // peerName there, both up.
 func (ns *NS) Veth(name string, peer *NS, peerName string) {
 	ns.t.Helper()
-	ns.Run("ip", "link", "add", name, "type", "veth", "peer", "name", peerName, "netns", peer.Name)
-	ns.Run("ip", "link", "set", name, "up")
-	peer.Run("ip", "link", "set", peerName, "up")
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: name},
+		PeerName:      peerName,
+		PeerNamespace: netlink.NsFd(peer.fd),
+	}
+	if err := ns.nl.LinkAdd(veth); err != nil {
+		ns.fatalf("veth %s to %s/%s: %v", name, peer.Name, peerName, err)
+	}
+	ns.up(name)
+	peer.up(peerName)
 }
 
 // Bridge creates bridge name with the given member interfaces, all up.
 func (ns *NS) Bridge(name string, members ...string) {
 	ns.t.Helper()
-	ns.Run("ip", "link", "add", name, "type", "bridge")
-	ns.Run("ip", "link", "set", name, "up")
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if err := ns.nl.LinkAdd(br); err != nil {
+		ns.fatalf("bridge %s: %v", name, err)
+	}
+	ns.up(name)
 	for _, m := range members {
-		ns.Run("ip", "link", "set", m, "master", name)
-		ns.Run("ip", "link", "set", m, "up")
+		if err := ns.nl.LinkSetMaster(ns.link(m), br); err != nil {
+			ns.fatalf("add %s to bridge %s: %v", m, name, err)
+		}
+		ns.up(m)
 	}
 }
 
@@ -103,25 +159,81 @@ func (ns *NS) Link(args ...string) {
 // address detection, which would otherwise keep them unusable for a second or two.
 func (ns *NS) Addr(dev, cidr string) {
 	ns.t.Helper()
-	argv := []string{"ip", "addr", "add", cidr, "dev", dev}
-	if strings.Contains(cidr, ":") {
-		argv = append(argv, "nodad")
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		ns.fatalf("address %q: %v", cidr, err)
 	}
-	ns.Run(argv...)
+	if addr.IP.To4() == nil {
+		addr.Flags |= unix.IFA_F_NODAD
+	}
+	if err := ns.nl.AddrAdd(ns.link(dev), addr); err != nil {
+		ns.fatalf("add %s to %s: %v", cidr, dev, err)
+	}
 }
 
-// Route runs `ip route add ARGS...`, e.g. Route("default", "via", "10.0.0.1").
-// IPv6 routes are recognised by a ':' in any argument.
+// Route adds a route written as for `ip route add`: a destination ("default",
+// a prefix or an address) then any of "via GW", "dev DEV", "src ADDR".
+// Anything else is passed to ip(8) as is.
 func (ns *NS) Route(args ...string) {
 	ns.t.Helper()
-	argv := []string{"ip", "route", "add"}
-	for _, a := range args {
-		if strings.Contains(a, ":") {
+	route, ok := ns.parseRoute(args)
+	if !ok {
+		argv := []string{"ip", "route", "add"}
+		if strings.Contains(strings.Join(args, " "), ":") {
 			argv = []string{"ip", "-6", "route", "add"}
-			break
+		}
+		ns.Run(append(argv, args...)...)
+		return
+	}
+	if err := ns.nl.RouteAdd(route); err != nil {
+		ns.fatalf("route %s: %v", strings.Join(args, " "), err)
+	}
+}
+
+func (ns *NS) parseRoute(args []string) (*netlink.Route, bool) {
+	ns.t.Helper()
+	if len(args)%2 != 1 {
+		return nil, false
+	}
+	r := &netlink.Route{}
+	if args[0] != "default" {
+		dst := args[0]
+		if !strings.Contains(dst, "/") {
+			if strings.Contains(dst, ":") {
+				dst += "/128"
+			} else {
+				dst += "/32"
+			}
+		}
+		_, ipnet, err := net.ParseCIDR(dst)
+		if err != nil {
+			return nil, false
+		}
+		r.Dst = ipnet
+	}
+	for i := 1; i < len(args); i += 2 {
+		switch key, val := args[i], args[i+1]; key {
+		case "via":
+			if r.Gw = net.ParseIP(val); r.Gw == nil {
+				return nil, false
+			}
+		case "src":
+			if r.Src = net.ParseIP(val); r.Src == nil {
+				return nil, false
+			}
+		case "dev":
+			r.LinkIndex = ns.link(val).Attrs().Index
+		default:
+			return nil, false
 		}
 	}
-	ns.Run(append(argv, args...)...)
+	if r.Dst == nil && r.Gw == nil {
+		return nil, false
+	}
+	if r.Dst == nil && r.Gw.To4() == nil {
+		r.Family = unix.AF_INET6
+	}
+	return r, true
 }
 
 // Sysctl sets a sysctl inside the namespace, e.g. Sysctl("net.ipv4.ip_forward", "1").
