@@ -61,6 +61,10 @@ type daemonHost struct {
 	vrrp      vrrp.Options // Transport, Links, Announcer, Clock, OwnAddress
 	sysctls   func(*config.Config) error
 	preflight func(*config.Config) error
+	// metrics wraps the registry every collector is registered on, so a
+	// test can see the collectors themselves (their Describe), not only
+	// the series they have produced so far.
+	metrics func(prometheus.Registerer) prometheus.Registerer
 }
 
 type daemonOption func(*daemonHost)
@@ -85,7 +89,8 @@ func withoutHostSetup() daemonOption {
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvsdDaemon, error) {
-	h := daemonHost{addrs: director.VIPs{}, sysctls: director.ApplySysctls, preflight: preflight}
+	h := daemonHost{addrs: director.VIPs{}, sysctls: director.ApplySysctls, preflight: preflight,
+		metrics: func(r prometheus.Registerer) prometheus.Registerer { return r }}
 	for _, o := range opts {
 		o(&h)
 	}
@@ -94,7 +99,8 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 	}
 	d := &lvsdDaemon{log: log, cfg: cfg, healthy: map[string]map[string]bool{}, reg: prometheus.NewRegistry(),
 		vips: h.addrs, applySysctls: h.sysctls}
-	if err := d.registerOwnMetrics(); err != nil {
+	reg := h.metrics(d.reg)
+	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
 	}
 	if h.ipvs == nil && director.HasIPVS() {
@@ -110,12 +116,12 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 		if err != nil {
 			return nil, err
 		}
-		if err := d.dir.Register(d.reg); err != nil {
+		if err := d.dir.Register(reg); err != nil {
 			return nil, fmt.Errorf("director metrics: %w", err)
 		}
 	}
 	d.sched = checks.NewScheduler(log, d.onTransition)
-	if err := d.sched.RegisterMetrics(d.reg); err != nil {
+	if err := d.sched.RegisterMetrics(reg); err != nil {
 		return nil, fmt.Errorf("check metrics: %w", err)
 	}
 	if len(cfg.VRRP) > 0 {
@@ -125,7 +131,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 			return nil, err
 		}
 		vo := h.vrrp
-		vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, d.reg, d.vips, d.onStateChange
+		vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, reg, d.vips, d.onStateChange
 		d.vr, err = vrrp.NewManager(cfg.VRRP, vo)
 		if err != nil {
 			return nil, err
@@ -152,7 +158,7 @@ func preflight(cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
-func (d *lvsdDaemon) registerOwnMetrics() error {
+func (d *lvsdDaemon) registerOwnMetrics(reg prometheus.Registerer) error {
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "lvsd_build_info", Help: "Always 1; the labels say which lvsd runs.",
 	}, []string{"version", "goversion"})
@@ -165,7 +171,7 @@ func (d *lvsdDaemon) registerOwnMetrics() error {
 	})
 	for _, c := range []prometheus.Collector{build, d.reloadOK, d.reloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
-		if err := d.reg.Register(c); err != nil {
+		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 	}
