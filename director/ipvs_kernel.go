@@ -40,11 +40,15 @@ func HasIPVS() bool {
 }
 
 // OpenKernel opens the IPVS table of the current network namespace.
-func OpenKernel() (*Kernel, error) {
+func OpenKernel() (*Kernel, error) { return OpenKernelAt("") }
+
+// OpenKernelAt opens the IPVS table of the network namespace at netnsPath
+// (e.g. /run/netns/NAME); "" is the current one.
+func OpenKernelAt(netnsPath string) (*Kernel, error) {
 	if !HasIPVS() {
 		return nil, ErrNoIPVS
 	}
-	h, err := ipvs.New("")
+	h, err := ipvs.New(netnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("open ipvs netlink socket: %w", err)
 	}
