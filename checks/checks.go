@@ -61,18 +61,12 @@ func ReasonClass(reason string) string {
 	return "other"
 }
 
-// kind describes one check type: how its config is defaulted, validated and
-// turned into a Checker.
-type kind struct {
-	// defaults fills the type-specific struct, allocating it if nil.
-	defaults func(c *config.Check)
-	validate func(c *config.Check) error
-	build    func(c *config.Check, target netip.AddrPort) (Checker, error)
-}
+// constructor builds the Checker of one check type from a prepared config.
+type constructor func(c *config.Check, target netip.AddrPort) (Checker, error)
 
-var registry = map[string]kind{}
+var registry = map[string]constructor{}
 
-func register(name string, k kind) { registry[name] = k }
+func register(name string, build constructor) { registry[name] = build }
 
 // Types lists the registered check types.
 func Types() []string {
@@ -84,24 +78,19 @@ func Types() []string {
 	return names
 }
 
-// Prepare returns a copy of c with every default filled in, validated. c is
-// not modified. Configs from config.Load are already complete; Prepare is
-// for checks built in code.
+// Prepare returns a copy of c with every default filled in and validated,
+// by the same rules config.Load applies; c is not modified. Configs from
+// config.Load are already complete; Prepare is for checks built in code.
 func Prepare(c *config.Check) (*config.Check, error) {
 	if c == nil {
 		return nil, errors.New("check: nil config")
 	}
-	k, ok := registry[c.Type]
-	if !ok {
+	if _, ok := registry[c.Type]; !ok {
 		return nil, fmt.Errorf("check: unknown type %q (want one of %s)", c.Type, strings.Join(Types(), ", "))
 	}
 	p := copyCheck(c)
-	commonDefaults(p)
-	k.defaults(p)
-	if err := validateCommon(p); err != nil {
-		return nil, err
-	}
-	if err := k.validate(p); err != nil {
+	p.SetDefaults()
+	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("check %s: %w", p.Type, err)
 	}
 	return p, nil
@@ -124,7 +113,7 @@ func New(c *config.Check, target netip.AddrPort) (Checker, error) {
 	if !addr.Addr().IsValid() || addr.Port() == 0 {
 		return nil, fmt.Errorf("check %s: target %s has no address or port", p.Type, addr)
 	}
-	return registry[p.Type].build(p, addr)
+	return registry[p.Type](p, addr)
 }
 
 // probeAddr is the address a check probes: the target with the check's port
@@ -163,54 +152,6 @@ func copyCheck(c *config.Check) *config.Check {
 		p.Exec = &v
 	}
 	return &p
-}
-
-// Defaults shared by every type, as documented in config/types.go.
-const (
-	DefaultInterval = 5 * time.Second
-	DefaultTimeout  = 2 * time.Second
-	DefaultRise     = 2
-	DefaultFall     = 3
-)
-
-func commonDefaults(c *config.Check) {
-	if c.Interval.Duration == 0 {
-		c.Interval.Duration = DefaultInterval
-	}
-	if c.Timeout.Duration == 0 {
-		c.Timeout.Duration = min(DefaultTimeout, c.Interval.Duration/2)
-	}
-	if c.Rise == 0 {
-		c.Rise = DefaultRise
-	}
-	if c.Fall == 0 {
-		c.Fall = DefaultFall
-	}
-}
-
-func validateCommon(c *config.Check) error {
-	switch {
-	case c.Interval.Duration <= 0:
-		return fmt.Errorf("check %s: interval must be positive, got %s", c.Type, c.Interval.Duration)
-	case c.Timeout.Duration <= 0:
-		return fmt.Errorf("check %s: timeout must be positive, got %s", c.Type, c.Timeout.Duration)
-	case c.Rise < 1 || c.Fall < 1:
-		return fmt.Errorf("check %s: rise and fall must be at least 1, got %d and %d", c.Type, c.Rise, c.Fall)
-	case c.Port < 0 || c.Port > 65535:
-		return fmt.Errorf("check %s: port %d out of range 0..65535", c.Type, c.Port)
-	case c.Warmup.Duration < 0:
-		return fmt.Errorf("check %s: warmup must not be negative", c.Type)
-	}
-	set := 0
-	for _, isSet := range []bool{c.TCP != nil, c.HTTP != nil, c.DNS != nil, c.LDAP != nil, c.Exec != nil} {
-		if isSet {
-			set++
-		}
-	}
-	if set != 1 {
-		return fmt.Errorf("check %s: exactly one type-specific section must be set, got %d", c.Type, set)
-	}
-	return nil
 }
 
 // dialer returns a dialer bound to the check's source address, if any.

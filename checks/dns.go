@@ -2,7 +2,6 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -13,51 +12,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-func init() {
-	register("dns", kind{defaults: dnsDefaults, validate: dnsValidate, build: newDNS})
-}
-
-func dnsDefaults(c *config.Check) {
-	if c.DNS == nil {
-		c.DNS = &config.DNSCheck{}
-	}
-	d := c.DNS
-	if d.QueryType == "" {
-		d.QueryType = "A"
-	}
-	if d.Transport == "" {
-		d.Transport = "udp"
-	}
-	if d.ExpectRcode == "" {
-		d.ExpectRcode = "NOERROR"
-	}
-}
-
-func dnsValidate(c *config.Check) error {
-	d := c.DNS
-	if d == nil {
-		return errors.New("missing dns settings")
-	}
-	if d.QueryName == "" {
-		return errors.New("query_name is required")
-	}
-	if _, ok := dns.IsDomainName(d.QueryName); !ok {
-		return fmt.Errorf("query_name %q is not a domain name", d.QueryName)
-	}
-	if _, ok := dns.StringToType[strings.ToUpper(d.QueryType)]; !ok {
-		return fmt.Errorf("query_type %q is not a DNS record type", d.QueryType)
-	}
-	if d.Transport != "udp" && d.Transport != "tcp" {
-		return fmt.Errorf("transport %q: want udp or tcp", d.Transport)
-	}
-	if _, ok := dns.StringToRcode[strings.ToUpper(d.ExpectRcode)]; !ok {
-		return fmt.Errorf("expect_rcode %q is not an RCODE name like NOERROR or NXDOMAIN", d.ExpectRcode)
-	}
-	if _, _, err := parseExpectAnswer(d.ExpectAnswer); err != nil {
-		return err
-	}
-	return nil
-}
+func init() { register("dns", newDNS) }
 
 // parseExpectAnswer reads expect_answer: an IP address, which an A or AAAA
 // record must hold, or else a regexp some answer record must match.

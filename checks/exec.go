@@ -2,7 +2,6 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,22 +14,7 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-func init() {
-	register("exec", kind{
-		defaults: func(c *config.Check) {
-			if c.Exec == nil {
-				c.Exec = &config.ExecCheck{}
-			}
-		},
-		validate: func(c *config.Check) error {
-			if c.Exec == nil || len(c.Exec.Command) == 0 || c.Exec.Command[0] == "" {
-				return errors.New("command is required (an argv list, run without a shell)")
-			}
-			return nil
-		},
-		build: newExec,
-	})
-}
+func init() { register("exec", newExec) }
 
 // execWaitDelay is how long Wait waits for output pipes after the process
 // group was killed; a grandchild that left the group could hold them open.

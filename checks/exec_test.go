@@ -86,12 +86,21 @@ func processRunning(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return false
 	}
+	state := processState(pid)
+	return state != "" && state != "Z" && state != "X"
+}
+
+// processState is the one-letter state from /proc/PID/stat, or "" if gone.
+func processState(pid int) string {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return ""
 	}
 	// The state follows the parenthesised command name.
 	s := string(stat)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
 }

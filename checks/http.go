@@ -19,82 +19,9 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-// DefaultMaxBody bounds how much of a response body an HTTP check reads.
-const DefaultMaxBody = 64 << 10
-
 func init() {
-	k := kind{defaults: httpDefaults, validate: httpValidate, build: newHTTP}
-	register("http", k)
-	register("https", k)
-}
-
-func httpDefaults(c *config.Check) {
-	if c.HTTP == nil {
-		c.HTTP = &config.HTTPCheck{}
-	}
-	h := c.HTTP
-	if h.Method == "" {
-		h.Method = http.MethodGet
-	}
-	if h.Path == "" {
-		h.Path = "/"
-	}
-	if len(h.ExpectStatus) == 0 && len(h.Status) == 0 {
-		h.ExpectStatus = []string{"200-399"}
-	}
-	if len(h.Status) == 0 {
-		// A parse error is reported by validate.
-		h.Status, _ = ParseStatusRanges(h.ExpectStatus)
-	}
-	if h.MaxBody == 0 {
-		h.MaxBody = DefaultMaxBody
-	}
-}
-
-func httpValidate(c *config.Check) error {
-	h := c.HTTP
-	if h == nil {
-		return errors.New("missing http settings")
-	}
-	if _, err := ParseStatusRanges(h.ExpectStatus); err != nil {
-		return err
-	}
-	if len(h.Status) == 0 {
-		return errors.New("expect_status: no status codes")
-	}
-	if !strings.HasPrefix(h.Path, "/") {
-		return fmt.Errorf("path %q must start with /", h.Path)
-	}
-	if h.ExpectBody != "" {
-		if _, err := regexp.Compile(h.ExpectBody); err != nil {
-			return fmt.Errorf("expect_body: %w", err)
-		}
-	}
-	if h.MaxBody < 0 {
-		return fmt.Errorf("max_body must not be negative, got %d", h.MaxBody)
-	}
-	if c.Type == "http" && (h.TLSServerName != "" || h.CAFile != "" || h.TLSSkipVerify) {
-		return errors.New("tls_server_name, ca_file and tls_skip_verify need type https")
-	}
-	return nil
-}
-
-// ParseStatusRanges parses expect_status entries: "200" or "200-399".
-func ParseStatusRanges(list []string) ([]config.StatusRange, error) {
-	var out []config.StatusRange
-	for _, s := range list {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
-		if !isRange {
-			hi = lo
-		}
-		l, err1 := strconv.Atoi(strings.TrimSpace(lo))
-		h, err2 := strconv.Atoi(strings.TrimSpace(hi))
-		if err1 != nil || err2 != nil || l < 100 || h > 599 || l > h {
-			return nil, fmt.Errorf("expect_status: %q is not a status code or range like \"200-399\" within 100..599", s)
-		}
-		out = append(out, config.StatusRange{Lo: l, Hi: h})
-	}
-	return out, nil
+	register("http", newHTTP)
+	register("https", newHTTP)
 }
 
 // httpChecker issues one request per probe over a fresh connection.

@@ -15,66 +15,9 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-func init() {
-	register("ldap", kind{defaults: ldapDefaults, validate: ldapValidate, build: newLDAP})
-}
-
-func ldapDefaults(c *config.Check) {
-	if c.LDAP == nil {
-		c.LDAP = &config.LDAPCheck{}
-	}
-	l := c.LDAP
-	if l.Scope == "" {
-		l.Scope = "base"
-	}
-	if l.Filter == "" {
-		l.Filter = "(objectClass=*)"
-	}
-	if l.ExpectEntries == 0 {
-		l.ExpectEntries = 1
-	}
-	if l.SizeLimit == 0 {
-		// Asking for just enough entries keeps the probe cheap on a big BDII;
-		// a sizeLimitExceeded reply then proves there are at least that many.
-		l.SizeLimit = max(l.ExpectEntries, 1)
-	}
-}
+func init() { register("ldap", newLDAP) }
 
 var ldapScopes = map[string]int{"base": ldap.ScopeBaseObject, "one": ldap.ScopeSingleLevel, "sub": ldap.ScopeWholeSubtree}
-
-func ldapValidate(c *config.Check) error {
-	l := c.LDAP
-	if l == nil {
-		return errors.New("missing ldap settings")
-	}
-	if _, ok := ldapScopes[l.Scope]; !ok {
-		return fmt.Errorf("scope %q: want base, one or sub", l.Scope)
-	}
-	if _, err := ldap.CompileFilter(l.Filter); err != nil {
-		return fmt.Errorf("filter %q: %w", l.Filter, err)
-	}
-	if l.Base != "" {
-		if _, err := ldap.ParseDN(l.Base); err != nil {
-			return fmt.Errorf("base %q: %w", l.Base, err)
-		}
-	}
-	if l.ExpectEntries < 0 || l.SizeLimit < 0 {
-		return errors.New("expect_entries and size_limit must not be negative")
-	}
-	if l.SizeLimit < l.ExpectEntries {
-		return fmt.Errorf("size_limit %d is below expect_entries %d", l.SizeLimit, l.ExpectEntries)
-	}
-	if l.StartTLS && l.LDAPS {
-		return errors.New("starttls and ldaps exclude each other")
-	}
-	if (l.BindDN == "") != (l.BindPasswordFile == "") {
-		return errors.New("bind_dn and bind_password_file go together")
-	}
-	if !l.StartTLS && !l.LDAPS && (l.CAFile != "" || l.TLSServerName != "" || l.TLSSkipVerify) {
-		return errors.New("tls settings need starttls or ldaps")
-	}
-	return nil
-}
 
 // ldapChecker binds and searches, all under the deadline of one context, so
 // a stopped slapd is a timeout and never a hang.
@@ -181,9 +124,12 @@ func (c *ldapChecker) bind(l *ldap.Conn) error {
 }
 
 // ldapFail names a timeout as such: when the deadline passes, go-ldap
-// reports a closed connection or its own timeout, not the context's error.
+// reports a closed connection or a read error that has lost its type, not
+// the context's error, and the socket's deadline can fire a moment before
+// the context's.
 func ldapFail(ctx context.Context, class, what string, err error) Result {
-	if ctx.Err() != nil || ldap.IsErrorWithCode(err, ldap.ErrorNetwork) && deadlinePassed(ctx) {
+	if ctx.Err() != nil || deadlinePassed(ctx) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		strings.Contains(err.Error(), "i/o timeout") {
 		return failf("timeout", "%s: %v", what, err)
 	}
 	var le *ldap.Error
@@ -195,7 +141,7 @@ func ldapFail(ctx context.Context, class, what string, err error) Result {
 
 func deadlinePassed(ctx context.Context) bool {
 	d, ok := ctx.Deadline()
-	return ok && !time.Now().Before(d)
+	return ok && time.Until(d) <= time.Millisecond
 }
 
 func tlsOrNet(ctx context.Context, err error) string {

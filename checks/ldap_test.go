@@ -186,6 +186,13 @@ func TestLDAPStoppedSlapdTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.cmd.Process.Signal(syscall.SIGCONT)
+	// kill(2) returns before every thread of slapd has stopped.
+	for deadline := time.Now().Add(10 * time.Second); processState(s.cmd.Process.Pid) != "T"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd did not stop: state %q", processState(s.cmd.Process.Pid))
+		}
+		time.Sleep(time.Millisecond)
+	}
 	const timeout = 500 * time.Millisecond
 	start := time.Now()
 	r := runOnce(t, bdiiCheck(config.LDAPCheck{}), s.addr, timeout)

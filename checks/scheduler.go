@@ -414,19 +414,15 @@ func (s *Scheduler) buildTarget(spec Target, old *target, used map[string]*probe
 	}
 	for _, c := range spec.Checks {
 		p := s.probeFor(c, spec.Addr, used)
+		withDefaults := copyCheck(c)
+		withDefaults.SetDefaults()
 		// A new check starts where the target stands, so adding a check on
 		// reload neither evicts nor admits the server before it has run.
-		sl := &slot{target: t, probe: p, rise: c.Rise, fall: c.Fall, health: t.health, last: Result{Weight: -1}}
+		sl := &slot{target: t, probe: p, rise: max(withDefaults.Rise, 1), fall: max(withDefaults.Fall, 1), health: t.health, last: Result{Weight: -1}}
 		if prev := previous[p.key]; len(prev) > 0 {
 			kept := prev[0]
 			previous[p.key] = prev[1:]
 			sl.health, sl.successes, sl.failures, sl.last, sl.lastAt = kept.health, kept.successes, kept.failures, kept.last, kept.lastAt
-		}
-		if sl.rise < 1 {
-			sl.rise = DefaultRise
-		}
-		if sl.fall < 1 {
-			sl.fall = DefaultFall
 		}
 		p.slots = append(p.slots, sl)
 		t.slots = append(t.slots, sl)
@@ -440,7 +436,10 @@ func (s *Scheduler) probeFor(c *config.Check, addr netip.AddrPort, used map[stri
 	prepared, err := Prepare(c)
 	if err != nil {
 		bad := copyCheck(c)
-		commonDefaults(bad)
+		bad.SetDefaults()
+		if bad.Interval.Duration <= 0 || bad.Timeout.Duration <= 0 {
+			bad.Interval.Duration, bad.Timeout.Duration = 5*time.Second, 2*time.Second
+		}
 		return s.sharedProbe(probeKeyOf(bad, addr, err), bad, addr, brokenChecker{err}, used)
 	}
 	paddr := probeAddr(prepared, addr)

@@ -12,22 +12,7 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-func init() {
-	register("tcp", kind{
-		defaults: func(c *config.Check) {
-			if c.TCP == nil {
-				c.TCP = &config.TCPCheck{}
-			}
-		},
-		validate: func(c *config.Check) error {
-			if c.TCP == nil {
-				return errors.New("missing tcp settings")
-			}
-			return nil
-		},
-		build: newTCP,
-	})
-}
+func init() { register("tcp", newTCP) }
 
 // tcpChecker connects and, when configured, sends a string and expects a
 // reply that starts with another.
