@@ -209,9 +209,9 @@ func TestOwnership(t *testing.T) {
 
 func TestDriftRepair(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(tab map[ServiceKey]*KernelService)
-		drift int
+		drift  int
 	}{
 		{"flush", func(tab map[ServiceKey]*KernelService) { clear(tab) }, 5},
 		{"delete service", func(tab map[ServiceKey]*KernelService) {
@@ -367,9 +367,9 @@ func TestQuorumSorryHysteresis(t *testing.T) {
 	}{
 		{"1", false, "10.0.0.2:80=1 10.0.0.3:80=1 10.0.0.4:80=1"},
 		{"2", false, "10.0.0.3:80=1 10.0.0.4:80=1"}, // 2 up: not below 3-1
-		{"3", false, sorry},                          // 1 up: lost
-		{"3", true, sorry},                           // 2 up: not yet 3+1
-		{"2", true, sorry},                           // 3 up: not yet 3+1
+		{"3", false, sorry}, // 1 up: lost
+		{"3", true, sorry},  // 2 up: not yet 3+1
+		{"2", true, sorry},  // 3 up: not yet 3+1
 		{"1", true, "10.0.0.1:80=1 10.0.0.2:80=1 10.0.0.3:80=1 10.0.0.4:80=1"},
 	}
 	for i, st := range steps {

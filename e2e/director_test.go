@@ -417,22 +417,22 @@ func TestDirectorKernelRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first pass: %v\n%s", err, dir.Run("ipvsadm", "-Ln"))
 	}
-	if len(res.Ops) != 15 {
-		t.Errorf("first pass made %d ops, want 6 services + 9 dests", len(res.Ops))
+	if len(res.Ops) != 14 {
+		t.Errorf("first pass made %d ops, want 6 services + 8 dests", len(res.Ops))
 	}
 	out := dir.Run("ipvsadm", "-Ln")
 	t.Log(out)
 	for _, want := range []string{
-		"TCP  10.0.5.100:2170 wlc persistent 300 mask 255.255.255.0",
-		"UDP  [fd00:5::100]:53 rr ops",
-		"TCP  [fd00:5::100]:443 lc persistent 60 mask 64",
+		"TCP 10.0.5.100:2170 wlc persistent 300 mask 255.255.255.0",
+		"UDP [fd00:5::100]:53 rr ops",
+		"TCP [fd00:5::100]:443 lc persistent 60 mask 64",
 		"SCTP 10.0.5.100:3868 rr",
-		"FWM  10 sh (sh-fallback,sh-port)",
-		"FWM  11 IPv6 mh (mh-port)",
-		"-> 10.0.5.11:2170              Masq    3",
-		"-> 10.0.5.11:3868              Tunnel  1",
+		"FWM 10 sh (sh-fallback,sh-port)",
+		"FWM 11 IPv6 mh (mh-port)",
+		"-> 10.0.5.11:2170 Masq 3",
+		"-> 10.0.5.11:3868 Tunnel 1",
 	} {
-		if !strings.Contains(out, want) {
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
 			t.Errorf("ipvsadm -Ln lacks %q", want)
 		}
 	}
