@@ -21,6 +21,7 @@ type metrics struct {
 
 	svcConns, svcPktsIn, svcPktsOut, svcBytesIn, svcBytesOut *prometheus.Desc
 	beActive, beInact, beWeight, beConns                     *prometheus.Desc
+	bePktsIn, bePktsOut, beBytesIn, beBytesOut               *prometheus.Desc
 }
 
 func newMetrics() *metrics {
@@ -55,6 +56,10 @@ func newMetrics() *metrics {
 		beInact:     prometheus.NewDesc("lvsd_backend_connections_inactive", "Inactive connections on the real server (kernel).", be, nil),
 		beWeight:    prometheus.NewDesc("lvsd_backend_weight", "Weight of the real server in the kernel table.", be, nil),
 		beConns:     prometheus.NewDesc("lvsd_backend_connections_total", "Connections scheduled to the real server (kernel counter).", be, nil),
+		bePktsIn:    prometheus.NewDesc("lvsd_backend_incoming_packets_total", "Packets in to the real server (kernel counter).", be, nil),
+		bePktsOut:   prometheus.NewDesc("lvsd_backend_outgoing_packets_total", "Packets out of the real server (kernel counter).", be, nil),
+		beBytesIn:   prometheus.NewDesc("lvsd_backend_incoming_bytes_total", "Bytes in to the real server (kernel counter).", be, nil),
+		beBytesOut:  prometheus.NewDesc("lvsd_backend_outgoing_bytes_total", "Bytes out of the real server (kernel counter).", be, nil),
 	}
 }
 
@@ -88,7 +93,7 @@ func (m *metrics) op(k OpKind, err error) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.svcConns, m.svcPktsIn, m.svcPktsOut, m.svcBytesIn, m.svcBytesOut, m.beActive, m.beInact, m.beWeight, m.beConns} {
+	for _, d := range []*prometheus.Desc{m.svcConns, m.svcPktsIn, m.svcPktsOut, m.svcBytesIn, m.svcBytesOut, m.beActive, m.beInact, m.beWeight, m.beConns, m.bePktsIn, m.bePktsOut, m.beBytesIn, m.beBytesOut} {
 		ch <- d
 	}
 }
@@ -134,6 +139,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			gauge(m.beInact, dst.InactConns, cs.name, rs)
 			gauge(m.beWeight, dst.Weight, cs.name, rs)
 			counter(m.beConns, dst.Stats.Conns, cs.name, rs)
+			counter(m.bePktsIn, dst.Stats.PktsIn, cs.name, rs)
+			counter(m.bePktsOut, dst.Stats.PktsOut, cs.name, rs)
+			counter(m.beBytesIn, dst.Stats.BytesIn, cs.name, rs)
+			counter(m.beBytesOut, dst.Stats.BytesOut, cs.name, rs)
 		}
 	}
 }
