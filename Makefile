@@ -1,0 +1,100 @@
+# lvsd: build, check and demo. CI runs `make test` (see .ci/run) on a fresh
+# Debian machine, so every tool a test needs is installed by `make deps`.
+
+SHELL    := /bin/bash
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+EXAMPLES := $(sort $(wildcard examples/*.toml))
+
+# Real peers the tests run against (keepalived, slapd, dnsmasq), the tools
+# they drive (ipvsadm, ip, dig, curl), what the IPVS VM is built from (qemu,
+# busybox, kmod, cpio) and a C toolchain for `go test -race`.
+DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev
+
+.PHONY: all deps build lint unit e2e test demo clean
+
+all: build
+
+# Only touches apt when a package is missing, so a warm machine stays offline.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing$$missing"; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "make deps: Go 1.26 or newer must be on PATH (https://go.dev/dl/)"; exit 1; }
+
+# Static binaries: a director often runs from a minimal image.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lvsd ./cmd/lvsd
+	@if [ -d e2e/testserver ]; then \
+		echo "CGO_ENABLED=0 $(GO) build -o bin/testserver ./e2e/testserver"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -o bin/testserver ./e2e/testserver; \
+	fi
+
+lint:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.git/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -w needed on:"; echo "$$unformatted"; exit 1; fi
+
+# Tests that need IPVS skip themselves here; `make e2e` runs them in a VM.
+unit:
+	$(GO) test -race ./...
+
+test: deps lint unit e2e
+
+# `lvsd plan` shows the table each example would program into an empty
+# kernel; it needs no root. Until plan exists, show what check validates.
+demo: build
+	@for f in $(EXAMPLES); do \
+		echo "=== $$f"; \
+		if bin/lvsd plan -h >/dev/null 2>&1; then bin/lvsd plan -config "$$f" || exit 1; \
+		else bin/lvsd check -config "$$f" || exit 1; fi; \
+		echo; \
+	done
+
+clean:
+	rm -rf bin
+
+# ---------------------------------------------------------------------------
+# e2e: tests against a real IPVS kernel, run inside a qemu VM (e2e/vm/run.sh).
+# This section belongs to the VM/e2e work; edit it there.
+#
+#   make vm                      fetch Debian's kernel, build the VM's initramfs (cached in .cache/vm)
+#   make e2e                     build, then run every e2e test: here if this kernel has IPVS, else in the VM
+#   make e2e E2E_RUN='NAT|DR'    only the tests matching the regexp (-test.run)
+#   make e2e E2E_ARGS='-test.count=2 -test.failfast'
+#
+# Other packages with VM tests (bench/...) run their binary the same way:
+#   e2e/vm/run.sh [-m MB] [-smp N] [-timeout S] [-e VAR=VALUE]... -- CMD ARGS...
+# ---------------------------------------------------------------------------
+E2E_RUN        ?=
+E2E_ARGS       ?=
+E2E_TIMEOUT    ?= 20m
+# Seconds for the whole VM: boot and teardown on top of E2E_TIMEOUT.
+E2E_VM_TIMEOUT ?= 1500
+
+e2e_sudo  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+e2e_flags  = -test.v -test.timeout $(E2E_TIMEOUT) $(if $(E2E_RUN),-test.run '$(E2E_RUN)') $(E2E_ARGS)
+
+.PHONY: vm
+vm:
+	e2e/vm/prepare.sh
+
+# The test binary runs in e2e/, as `go test` would run it.
+e2e: build
+	CGO_ENABLED=0 $(GO) test -c -o bin/e2e.test ./e2e
+	@if [ -e /proc/net/ip_vs ]; then \
+		echo "make e2e: this kernel has IPVS; running the tests here"; \
+		cd e2e && $(e2e_sudo) ../bin/e2e.test $(e2e_flags); \
+	else \
+		echo "make e2e: this kernel has no IPVS; running the tests in the VM (e2e/vm/run.sh)"; \
+		cd e2e && $(e2e_sudo) vm/run.sh -timeout $(E2E_VM_TIMEOUT) -- ../bin/e2e.test $(e2e_flags); \
+	fi
