@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"text/template"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/director"
+	"github.com/lvsd/lvsd/vrrp"
+)
+
+// The tests in this package run the whole daemon in-process: the real
+// config loader, checks probing loopback servers, the director with its
+// reconciler, VRRP, the control socket and the metrics listener. Only the
+// host ties are swapped: the fake IPVS table instead of the kernel's, a VIP
+// recorder instead of netlink, and a VRRP segment with no peer on it.
+
+// lab is one running daemon and what it runs against.
+type lab struct {
+	t       *testing.T
+	d       *lvsdDaemon
+	ipvs    *director.Fake
+	addrs   *fakeAddrs
+	vrrp    *loneSegment
+	path    string // config file
+	socket  string // control socket
+	metrics string // metrics listener, host:port
+	stop    context.CancelFunc
+	done    chan error
+	logs    *syncBuffer
+}
+
+// labConfig fills the config template.
+type labConfig struct {
+	Dir, Metrics   string
+	Good, Bad      string // real servers: Good answers 200, Bad answers 500
+	WeightGood     int
+	WeightBad      int
+	Extra          string // appended verbatim
+	ReconcileEvery string
+}
+
+const labTemplate = `
+[director]
+name = "lab-node"
+interface = "lab0"
+metrics_listen = "{{.Metrics}}"
+control_socket = "{{.Dir}}/lvsd.sock"
+reconcile_interval = "{{.ReconcileEvery}}"
+
+[[service]]
+name = "web"
+vip = "192.0.2.10"
+port = 80
+scheduler = "wlc"
+
+  [[service.check]]
+  type = "http"
+  interval = "100ms"
+  timeout = "90ms"
+  rise = 1
+  fall = 3
+  path = "/health"
+
+  [[service.realserver]]
+  address = "{{.Good}}"
+  weight = {{.WeightGood}}
+
+  [[service.realserver]]
+  address = "{{.Bad}}"
+  weight = {{.WeightBad}}
+{{.Extra}}
+`
+
+// newLabConfig starts the two loopback real servers and returns a config
+// for them with a fresh metrics port and socket.
+func newLabConfig(t *testing.T) labConfig {
+	t.Helper()
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	t.Cleanup(good.Close)
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "backend broken", http.StatusInternalServerError)
+	}))
+	t.Cleanup(bad.Close)
+	return labConfig{
+		Dir: t.TempDir(), Metrics: freeLoopbackAddr(t),
+		Good: strings.TrimPrefix(good.URL, "http://"), Bad: strings.TrimPrefix(bad.URL, "http://"),
+		WeightGood: 5, WeightBad: 3, ReconcileEvery: "200ms",
+	}
+}
+
+func (c labConfig) render(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	if err := template.Must(template.New("cfg").Parse(labTemplate)).Execute(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// startLab writes cfg, starts the daemon on it and waits until the control
+// socket answers and the first check verdicts are in the kernel table.
+func startLab(t *testing.T, c labConfig, opts ...daemonOption) *lab {
+	t.Helper()
+	l := &lab{t: t, ipvs: director.NewFake(), addrs: &fakeAddrs{held: map[string][]netip.Prefix{}}, vrrp: &loneSegment{},
+		path: filepath.Join(c.Dir, "lvsd.toml"), socket: filepath.Join(c.Dir, "lvsd.sock"), metrics: c.Metrics,
+		done: make(chan error, 1), logs: &syncBuffer{}}
+	l.write(c.render(t))
+	cfg, err := config.Load(l.path)
+	if err != nil {
+		t.Fatalf("lab config: %v", err)
+	}
+	opts = append([]daemonOption{withIPVS(l.ipvs), withAddresses(l.addrs), withoutHostSetup(),
+		withVRRP(vrrp.Options{Transport: l.vrrp, Links: upLinks{}, Announcer: l.vrrp})}, opts...)
+	log := slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l.d, err = newDaemon(cfg, log, opts...)
+	if err != nil {
+		t.Fatalf("newDaemon: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stop = cancel
+	go func() { l.done <- l.d.run(ctx) }()
+	t.Cleanup(func() {
+		l.shutdown()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", l.logs.String())
+		}
+	})
+	l.eventually("control socket answers", func() error {
+		return newControlClient(l.socket).do("GET", "/status", nil)
+	})
+	return l
+}
+
+// shutdown stops the daemon and waits for run to return.
+func (l *lab) shutdown() {
+	l.stop()
+	select {
+	case err := <-l.done:
+		if err != nil {
+			l.t.Errorf("run returned %v", err)
+		}
+		l.done <- err // for a second shutdown
+	case <-time.After(10 * time.Second):
+		l.t.Error("daemon did not stop within 10s")
+	}
+}
+
+func (l *lab) write(text string) {
+	l.t.Helper()
+	if err := os.WriteFile(l.path, []byte(text), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// eventually retries cond for up to 10 s; the last error fails the test.
+func (l *lab) eventually(what string, cond func() error) {
+	l.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lvsd runs an lvsd subcommand against the lab's socket.
+func (l *lab) lvsd(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	args = append(args[:1:1], append([]string{"-socket", l.socket}, args[1:]...)...)
+	code = dispatch(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// kernelDest returns the fake kernel's destination addr of the web
+// service, or ok false when it is not in the table.
+func (l *lab) kernelDest(addr string) (director.Dest, bool) {
+	l.t.Helper()
+	svcs, _ := l.ipvs.Dump(context.Background())
+	for _, s := range svcs {
+		for _, d := range s.Dests {
+			if d.Addr.String() == addr {
+				return d, true
+			}
+		}
+	}
+	return director.Dest{}, false
+}
+
+// waitWeight waits until the kernel holds addr with weight w (w < 0: not
+// in the table at all).
+func (l *lab) waitWeight(addr string, w int) {
+	l.t.Helper()
+	l.eventually(fmt.Sprintf("kernel weight of %s = %d", addr, w), func() error {
+		d, ok := l.kernelDest(addr)
+		switch {
+		case w < 0 && ok:
+			return fmt.Errorf("still in the table with weight %d", d.Weight)
+		case w >= 0 && !ok:
+			return errors.New("not in the table")
+		case w >= 0 && d.Weight != w:
+			return fmt.Errorf("weight %d", d.Weight)
+		}
+		return nil
+	})
+}
+
+// scrape reads /metrics over HTTP, as Prometheus does.
+func (l *lab) scrape() scrape {
+	l.t.Helper()
+	resp, err := http.Get("http://" + l.metrics + "/metrics")
+	if err != nil {
+		l.t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		l.t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+type scrape map[string]*dto.MetricFamily
+
+// series returns the metric of family name whose labels include want.
+func (s scrape) series(name string, want map[string]string) (*dto.Metric, bool) {
+	f := s[name]
+	if f == nil {
+		return nil, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		return m, true
+	}
+	return nil, false
+}
+
+// value is the counter, gauge or untyped value of one series; -1 if absent.
+func (s scrape) value(name string, labels ...string) float64 {
+	m, ok := s.series(name, pairs(labels))
+	if !ok {
+		return -1
+	}
+	switch {
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue()
+	}
+	return m.GetUntyped().GetValue()
+}
+
+// count is a counter's value, 0 when it was never incremented.
+func (s scrape) count(name string, labels ...string) float64 {
+	return max(s.value(name, labels...), 0)
+}
+
+func pairs(kv []string) map[string]string {
+	out := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// fakeAddrs records which VIPs are on which interface.
+type fakeAddrs struct {
+	mu   sync.Mutex
+	held map[string][]netip.Prefix
+}
+
+func (f *fakeAddrs) AddVIPs(ctx context.Context, iface string, vips []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range vips {
+		if !slices.Contains(f.held[iface], p) {
+			f.held[iface] = append(f.held[iface], p)
+		}
+	}
+	return nil
+}
+
+func (f *fakeAddrs) RemoveVIPs(ctx context.Context, iface string, vips []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held[iface] = slices.DeleteFunc(f.held[iface], func(p netip.Prefix) bool { return slices.Contains(vips, p) })
+	return nil
+}
+
+func (f *fakeAddrs) on(iface string) []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.held[iface])
+}
+
+// loneSegment is a VRRP network with nobody else on it: adverts are
+// counted and vanish, nothing is ever received, so an instance becomes
+// master after its master-down interval.
+type loneSegment struct {
+	sent, announced atomic.Int64
+}
+
+func (s *loneSegment) Open(iface string, source netip.Addr, multicast bool) (vrrp.Conn, error) {
+	return &loneConn{seg: s, closed: make(chan struct{})}, nil
+}
+
+func (s *loneSegment) Announce(iface string, vips []netip.Prefix) error {
+	s.announced.Add(1)
+	return nil
+}
+
+type loneConn struct {
+	seg    *loneSegment
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *loneConn) Send(payload []byte, dst netip.Addr) error {
+	c.seg.sent.Add(1)
+	return nil
+}
+
+func (c *loneConn) Receive() (vrrp.Packet, error) {
+	<-c.closed
+	return vrrp.Packet{}, net.ErrClosed
+}
+
+func (c *loneConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// upLinks says every interface is up and never changes.
+type upLinks struct{}
+
+func (upLinks) Watch(ctx context.Context, ifaces []string, report func(string, bool)) error {
+	for _, i := range ifaces {
+		report(i, true)
+	}
+	return nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
