@@ -223,3 +223,13 @@ l.toml:27: service[b].check: must be an array of tables, not a table`
 		t.Errorf("got\n%v\nwant\n%s", err, want)
 	}
 }
+
+// TestCRLF: files edited on Windows keep their line numbers.
+func TestCRLF(t *testing.T) {
+	src := "[[service]]\r\nname = \"a\"\r\nvip = \"192.0.2.1\"\r\nport = 80\r\nscheduler = \"x\"\r\n"
+	_, err := Parse("w.toml", []byte(src))
+	want := `w.toml:5: service[a].scheduler: invalid value "x" (want rr, wrr, lc, wlc, lblc, lblcr, dh, sh, mh, sed, nq, fo or ovf)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
