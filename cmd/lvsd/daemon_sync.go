@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/director"
 )
 
 // syncFollower runs the kernel's IPVS connection-sync daemons in step with
@@ -16,5 +17,10 @@ type syncFollower interface {
 }
 
 func newSyncFollower(cfg *config.Config, log *slog.Logger) (syncFollower, error) {
-	return nil, nil // wired once director's sync manager lands
+	for _, v := range cfg.VRRP {
+		if v.Sync != nil {
+			return director.NewSyncManager(cfg, director.SyncOptions{Logger: log})
+		}
+	}
+	return nil, nil
 }
