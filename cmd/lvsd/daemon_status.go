@@ -23,7 +23,8 @@ func (d *lvsdDaemon) Status() StatusReport {
 	if d.dir != nil {
 		for _, s := range d.dir.Status() {
 			ss := ServiceStatus{Name: s.Name, Address: s.Key, InKernel: s.InKernel, SorryActive: s.SorryActive}
-			if cs := findService(cfg, s.Name); cs != nil {
+			cs := findService(cfg, s.Name)
+			if cs != nil {
 				ss.Scheduler = cs.Scheduler
 			}
 			for _, r := range s.RealServers {
@@ -34,6 +35,15 @@ func (d *lvsdDaemon) Status() StatusReport {
 				}
 				if r.InKernel {
 					rs.KernelWeight = r.KernelWeight
+				}
+				// The configured weight, what an evicted or drained server
+				// returns to; KernelWeight says what it has now.
+				if cs != nil {
+					for _, c := range cs.RealServers {
+						if c.Key() == r.Name {
+							rs.Weight = c.Weight
+						}
+					}
 				}
 				if p, ok := probes[key{s.Name, r.Name}]; ok {
 					rs.Health = p.Health.String()
