@@ -117,7 +117,7 @@ func (c *Check) Validate() error {
 		p.add("type", "unknown check type %q (want %s)", c.Type, orList(CheckTypes))
 		return p.err()
 	case n != 1 || !specific[kind]:
-		p.add("type", "a %s check needs exactly its own settings (set TCP, HTTP, DNS, LDAP or Exec to match)", c.Type)
+		p.add("type", "%s checks need their own settings and no other type's (set exactly one of TCP, HTTP, DNS, LDAP, Exec)", c.Type)
 		return p.err()
 	}
 	if c.Interval.Duration <= 0 {

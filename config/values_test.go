@@ -110,7 +110,7 @@ func TestCheckInGo(t *testing.T) {
 	}
 
 	c = &Check{Type: "http", Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 1, Fall: 1, DNS: &DNSCheck{}}
-	want := "type: a http check needs exactly its own settings (set TCP, HTTP, DNS, LDAP or Exec to match)"
+	want := "type: http checks need their own settings and no other type's (set exactly one of TCP, HTTP, DNS, LDAP, Exec)"
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate = %v, want %q", err, want)
 	}
