@@ -268,6 +268,7 @@ func (d *DNSCheck) setDefaults(given keySet) {
 	}
 }
 
+// Validate refuses names, record types and rcodes miekg/dns does not know.
 func (d *DNSCheck) Validate() error {
 	var p problems
 	if d.QueryName == "" {
@@ -315,6 +316,8 @@ func (c *LDAPCheck) setDefaults(given keySet) {
 	}
 }
 
+// Validate refuses DNs and filters go-ldap cannot parse and settings that
+// could never pass or would silently be ignored.
 func (c *LDAPCheck) Validate() error {
 	var p problems
 	if c.Base == "" {
@@ -363,6 +366,7 @@ func (c *LDAPCheck) Validate() error {
 
 func (e *ExecCheck) setDefaults(keySet) {}
 
+// Validate requires a program to run.
 func (e *ExecCheck) Validate() error {
 	var p problems
 	switch {

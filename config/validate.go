@@ -15,6 +15,7 @@ import (
 // value is validated. Errors go to the loader with the path and line of
 // the offending key, or of the table lacking a required one.
 
+// The values IPVS accepts, as ipvsadm spells them.
 var (
 	Schedulers  = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "mh", "sed", "nq", "fo", "ovf"}
 	Forwardings = []string{"nat", "dr", "tun"}
