@@ -1,0 +1,211 @@
+// Command checks benchmarks lvsd's health-check scheduler: N TCP checks at a
+// fixed interval against loopback listeners, beside keepalived's TCP_CHECK
+// on the same listeners in the same run.
+//
+// The parent process starts the listeners in a child process (so their
+// accept work is not billed to the checker), then runs each checker in turn:
+//
+//   - lvsd: checks.Scheduler with real TCP checks, in a child process;
+//   - goroutines: the naive design, one goroutine and ticker per check, to
+//     show what the timer heap saves;
+//   - keepalived: TCP_CHECK with the same targets. keepalived's checker needs
+//     IPVS, so it runs only where /proc/net/ip_vs exists (the VM of
+//     e2e/vm/run.sh); elsewhere the bench says the anchor could not run.
+//
+// It prints probes done / scheduled, CPU seconds per 1,000 probes, peak RSS
+// and the lag between a probe's due time and its start.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+type options struct {
+	role       string
+	addrs      int
+	ports      int
+	basePort   int
+	interval   time.Duration
+	timeout    time.Duration
+	duration   time.Duration
+	settle     time.Duration
+	keepalived string
+	modes      string
+	cpuProfile string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.role, "role", "", "internal: serve | lvsd | goroutines")
+	flag.IntVar(&o.addrs, "addrs", 100, "loopback addresses 127.1.x.y to listen on")
+	flag.IntVar(&o.ports, "ports", 100, "ports per address; checks = addrs × ports")
+	flag.IntVar(&o.basePort, "base-port", 21000, "first listening port")
+	flag.DurationVar(&o.interval, "interval", time.Second, "check interval")
+	flag.DurationVar(&o.timeout, "timeout", 500*time.Millisecond, "check timeout (keepalived: connect_timeout rounded up to 1s)")
+	flag.DurationVar(&o.duration, "duration", 30*time.Second, "measured window per checker")
+	flag.DurationVar(&o.settle, "settle", 3*time.Second, "time before the window, for first runs to spread")
+	flag.StringVar(&o.keepalived, "keepalived", "/usr/sbin/keepalived", "keepalived binary for the anchor")
+	flag.StringVar(&o.modes, "modes", "lvsd,goroutines,keepalived", "checkers to run, in order")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "with -role lvsd|goroutines: write a CPU profile of the window")
+	flag.Parse()
+
+	var err error
+	switch o.role {
+	case "serve":
+		err = serve(o, os.Stdin, os.Stdout)
+	case "lvsd", "goroutines":
+		var r result
+		r, err = measure(o)
+		if err == nil {
+			err = json.NewEncoder(os.Stdout).Encode(r)
+		}
+	case "":
+		err = orchestrate(o)
+	default:
+		err = fmt.Errorf("unknown role %q", o.role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/checks:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one checker's figures over the measured window.
+type result struct {
+	Mode      string  `json:"mode"`
+	Checks    int     `json:"checks"`
+	Scheduled int     `json:"scheduled"`
+	Done      int     `json:"done"`
+	Healthy   int     `json:"healthy"`
+	CPUSec    float64 `json:"cpu_s"`
+	MaxRSSKB  int64   `json:"max_rss_kb"`
+	LagP50    float64 `json:"lag_p50_ms"` // -1 when not measurable
+	LagP99    float64 `json:"lag_p99_ms"`
+	LagMax    float64 `json:"lag_max_ms"`
+	Accepted  int64   `json:"accepted"` // connections the listeners saw in the window
+	Note      string  `json:"note,omitempty"`
+}
+
+func (r result) per1000() float64 {
+	if r.Done == 0 {
+		return 0
+	}
+	return r.CPUSec / float64(r.Done) * 1000
+}
+
+func orchestrate(o options) error {
+	n := o.addrs * o.ports
+	fmt.Printf("bench/checks: %d TCP checks (%d addresses × %d ports) every %s, timeout %s, window %s after %s settle\n",
+		n, o.addrs, o.ports, o.interval, o.timeout, o.duration, o.settle)
+	lis, err := startListeners(o)
+	if err != nil {
+		return err
+	}
+	defer lis.stop()
+
+	var results []result
+	for _, mode := range strings.Split(o.modes, ",") {
+		var r result
+		switch mode {
+		case "lvsd", "goroutines":
+			r, err = runChild(o, mode, lis)
+		case "keepalived":
+			r, err = runKeepalived(o, lis)
+		default:
+			err = fmt.Errorf("unknown mode %q", mode)
+		}
+		if err != nil {
+			fmt.Printf("%-11s could not run: %v\n", mode, err)
+			continue
+		}
+		results = append(results, r)
+		printResult(r)
+		time.Sleep(time.Second) // let TIME_WAIT and accept queues drain between runs
+	}
+	printRatios(results)
+	return nil
+}
+
+func runChild(o options, mode string, lis *listeners) (result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	args := []string{"-role", mode, "-addrs", fmt.Sprint(o.addrs), "-ports", fmt.Sprint(o.ports),
+		"-base-port", fmt.Sprint(o.basePort), "-interval", o.interval.String(), "-timeout", o.timeout.String(),
+		"-duration", o.duration.String(), "-settle", o.settle.String()}
+	cmd := exec.Command(self, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return result{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	// The child prints "window" when its measured window opens, then its result.
+	rd := bufio.NewReader(out)
+	line, err := rd.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "window" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return result{}, fmt.Errorf("child %s: %q %v", mode, line, err)
+	}
+	a0 := lis.accepted()
+	var r result
+	decErr := json.NewDecoder(rd).Decode(&r)
+	a1 := lis.accepted()
+	io.Copy(io.Discard, rd)
+	if err := cmd.Wait(); err != nil {
+		return result{}, fmt.Errorf("child %s: %w", mode, err)
+	}
+	if decErr != nil {
+		return result{}, fmt.Errorf("child %s result: %w", mode, decErr)
+	}
+	r.Accepted = a1 - a0
+	return r, nil
+}
+
+func printResult(r result) {
+	lag := "n/a (not observable)"
+	if r.LagP99 >= 0 {
+		lag = fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, max %.1f ms", r.LagP50, r.LagP99, r.LagMax)
+	}
+	fmt.Printf("%-11s probes %d / scheduled %d (%.1f%%), healthy %d, listeners accepted %d\n",
+		r.Mode, r.Done, r.Scheduled, 100*float64(r.Done)/float64(max(r.Scheduled, 1)), r.Healthy, r.Accepted)
+	fmt.Printf("%-11s CPU %.2f s = %.4f s per 1,000 probes; peak RSS %.1f MB; due→start lag %s\n",
+		"", r.CPUSec, r.per1000(), float64(r.MaxRSSKB)/1024, lag)
+	if r.Note != "" {
+		fmt.Printf("%-11s note: %s\n", "", r.Note)
+	}
+}
+
+func printRatios(results []result) {
+	byMode := map[string]result{}
+	for _, r := range results {
+		byMode[r.Mode] = r
+	}
+	lvsd, ok := byMode["lvsd"]
+	if !ok {
+		return
+	}
+	for _, other := range []string{"goroutines", "keepalived"} {
+		r, ok := byMode[other]
+		if !ok || r.per1000() == 0 {
+			continue
+		}
+		fmt.Printf("ratio lvsd/%s: CPU per probe %.2f, peak RSS %.2f\n", other,
+			lvsd.per1000()/r.per1000(), float64(lvsd.MaxRSSKB)/float64(max(r.MaxRSSKB, 1)))
+	}
+	if _, ok := byMode["keepalived"]; !ok {
+		fmt.Println("anchor: keepalived TCP_CHECK did NOT run in this invocation (see above); no lvsd/keepalived ratio")
+	}
+}

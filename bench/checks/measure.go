@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/lvsd/lvsd/checks"
+	"github.com/lvsd/lvsd/config"
+)
+
+// recorder keeps the due→start lag of every probe due inside the window.
+type recorder struct {
+	windowStart, windowEnd atomic.Int64 // UnixNano; nothing counts until set
+	mu                     sync.Mutex
+	lags                   []time.Duration
+	healthy                int
+}
+
+func newRecorder(capacity int) *recorder {
+	r := &recorder{lags: make([]time.Duration, 0, capacity)}
+	r.windowStart.Store(math.MaxInt64)
+	return r
+}
+
+func (r *recorder) record(due, start time.Time, healthy bool) {
+	if d := due.UnixNano(); d < r.windowStart.Load() || d >= r.windowEnd.Load() {
+		return
+	}
+	r.mu.Lock()
+	r.lags = append(r.lags, start.Sub(due))
+	if healthy {
+		r.healthy++
+	}
+	r.mu.Unlock()
+}
+
+func cpuAndRSS() (cpu time.Duration, maxRSSKB int64) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss
+}
+
+// measure runs one checker design in this process and reports its window.
+func measure(o options) (result, error) {
+	tg := targets(o)
+	scheduled := int(int64(len(tg)) * int64(o.duration) / int64(o.interval))
+	rec := newRecorder(scheduled + len(tg))
+	check := &config.Check{Type: "tcp", Interval: config.Duration{Duration: o.interval},
+		Timeout: config.Duration{Duration: o.timeout}, Rise: 1, Fall: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var wait func()
+	switch o.role {
+	case "lvsd":
+		s := checks.NewScheduler(nil, nil, checks.WithProbeHook(func(p checks.ProbeRun) {
+			rec.record(p.Due, p.Start, p.Result.Healthy)
+		}))
+		ts := make([]checks.Target, len(tg))
+		for i, t := range tg {
+			ts[i] = checks.Target{Service: "bench", RealServer: t.String(), Addr: t, Checks: []*config.Check{check}}
+		}
+		s.Update(ts)
+		done := make(chan struct{})
+		go func() {
+			s.Run(ctx)
+			close(done)
+		}()
+		wait = func() { <-done }
+	case "goroutines":
+		var wg sync.WaitGroup
+		for _, t := range tg {
+			checker, err := checks.New(check, t)
+			if err != nil {
+				return result{}, err
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tickerLoop(ctx, checker, o, rec)
+			}()
+		}
+		wait = wg.Wait
+	}
+
+	time.Sleep(o.settle)
+	cpu0, _ := cpuAndRSS()
+	start := time.Now()
+	rec.windowEnd.Store(start.Add(o.duration).UnixNano())
+	rec.windowStart.Store(start.UnixNano())
+	fmt.Println("window")
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+	}
+	peakG := 0
+	for end := start.Add(o.duration); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		peakG = max(peakG, runtime.NumGoroutine())
+	}
+	cpu1, maxRSS := cpuAndRSS()
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	// Probes due just before the end may still be running; let them land.
+	time.Sleep(o.timeout + 100*time.Millisecond)
+	cancel()
+	wait()
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	r := result{Mode: o.role, Checks: len(tg), Scheduled: scheduled, Done: len(rec.lags), Healthy: rec.healthy,
+		CPUSec: (cpu1 - cpu0).Seconds(), MaxRSSKB: maxRSS}
+	design := "one goroutine and timer per check"
+	if o.role == "lvsd" {
+		design = "timer heap + one goroutine per running probe (checks.Scheduler)"
+	}
+	r.Note = fmt.Sprintf("%s; peak goroutines %d, Go heap in use %.1f MB, stacks %.1f MB, GC cycles %d",
+		design, peakG, float64(ms.HeapInuse)/(1<<20), float64(ms.StackInuse)/(1<<20), ms.NumGC)
+	slices.Sort(rec.lags)
+	r.LagP50, r.LagP99, r.LagMax = quantileMS(rec.lags, 0.5), quantileMS(rec.lags, 0.99), quantileMS(rec.lags, 1)
+	return r, nil
+}
+
+func quantileMS(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(int(q*float64(len(sorted))), len(sorted)-1)
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
+
+// tickerLoop is the design the scheduler replaces: a goroutine per check
+// sleeping on its own timer and probing inline.
+func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *recorder) {
+	due := time.Now().Add(time.Duration(rand.Int64N(int64(o.interval))))
+	timer := time.NewTimer(time.Until(due))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		start := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, o.timeout)
+		res := checker.Check(pctx)
+		cancel()
+		rec.record(due, start, res.Healthy)
+		for due = due.Add(o.interval); !due.After(time.Now()); due = due.Add(o.interval) {
+		}
+		timer.Reset(time.Until(due))
+	}
+}
+
