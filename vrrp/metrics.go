@@ -19,31 +19,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lvsd_vrrp_state",
 			Help: "VRRP instance state: 0 init, 1 backup, 2 master, 3 fault.",
-		}, []string{"instance"}),
+		}, []string{"vrrp_instance"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lvsd_vrrp_transitions_total",
 			Help: "VRRP state transitions by new state.",
-		}, []string{"instance", "to"}),
+		}, []string{"vrrp_instance", "to"}),
 		sentTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lvsd_vrrp_adverts_sent_total",
 			Help: "VRRP advertisements sent (one per destination).",
-		}, []string{"instance"}),
+		}, []string{"vrrp_instance"}),
 		receivedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lvsd_vrrp_adverts_received_total",
 			Help: "VRRP advertisements received for the instance that passed every check.",
-		}, []string{"instance"}),
+		}, []string{"vrrp_instance"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lvsd_vrrp_drops_total",
 			Help: "Received VRRP packets dropped, by reason (ttl, version, type, checksum, truncated, unknown_sender, own_address, interval, family).",
-		}, []string{"instance", "reason"}),
+		}, []string{"vrrp_instance", "reason"}),
 		masterPriority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lvsd_vrrp_master_priority",
 			Help: "Priority of the current master as last seen (ours when master, 0 after a resignation).",
-		}, []string{"instance"}),
+		}, []string{"vrrp_instance"}),
 		announcements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lvsd_vrrp_announcements_total",
 			Help: "Gratuitous ARP / unsolicited NA rounds sent (one packet per VIP each).",
-		}, []string{"instance"}),
+		}, []string{"vrrp_instance"}),
 	}
 	if reg == nil {
 		return m, nil

@@ -116,16 +116,16 @@ func TestStatusAndVRRPControl(t *testing.T) {
 		t.Errorf("VIPs after takeover: %v", vips)
 	}
 	s := l.scrape()
-	if v := s.count("lvsd_vrrp_transitions_total", "instance", "vi1", "to", "master"); v != 2 {
+	if v := s.count("lvsd_vrrp_transitions_total", "vrrp_instance", "vi1", "to", "master"); v != 2 {
 		t.Errorf("lvsd_vrrp_transitions_total{to=master} = %v, want 2", v)
 	}
-	if v := s.count("lvsd_vrrp_transitions_total", "instance", "vi1", "to", "backup"); v < 2 {
+	if v := s.count("lvsd_vrrp_transitions_total", "vrrp_instance", "vi1", "to", "backup"); v < 2 {
 		t.Errorf("lvsd_vrrp_transitions_total{to=backup} = %v, want >= 2 (start, giveup)", v)
 	}
-	if v := s.count("lvsd_vrrp_adverts_sent_total", "instance", "vi1"); v < 1 || v > float64(l.vrrp.sent.Load()) {
+	if v := s.count("lvsd_vrrp_adverts_sent_total", "vrrp_instance", "vi1"); v < 1 || v > float64(l.vrrp.sent.Load()) {
 		t.Errorf("lvsd_vrrp_adverts_sent_total = %v, the segment saw %d", v, l.vrrp.sent.Load())
 	}
-	if v := s.value("lvsd_vrrp_master_priority", "instance", "vi1"); v != 254 {
+	if v := s.value("lvsd_vrrp_master_priority", "vrrp_instance", "vi1"); v != 254 {
 		t.Errorf("lvsd_vrrp_master_priority after takeover = %v, want 254", v)
 	}
 	if code, _, errOut := l.lvsd("giveup", "nosuch"); code != 1 || !strings.Contains(errOut, "nosuch") {
@@ -138,7 +138,7 @@ func TestStatusAndVRRPControl(t *testing.T) {
 func (l *lab) waitVRRP(state string, gauge float64) {
 	l.t.Helper()
 	l.eventually("vi1 "+state, func() error {
-		if v := l.scrape().value("lvsd_vrrp_state", "instance", "vi1"); v != gauge {
+		if v := l.scrape().value("lvsd_vrrp_state", "vrrp_instance", "vi1"); v != gauge {
 			return fmt.Errorf("lvsd_vrrp_state = %v", v)
 		}
 		if st := l.status(); len(st.VRRP) != 1 || st.VRRP[0].State != state {
