@@ -19,6 +19,13 @@ func TestInvalid(t *testing.T) {
 	if err != nil || len(files) < 20 {
 		t.Fatalf("want at least 20 invalid configs, have %d (%v)", len(files), err)
 	}
+	// An .err file without its config would be an expectation nobody tests.
+	errFiles, _ := filepath.Glob("testdata/*.err")
+	for _, e := range errFiles {
+		if _, err := os.Stat(strings.TrimSuffix(e, ".err") + ".toml"); err != nil {
+			t.Errorf("%s has no config: %v", e, err)
+		}
+	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			want, err := os.ReadFile(strings.TrimSuffix(file, ".toml") + ".err")
