@@ -5,17 +5,23 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// PacketAnnouncer sends announcements through an AF_PACKET socket. It reads
-// the interface's MAC address anew on every call, because bonding can
-// change it while we run.
-type PacketAnnouncer struct{}
+// PacketAnnouncer sends announcements through one AF_PACKET socket, opened
+// on first use and kept: closing a packet socket waits for an RCU grace
+// period (tens of ms), which would delay the adverts of a new master. It
+// reads the interface's MAC address anew on every call, because bonding
+// can change it while we run.
+type PacketAnnouncer struct {
+	mu sync.Mutex
+	fd int // 0 = not open yet
+}
 
 // Announce implements Announcer.
-func (PacketAnnouncer) Announce(iface string, vips []netip.Prefix) error {
+func (a *PacketAnnouncer) Announce(iface string, vips []netip.Prefix) error {
 	ifc, err := net.InterfaceByName(iface)
 	if err != nil {
 		return fmt.Errorf("announce: %w", err)
@@ -23,11 +29,17 @@ func (PacketAnnouncer) Announce(iface string, vips []netip.Prefix) error {
 	if len(ifc.HardwareAddr) != 6 {
 		return fmt.Errorf("announce: %s has no Ethernet address", iface)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("announce: AF_PACKET socket: %w", err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fd == 0 {
+		// Protocol 0: a send-only socket that never queues received frames.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("announce: AF_PACKET socket: %w", err)
+		}
+		a.fd = fd
 	}
-	defer unix.Close(fd)
+	fd := a.fd
 	var src6 netip.Addr
 	var errs []error
 	for _, p := range vips {

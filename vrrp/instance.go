@@ -164,6 +164,7 @@ type instance struct {
 	garpTimer           Timer
 	garpGen             uint64
 	garpBurstStart      time.Time
+	lastReannounce      time.Time
 	preemptSince        time.Time
 	masterAddr          netip.Addr
 	masterPriority      int
@@ -192,6 +193,10 @@ func masterDown(priority int, interval time.Duration) time.Duration {
 func (in *instance) start() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	// A node killed while master left its VIPs on the interface; a backup
+	// holding them would answer ARP for them beside the real master.
+	in.holdsVIPs = true
+	in.releaseVIPs()
 	in.startLocked("startup")
 }
 
@@ -296,12 +301,15 @@ func (in *instance) becomeMaster(reason string) {
 func (in *instance) claimVIPs() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	t0 := time.Now()
 	if err := in.addrs.AddVIPs(ctx, in.cfg.iface, in.cfg.vips); err != nil {
 		in.log.Error("vrrp: adding VIPs", "instance", in.cfg.name, "vip", in.cfg.vips, "err", err)
 	}
+	t1 := time.Now()
 	in.holdsVIPs = true
 	in.garpGen++
 	in.announceBurst(in.garpGen, in.cfg.garpRepeat, true)
+	in.log.Debug("vrrp: VIPs claimed", "instance", in.cfg.name, "add", t1.Sub(t0), "announce", time.Since(t1))
 }
 
 func (in *instance) releaseVIPs() {
@@ -485,7 +493,11 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 			in.armAdver()
 			return
 		}
-		if prio > local || prio == local && src.Compare(in.cfg.source) > 0 {
+		if prio < local || prio == local && src.Compare(in.cfg.source) < 0 {
+			in.reannounce()
+			return
+		}
+		{
 			in.masterAddr, in.masterPriority = src, prio
 			in.masterAdverInterval = ad.Interval
 			in.stopTimers()
@@ -493,6 +505,24 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 			in.setState(StateBackup, fmt.Sprintf("higher priority master %v (%d)", src, prio))
 			in.armMasterDown(masterDown(local, in.masterAdverInterval))
 		}
+	}
+}
+
+// reannounce answers a second master that will step down (a healed
+// partition): the link's ARP caches may point at it, so the winner repeats
+// its announcements, at most once a second, as keepalived's
+// garp_lower_prio_repeat does.
+func (in *instance) reannounce() {
+	now := in.clock.Now()
+	if !in.lastReannounce.IsZero() && now.Sub(in.lastReannounce) < time.Second {
+		return
+	}
+	in.lastReannounce = now
+	for range in.cfg.garpRepeat {
+		if err := in.ann.Announce(in.cfg.iface, in.cfg.vips); err != nil {
+			in.log.Warn("vrrp: announcing VIPs", "instance", in.cfg.name, "err", err)
+		}
+		in.metrics.announced(in.cfg.name)
 	}
 }
 

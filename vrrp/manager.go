@@ -78,7 +78,7 @@ func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 		opts.Transport = RawTransport{}
 	}
 	if opts.Announcer == nil {
-		opts.Announcer = PacketAnnouncer{}
+		opts.Announcer = &PacketAnnouncer{}
 	}
 	if opts.Links == nil {
 		opts.Links = NetlinkLinks{}

@@ -1,0 +1,233 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lvsd/lvsd/e2e/lab"
+)
+
+// The VRRP lab: two directors and a client on one bridge, in namespaces.
+// Directors are 10.9.0.1 and 10.9.0.2, the client 10.9.0.100, and the
+// instance moves 10.9.0.10. None of this needs IPVS, so it runs on the host.
+const (
+	vrrpVIP  = "10.9.0.10"
+	vrrpVIP6 = "fd09::10"
+)
+
+type vrrpLab struct {
+	t              *testing.T
+	sw             *lab.NS // holds the bridge
+	d1, d2, client *lab.NS
+	dir            string
+}
+
+func newVRRPLab(t *testing.T) *vrrpLab {
+	t.Helper()
+	lab.RequireRoot(t)
+	l := &vrrpLab{t: t, dir: t.TempDir()}
+	l.sw = lab.NewNS(t, "sw")
+	l.d1, l.d2, l.client = lab.NewNS(t, "d1"), lab.NewNS(t, "d2"), lab.NewNS(t, "cl")
+	l.d1.Veth("eth0", l.sw, "p1")
+	l.d2.Veth("eth0", l.sw, "p2")
+	l.client.Veth("eth0", l.sw, "pc")
+	l.sw.Bridge("br0", "p1", "p2", "pc")
+	// Multicast snooping would hold back 224.0.0.18 until a querier shows up.
+	l.sw.Run("ip", "link", "set", "br0", "type", "bridge", "mcast_snooping", "0")
+	for i, ns := range []*lab.NS{l.d1, l.d2} {
+		ns.Addr("eth0", fmt.Sprintf("10.9.0.%d/24", i+1))
+		ns.Addr("eth0", fmt.Sprintf("fd09::%d/64", i+1))
+	}
+	// The kernel ignores an ARP update within locktime (1 s) of the last
+	// one; the client should follow each takeover's first GARP.
+	l.client.Sysctl("net.ipv4.neigh.eth0.locktime", "0")
+	l.client.Addr("eth0", "10.9.0.100/24")
+	l.client.Addr("eth0", "fd09::100/64")
+	// IPv6 link-local addresses need DAD to finish before adverts can use them.
+	waitFor(t, 5*time.Second, "link-local addresses", func() bool {
+		for _, ns := range []*lab.NS{l.d1, l.d2} {
+			out, _ := ns.Try("ip", "-6", "addr", "show", "dev", "eth0", "scope", "link", "tentative")
+			if strings.Contains(out, "inet6") {
+				return false
+			}
+		}
+		return true
+	})
+	return l
+}
+
+var (
+	vrrpNodeOnce sync.Once
+	vrrpNodePath string
+	vrrpNodeErr  error
+)
+
+// vrrpNode builds e2e/internal/vrrpnode once per test binary: lvsd's vrrp
+// Manager with the director's netlink VIPs, run from an lvsd config file.
+func vrrpNode(t *testing.T) string {
+	t.Helper()
+	vrrpNodeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vrrpnode")
+		if err != nil {
+			vrrpNodeErr = err
+			return
+		}
+		vrrpNodePath = filepath.Join(dir, "vrrpnode")
+		cmd := exec.Command("go", "build", "-o", vrrpNodePath, "./e2e/internal/vrrpnode")
+		cmd.Dir = lab.RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			vrrpNodeErr = fmt.Errorf("building vrrpnode: %v: %s", err, out)
+		}
+	})
+	if vrrpNodeErr != nil {
+		t.Fatal(vrrpNodeErr)
+	}
+	return vrrpNodePath
+}
+
+// lvsdVRRP is one instance's settings in an lvsd config.
+type lvsdVRRP struct {
+	priority int
+	preempt  bool
+	checksum string // "" = default
+	v6       bool
+}
+
+func (v lvsdVRRP) config() string {
+	vip := vrrpVIP + "/24"
+	if v.v6 {
+		vip = vrrpVIP6 + "/64"
+	}
+	s := fmt.Sprintf(`[director]
+interface = "eth0"
+
+[[vrrp]]
+name = "vi1"
+vrid = 51
+priority = %d
+advert_interval = "100ms"
+preempt = %v
+vips = [%q]
+garp_repeat = 3
+`, v.priority, v.preempt, vip)
+	if v.checksum != "" {
+		s += fmt.Sprintf("checksum = %q\n", v.checksum)
+	}
+	return s
+}
+
+// startLVSD starts an lvsd VRRP node in ns.
+func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
+	l.t.Helper()
+	path := filepath.Join(l.dir, ns.Name+".toml")
+	if err := os.WriteFile(path, []byte(v.config()), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	p := ns.Start(vrrpNode(l.t), path)
+	if os.Getenv("LVSD_E2E_VERBOSE") != "" {
+		l.t.Cleanup(func() { l.t.Logf("%s:\n%s", ns.Name, p.Output()) })
+	}
+	return p
+}
+
+// keepalivedConfig is a keepalived 2.2 instance equivalent to lvsdVRRP.
+func keepalivedConfig(v lvsdVRRP) string {
+	vip := vrrpVIP + "/24"
+	if v.v6 {
+		vip = vrrpVIP6 + "/64"
+	}
+	preempt := ""
+	if !v.preempt {
+		preempt = "nopreempt"
+	}
+	return fmt.Sprintf(`global_defs {
+  router_id ka
+  vrrp_version 3
+  vrrp_garp_master_repeat 3
+}
+vrrp_instance vi1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority %d
+  advert_int 0.1
+  %s
+  virtual_ipaddress {
+    %s
+  }
+}
+`, v.priority, preempt, vip)
+}
+
+// startKeepalived starts keepalived in ns, with pid files of its own: a
+// leftover pid file of a killed run would stop it from starting.
+func (l *vrrpLab) startKeepalived(ns *lab.NS, v lvsdVRRP) *lab.Proc {
+	l.t.Helper()
+	base := filepath.Join(l.dir, ns.Name)
+	if err := os.WriteFile(base+".conf", []byte(keepalivedConfig(v)), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	for _, p := range []string{".pid", ".vrrp.pid", ".check.pid"} {
+		os.Remove(base + p)
+	}
+	return ns.Start("/usr/sbin/keepalived", "-n", "-l", "-D", "-P", "-f", base+".conf",
+		"-p", base+".pid", "-r", base+".vrrp.pid", "-c", base+".check.pid")
+}
+
+func holdsVIP(ns *lab.NS, vip string) bool {
+	out, _ := ns.Try("ip", "-o", "addr", "show", "dev", "eth0")
+	return strings.Contains(out, " "+vip+"/")
+}
+
+func macOf(ns *lab.NS) string {
+	out, _ := ns.Try("cat", "/sys/class/net/eth0/address")
+	return strings.TrimSpace(out)
+}
+
+// clientReaches reports whether the client gets an answer from the VIP and
+// its neighbour entry points at ns, i.e. traffic goes to that director.
+func (l *vrrpLab) clientReaches(ns *lab.NS, vip string) bool {
+	if _, err := l.client.Try("busybox", "ping", "-c", "1", "-W", "1", vip); err != nil {
+		return false
+	}
+	out, _ := l.client.Try("ip", "neigh", "show", vip)
+	return strings.Contains(out, macOf(ns))
+}
+
+// master asserts, waiting up to timeout, that want alone holds the VIP and
+// the client's traffic reaches it.
+func (l *vrrpLab) master(want, other *lab.NS, vip string, timeout time.Duration) {
+	l.t.Helper()
+	waitFor(l.t, timeout, want.Name+" master", func() bool {
+		return holdsVIP(want, vip) && !holdsVIP(other, vip) && l.clientReaches(want, vip)
+	})
+}
+
+// stillMaster asserts that want stays the only holder for d.
+func (l *vrrpLab) stillMaster(want, other *lab.NS, vip string, d time.Duration) {
+	l.t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if !holdsVIP(want, vip) || holdsVIP(other, vip) {
+			l.t.Fatalf("%s lost the VIP (or %s took it) within %v", want.Name, other.Name, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
