@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,34 +16,63 @@ import (
 // server, and real traffic through the kernel's IPVS programmed with ipvsadm.
 // They are also the examples to copy when building a topology.
 
-// TestLabNetns needs no IPVS: two namespaces, one veth, one HTTP server.
+// TestLabNetns needs no IPVS, nor anything built, so `go test ./...` as root
+// runs it on any host: two namespaces, one veth, servers and clients in both
+// address families.
 func TestLabNetns(t *testing.T) {
 	lab.RequireRoot(t)
-	testserver := lab.Bin(t, "testserver")
 	a, b := lab.NewNS(t, "a"), lab.NewNS(t, "b")
 	a.Veth("eth0", b, "eth0")
 	a.Addr("eth0", "10.9.0.1/24")
 	b.Addr("eth0", "10.9.0.2/24")
 	a.Addr("eth0", "fd00:9::1/64")
 	b.Addr("eth0", "fd00:9::2/64")
-	b.Start(testserver, "-name", "b", "-http", ":80", "-tcp-echo", ":7")
-	a.WaitTCP("10.9.0.2:80", 10*time.Second)
+	b.Addr("lo", "10.9.9.9/32")
+	a.Route("10.9.9.9", "via", "10.9.0.2")
+	b.Sysctl("net.ipv4.ip_forward", "1")
+	if got := b.Run("cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(got) != "1" {
+		t.Errorf("ip_forward in %s = %q after Sysctl", b, got)
+	}
+	if got := a.Run("cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(got) != "0" {
+		t.Errorf("ip_forward in %s = %q: Sysctl leaked out of %s", a, got, b)
+	}
 
-	for _, url := range []string{"http://10.9.0.2/", "http://[fd00:9::2]/healthz"} {
+	ln, err := b.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "b")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	a.WaitTCP("10.9.0.2:80", 10*time.Second)
+	for _, url := range []string{"http://10.9.0.2/", "http://[fd00:9::2]/", "http://10.9.9.9/"} {
 		if got := httpGet(t, a, url); got != "b" {
 			t.Errorf("GET %s = %q, want %q", url, got, "b")
 		}
 	}
-	conn, err := a.Dial("tcp", "10.9.0.2:7", 5*time.Second)
+	// The test process's own namespace must not have the lab's addresses.
+	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	fmt.Fprint(conn, "ping\n")
-	buf := make([]byte, 5)
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping\n" {
-		t.Errorf("tcp echo = %q, %v; want %q", buf, err, "ping\n")
+	for _, a := range addrs {
+		if strings.HasPrefix(a.String(), "10.9.") {
+			t.Errorf("lab address %s leaked into the test's own namespace", a)
+		}
+	}
+
+	echo := b.Start("sh", "-c", "echo started; exec sleep 60")
+	if err := echo.WaitOutput("started", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if echo.Exited() {
+		t.Errorf("Start: process ended early")
+	}
+	echo.Stop()
+	if !echo.Exited() {
+		t.Errorf("Stop: process still running")
 	}
 }
 

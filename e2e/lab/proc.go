@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
@@ -53,6 +54,21 @@ func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
 
 // Output returns everything the process has written so far.
 func (p *Proc) Output() string { return p.out.String() }
+
+// WaitOutput waits up to timeout for substr to appear in the output.
+func (p *Proc) WaitOutput(substr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.Output(), substr) {
+		if p.Exited() {
+			return fmt.Errorf("lab: %s exited (%v) before printing %q", p.name, p.err, substr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: %s did not print %q within %v", p.name, substr, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
 
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {
