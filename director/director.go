@@ -34,6 +34,7 @@ type Director struct {
 
 	mu       sync.Mutex
 	services []*compiledService
+	byName   map[string]*compiledService
 	ownAll   bool
 	interval time.Duration
 	// retired are keys of services removed from config, still owned until
@@ -134,6 +135,10 @@ func (d *Director) Update(cfg *config.Config) error {
 		}
 	}
 	d.services = svcs
+	d.byName = make(map[string]*compiledService, len(svcs))
+	for _, cs := range svcs {
+		d.byName[cs.name] = cs
+	}
 	d.ownAll = cfg.Director.OwnAll
 	if iv := cfg.Director.ReconcileInterval.Duration; iv > 0 {
 		d.interval = iv
@@ -145,10 +150,14 @@ func (d *Director) Update(cfg *config.Config) error {
 
 func (d *Director) updatePoolsLocked() {
 	for _, cs := range d.services {
-		p := d.pools[cs.name]
-		if updatePool(cs, p, d.state) && p.set {
-			d.log.Info("quorum state changed", "service", cs.name, "up", p.up, "sorry_server", cs.sorry != nil && !p.up)
-		}
+		d.updatePoolLocked(cs)
+	}
+}
+
+func (d *Director) updatePoolLocked(cs *compiledService) {
+	p := d.pools[cs.name]
+	if updatePool(cs, p, d.state) && p.set {
+		d.log.Info("quorum state changed", "service", cs.name, "up", p.up, "sorry_server", cs.sorry != nil && !p.up)
 	}
 }
 
@@ -169,7 +178,8 @@ func (d *Director) SetHealth(service, realserver string, h Health) {
 	if wasDown && h.Healthy {
 		st.warmSince = d.now()
 	}
-	d.updatePoolsLocked()
+	// Only this service's quorum can move: O(1) per verdict, not O(services).
+	d.updatePoolLocked(d.byName[service])
 	d.Trigger()
 }
 
@@ -186,7 +196,7 @@ func (d *Director) Drain(service, realserver string, on bool) error {
 		st.warmSince = d.now()
 	}
 	st.drained = on
-	d.updatePoolsLocked()
+	d.updatePoolLocked(d.byName[service])
 	d.Trigger()
 	return nil
 }

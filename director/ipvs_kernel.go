@@ -16,8 +16,10 @@ import (
 // ErrNoIPVS is returned when the running kernel has no IPVS.
 var ErrNoIPVS = errors.New("kernel has no IP_VS support: load the ip_vs module")
 
-// Kernel is the IPVS table of the current network namespace, over
-// moby/ipvs. Its quirks are handled here, so the rest of the package speaks
+// Moby is the IPVS table over moby/ipvs: the first kernel backend, kept
+// as a cross-check of Kernel (LVSD_IPVS_BACKEND=moby selects it). Kernel
+// replaced it because moby makes one netlink round trip per op and runs
+// modprobe on first use. Its quirks are handled here, so the rest of the package speaks
 // in plain values:
 //   - moby sends the netmask as a native-endian u32 and the kernel reads it
 //     as __be32 for IPv4 (the mask's bytes in network order) but as a plain
@@ -29,7 +31,7 @@ var ErrNoIPVS = errors.New("kernel has no IP_VS support: load the ip_vs module")
 //     "local" (1), whatever was asked; diff treats that as equal.
 //   - moby's counters are the kernel's 32-bit ones (conns, packets), so
 //     they wrap; bytes are 64-bit.
-type Kernel struct {
+type Moby struct {
 	h *ipvs.Handle
 }
 
@@ -39,12 +41,9 @@ func HasIPVS() bool {
 	return err == nil
 }
 
-// OpenKernel opens the IPVS table of the current network namespace.
-func OpenKernel() (*Kernel, error) { return OpenKernelAt("") }
-
-// OpenKernelAt opens the IPVS table of the network namespace at netnsPath
-// (e.g. /run/netns/NAME); "" is the current one.
-func OpenKernelAt(netnsPath string) (*Kernel, error) {
+// OpenMobyAt opens the IPVS table of the network namespace at netnsPath
+// ("" = the current one) through moby/ipvs.
+func OpenMobyAt(netnsPath string) (*Moby, error) {
 	if !HasIPVS() {
 		return nil, ErrNoIPVS
 	}
@@ -52,17 +51,17 @@ func OpenKernelAt(netnsPath string) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ipvs netlink socket: %w", err)
 	}
-	return &Kernel{h: h}, nil
+	return &Moby{h: h}, nil
 }
 
 // Close implements IPVS.
-func (k *Kernel) Close() error {
+func (k *Moby) Close() error {
 	k.h.Close()
 	return nil
 }
 
 // Dump implements IPVS.
-func (k *Kernel) Dump(ctx context.Context) ([]KernelService, error) {
+func (k *Moby) Dump(ctx context.Context) ([]KernelService, error) {
 	svcs, err := k.h.GetServices()
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
@@ -87,7 +86,7 @@ func (k *Kernel) Dump(ctx context.Context) ([]KernelService, error) {
 }
 
 // Apply implements IPVS.
-func (k *Kernel) Apply(ctx context.Context, ops []Op) []error {
+func (k *Moby) Apply(ctx context.Context, ops []Op) []error {
 	errs := make([]error, len(ops))
 	for i, op := range ops {
 		if err := ctx.Err(); err != nil {

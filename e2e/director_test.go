@@ -26,7 +26,7 @@ type dirLab struct {
 	client  *lab.NS
 	dir     *lab.NS
 	d       *director.Director
-	kernel  *director.Kernel
+	kernel  director.IPVS
 	vip     string
 	reals   map[string]string // name -> ip
 	sorryIP string
