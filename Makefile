@@ -38,6 +38,7 @@ build:
 		echo "CGO_ENABLED=0 $(GO) build -o bin/testserver ./e2e/testserver"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -o bin/testserver ./e2e/testserver; \
 	fi
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/vrrpnode ./e2e/internal/vrrpnode
 
 lint:
 	$(GO) vet ./...
@@ -62,6 +63,11 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# VRRP takeover times of lvsd and keepalived, same netns lab, same run (root).
+.PHONY: bench-failover
+bench-failover: build
+	$(GO) run ./bench/failover -node bin/vrrpnode -rounds 20
 
 # ---------------------------------------------------------------------------
 # e2e: tests against a real IPVS kernel, run inside a qemu VM (e2e/vm/run.sh).
@@ -97,4 +103,17 @@ e2e: build
 	else \
 		echo "make e2e: this kernel has no IPVS; running the tests in the VM (e2e/vm/run.sh)"; \
 		cd e2e && $(e2e_sudo) vm/run.sh -timeout $(E2E_VM_TIMEOUT) -- ../bin/e2e.test $(e2e_flags); \
+	fi
+
+# bench/apply (director): lvsd apply vs ipvsadm-restore of the same S x R
+# table, alternating in one run, then the op count of a one-weight reload.
+# Runs in the VM unless this kernel has IPVS. BENCH_APPLY_ARGS='-services 500 -reals 4 -rounds 5'
+BENCH_APPLY_ARGS ?=
+.PHONY: bench-apply
+bench-apply: build
+	CGO_ENABLED=0 $(GO) build -o bin/bench-apply ./bench/apply
+	@if [ -e /proc/net/ip_vs ]; then \
+		$(e2e_sudo) bin/bench-apply -lvsd bin/lvsd $(BENCH_APPLY_ARGS); \
+	else \
+		$(e2e_sudo) e2e/vm/run.sh -timeout 3000 -- bin/bench-apply -lvsd bin/lvsd $(BENCH_APPLY_ARGS); \
 	fi
