@@ -287,6 +287,10 @@ func (d *lvsdDaemon) shutdownKernel(cfg *config.Config) {
 	}
 }
 
+// watchdog pings systemd only while the daemon still answers: each ping
+// waits for a status snapshot, which takes the locks of the daemon, the
+// director, the checks and VRRP. A deadlock in any of them stops the
+// pings, and systemd restarts lvsd after WatchdogSec.
 func (d *lvsdDaemon) watchdog(ctx context.Context) {
 	every, err := daemon.SdWatchdogEnabled(false)
 	if err != nil || every == 0 {
@@ -294,12 +298,25 @@ func (d *lvsdDaemon) watchdog(ctx context.Context) {
 	}
 	t := time.NewTicker(every / 3)
 	defer t.Stop()
+	var answered chan struct{} // of the snapshot still running, if any
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if answered == nil {
+			answered = make(chan struct{})
+			go func(done chan struct{}) { d.Status(); close(done) }(answered)
+		}
+		select {
+		case <-answered:
+			answered = nil
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		case <-time.After(every / 3):
+			d.log.Error("watchdog: no status snapshot within a third of WatchdogSec; not pinging systemd")
+		case <-ctx.Done():
+			return
 		}
 	}
 }

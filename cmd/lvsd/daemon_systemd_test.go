@@ -90,6 +90,35 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("a rejected reload sent %q, want RELOADING=1, READY=1", got)
 	}
 
+	// A hung daemon must stop pinging, so systemd restarts it: hold the
+	// daemon's lock as a deadlocked component would.
+	l.d.mu.Lock()
+	drain := func() (pings int) {
+		for {
+			select {
+			case m := <-msgs:
+				if m != "WATCHDOG=1" {
+					t.Errorf("unexpected %q", m)
+				}
+				pings++
+			default:
+				return pings
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // a ping already under way may land
+	drain()
+	time.Sleep(600 * time.Millisecond)
+	hungPings := drain()
+	l.d.mu.Unlock()
+	if hungPings != 0 {
+		t.Errorf("%d watchdog pings while the daemon was hung", hungPings)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if n := drain(); n == 0 {
+		t.Error("no watchdog pings after the daemon recovered")
+	}
+
 	l.shutdown()
 	if m, _ := next("STOPPING=1"); m != "STOPPING=1" {
 		t.Errorf("on shutdown lvsd sent %q, want STOPPING=1", m)
