@@ -41,8 +41,9 @@ func runKeepalived(o options, lis *listeners) (result, error) {
 		return result{}, err
 	}
 	defer logFile.Close()
-	// -C: checkers only; -n: stay in the foreground; -l: log to the console.
-	cmd := exec.Command(o.keepalived, "-n", "-l", "-C", "-f", conf, "-p", pids[0], "-c", pids[1], "-r", pids[2])
+	// -C: checkers only; -n: stay in the foreground. Logs go to syslog, so
+	// a line per activated checker does not cost console writes.
+	cmd := exec.Command(o.keepalived, "-n", "-C", "-f", conf, "-p", pids[0], "-c", pids[1], "-r", pids[2])
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return result{}, err

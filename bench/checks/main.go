@@ -24,7 +24,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +42,7 @@ type options struct {
 	keepalived string
 	modes      string
 	cpuProfile string
+	rounds     int
 }
 
 func main() {
@@ -55,8 +58,10 @@ func main() {
 	flag.StringVar(&o.keepalived, "keepalived", "/usr/sbin/keepalived", "keepalived binary for the anchor")
 	flag.StringVar(&o.modes, "modes", "lvsd,goroutines,keepalived", "checkers to run, in order")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "with -role lvsd|goroutines: write a CPU profile of the window")
+	flag.IntVar(&o.rounds, "rounds", 1, "repeat the modes this many times, alternating, and report median ratios")
 	flag.Parse()
 
+	raiseFileLimit()
 	var err error
 	switch o.role {
 	case "serve":
@@ -102,6 +107,13 @@ func (r result) per1000() float64 {
 }
 
 func orchestrate(o options) error {
+	if os.Getenv("LVSD_IN_VM") != "" {
+		// The VM boots with lo down: 127.1.x.y would not be local, and IPVS
+		// refuses NAT destinations it cannot route.
+		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+			return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+		}
+	}
 	n := o.addrs * o.ports
 	fmt.Printf("bench/checks: %d TCP checks (%d addresses × %d ports) every %s, timeout %s, window %s after %s settle\n",
 		n, o.addrs, o.ports, o.interval, o.timeout, o.duration, o.settle)
@@ -111,26 +123,33 @@ func orchestrate(o options) error {
 	}
 	defer lis.stop()
 
-	var results []result
-	for _, mode := range strings.Split(o.modes, ",") {
-		var r result
-		switch mode {
-		case "lvsd", "goroutines":
-			r, err = runChild(o, mode, lis)
-		case "keepalived":
-			r, err = runKeepalived(o, lis)
-		default:
-			err = fmt.Errorf("unknown mode %q", mode)
+	var rounds [][]result
+	for round := 1; round <= max(o.rounds, 1); round++ {
+		if o.rounds > 1 {
+			fmt.Printf("--- round %d of %d\n", round, o.rounds)
 		}
-		if err != nil {
-			fmt.Printf("%-11s could not run: %v\n", mode, err)
-			continue
+		var results []result
+		for _, mode := range strings.Split(o.modes, ",") {
+			var r result
+			switch mode {
+			case "lvsd", "goroutines":
+				r, err = runChild(o, mode, lis)
+			case "keepalived":
+				r, err = runKeepalived(o, lis)
+			default:
+				err = fmt.Errorf("unknown mode %q", mode)
+			}
+			if err != nil {
+				fmt.Printf("%-11s could not run: %v\n", mode, err)
+				continue
+			}
+			results = append(results, r)
+			printResult(r)
+			time.Sleep(time.Second) // let TIME_WAIT and accept queues drain between runs
 		}
-		results = append(results, r)
-		printResult(r)
-		time.Sleep(time.Second) // let TIME_WAIT and accept queues drain between runs
+		rounds = append(rounds, results)
 	}
-	printRatios(results)
+	printRatios(rounds)
 	return nil
 }
 
@@ -188,24 +207,66 @@ func printResult(r result) {
 	}
 }
 
-func printRatios(results []result) {
-	byMode := map[string]result{}
-	for _, r := range results {
-		byMode[r.Mode] = r
-	}
-	lvsd, ok := byMode["lvsd"]
-	if !ok {
-		return
-	}
+// printRatios prints, for each other checker, the median over rounds of
+// lvsd's figure divided by that checker's in the same round.
+func printRatios(rounds [][]result) {
+	anchorRan := false
 	for _, other := range []string{"goroutines", "keepalived"} {
-		r, ok := byMode[other]
-		if !ok || r.per1000() == 0 {
+		var cpu, rss []float64
+		for _, results := range rounds {
+			byMode := map[string]result{}
+			for _, r := range results {
+				byMode[r.Mode] = r
+			}
+			l, okL := byMode["lvsd"]
+			r, okR := byMode[other]
+			if !okL || !okR || r.per1000() == 0 {
+				continue
+			}
+			cpu = append(cpu, l.per1000()/r.per1000())
+			rss = append(rss, float64(l.MaxRSSKB)/float64(max(r.MaxRSSKB, 1)))
+		}
+		if len(cpu) == 0 {
 			continue
 		}
-		fmt.Printf("ratio lvsd/%s: CPU per probe %.2f, peak RSS %.2f\n", other,
-			lvsd.per1000()/r.per1000(), float64(lvsd.MaxRSSKB)/float64(max(r.MaxRSSKB, 1)))
+		if other == "keepalived" {
+			anchorRan = true
+		}
+		fmt.Printf("ratio lvsd/%s (median of %d rounds): CPU per probe %.2f %s, peak RSS %.2f\n",
+			other, len(cpu), median(cpu), fmtList(cpu), median(rss))
 	}
-	if _, ok := byMode["keepalived"]; !ok {
+	if !anchorRan {
 		fmt.Println("anchor: keepalived TCP_CHECK did NOT run in this invocation (see above); no lvsd/keepalived ratio")
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtList(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// raiseFileLimit makes room for 10,000 listeners (and keepalived's
+// sockets, which inherit the limit); root may raise the hard limit too.
+func raiseFileLimit() {
+	want := syscall.Rlimit{Cur: 1 << 17, Max: 1 << 17}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+		return
+	}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 }

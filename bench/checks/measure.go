@@ -167,4 +167,3 @@ func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *rec
 		timer.Reset(time.Until(due))
 	}
 }
-
