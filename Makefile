@@ -118,6 +118,20 @@ bench-apply: build
 		$(e2e_sudo) e2e/vm/run.sh -timeout 3000 -- bin/bench-apply -lvsd bin/lvsd $(BENCH_APPLY_ARGS); \
 	fi
 
+# bench/connsync (IPVS connection sync): 50 connections held through the VIP
+# across a SIGKILL of the master, lvsd pair vs keepalived pair with
+# lvs_sync_daemon, alternating in one run: survivors/total and the longest gap
+# of a 10 ms request stream. BENCH_CONNSYNC_ARGS='-rounds 5 -forwarding nat -kill host'
+BENCH_CONNSYNC_ARGS ?=
+.PHONY: bench-connsync
+bench-connsync: build
+	CGO_ENABLED=0 $(GO) build -o bin/connsync ./bench/connsync
+	@if [ -e /proc/net/ip_vs ]; then \
+		$(e2e_sudo) bin/connsync bench -lvsd bin/lvsd $(BENCH_CONNSYNC_ARGS); \
+	else \
+		$(e2e_sudo) e2e/vm/run.sh -timeout 3000 -- bin/connsync bench -lvsd bin/lvsd $(BENCH_CONNSYNC_ARGS); \
+	fi
+
 # ---------------------------------------------------------------------------
 # bench-checks (bench/checks): 10,000 TCP checks at 1 s against loopback
 # listeners for 30 s: lvsd's scheduler beside a goroutine-per-check baseline

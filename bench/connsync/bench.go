@@ -358,7 +358,7 @@ func (l *lab) startDirector(arm, ns, name string, priority int) (*exec.Cmd, erro
 		return nil, err
 	}
 	pid := func(s string) string { return filepath.Join(l.dir, name+s+".pid") }
-	return l.start(ns, name+".log", l.o.keepalived, "-n", "-D", "-g", filepath.Join(l.dir, name+".log"), "-f", path,
+	return l.start(ns, name+".log", l.o.keepalived, "-n", "-D", "-g", filepath.Join(l.dir, name+"-keepalived.log"), "-f", path,
 		"-p", pid(""), "-r", pid("-vrrp"), "-c", pid("-chk"))
 }
 
@@ -384,7 +384,7 @@ func runTrial(o benchOpts, arm string, id int) (res trialResult) {
 	defer l.close()
 	defer func() {
 		if o.verbose || res.err != nil {
-			for _, f := range []string{"d1.log", "d2.log"} {
+			for _, f := range []string{"d1.log", "d2.log", "d1-keepalived.log", "d2-keepalived.log"} {
 				b, _ := os.ReadFile(filepath.Join(l.dir, f))
 				fmt.Printf("--- trial %d %s %s\n%s", id, arm, f, b)
 			}
