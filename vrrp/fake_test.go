@@ -107,6 +107,9 @@ type fakeConn struct {
 	sent   []sentAdvert
 	peer   *instance
 	linked bool
+	// closed, when set, makes Receive block until Close, as a socket does.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 func (c *fakeConn) Send(b []byte, dst netip.Addr) error {
@@ -125,8 +128,19 @@ func (c *fakeConn) Send(b []byte, dst netip.Addr) error {
 	return nil
 }
 
-func (c *fakeConn) Receive() (Packet, error) { return Packet{}, net.ErrClosed }
-func (c *fakeConn) Close() error             { return nil }
+func (c *fakeConn) Receive() (Packet, error) {
+	if c.closed != nil {
+		<-c.closed
+	}
+	return Packet{}, net.ErrClosed
+}
+
+func (c *fakeConn) Close() error {
+	if c.closed != nil {
+		c.closeOnce.Do(func() { close(c.closed) })
+	}
+	return nil
+}
 
 func (c *fakeConn) adverts() []sentAdvert {
 	c.mu.Lock()

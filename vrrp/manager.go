@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"syscall"
 	"sync"
 	"time"
 
@@ -305,6 +306,9 @@ func (m *Manager) runNotify(in *instance, c StateChange) {
 	defer cancel()
 	argv := append(slices.Clone(in.cfg.notify[1:]), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
 	cmd := exec.CommandContext(ctx, in.cfg.notify[0], argv...)
+	// A group of its own, so the timeout also kills what the command started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

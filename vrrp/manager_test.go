@@ -1,0 +1,252 @@
+package vrrp
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func vrrpConfig(name string, vrid int, iface, vip string) config.VRRP {
+	return config.VRRP{
+		Name: name, VRID: vrid, Interface: iface, Priority: 100,
+		AdvertInterval: config.Duration{Duration: time.Second},
+		VIPs:           []config.Prefix{{Prefix: netip.MustParsePrefix(vip)}},
+		SourceAddress:  config.Addr{IP: addrMid},
+	}
+}
+
+func TestNewManagerRejects(t *testing.T) {
+	mod := func(f func(c *config.VRRP)) []config.VRRP {
+		c := vrrpConfig("vi1", 51, "eth0", "10.0.0.100/24")
+		f(&c)
+		return []config.VRRP{c}
+	}
+	tests := []struct {
+		name string
+		cfgs []config.VRRP
+		want string
+	}{
+		{"vrid 0", mod(func(c *config.VRRP) { c.VRID = 0 }), "vrid 0"},
+		{"priority 255", mod(func(c *config.VRRP) { c.Priority = 255 }), "priority 255"},
+		{"interval not in centiseconds", mod(func(c *config.VRRP) { c.AdvertInterval.Duration = 15 * time.Millisecond }), "advert_interval"},
+		{"checksum", mod(func(c *config.VRRP) { c.Checksum = "crc32" }), "checksum"},
+		{"no vips", mod(func(c *config.VRRP) { c.VIPs = nil }), "no vips"},
+		{"mixed families", mod(func(c *config.VRRP) {
+			c.VIPs = append(c.VIPs, config.Prefix{Prefix: netip.MustParsePrefix("2001:db8::1/64")})
+		}), "mix IPv4 and IPv6"},
+		{"peer family", mod(func(c *config.VRRP) { c.UnicastPeers = []config.Addr{{IP: netip.MustParseAddr("::1")}} }), "unicast peer"},
+		{"duplicate vrid", []config.VRRP{vrrpConfig("a", 51, "eth0", "10.0.0.100/24"), vrrpConfig("b", 51, "eth0", "10.0.0.101/24")}, "share VRID 51"},
+		{"duplicate name", []config.VRRP{vrrpConfig("a", 51, "eth0", "10.0.0.100/24"), vrrpConfig("a", 52, "eth0", "10.0.0.101/24")}, "defined twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewManager(tt.cfgs, Options{Addresses: &fakeAddrs{}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewManager error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	// The same VRID on another interface, or for the other family, is fine.
+	ok := []config.VRRP{vrrpConfig("a", 51, "eth0", "10.0.0.100/24"), vrrpConfig("b", 51, "eth1", "10.0.0.101/24")}
+	if _, err := NewManager(ok, Options{Addresses: &fakeAddrs{}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type fakeTransport struct {
+	clock *fakeClock
+	mu    sync.Mutex
+	conns map[string]*fakeConn
+}
+
+func (f *fakeTransport) Open(iface string, src netip.Addr, multicast bool) (Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &fakeConn{clock: f.clock, src: src, closed: make(chan struct{})}
+	f.conns[iface] = c
+	return c, nil
+}
+
+type fakeLinks struct {
+	mu     sync.Mutex
+	report func(string, bool)
+}
+
+func (f *fakeLinks) Watch(ctx context.Context, ifaces []string, report func(string, bool)) error {
+	f.mu.Lock()
+	f.report = report
+	f.mu.Unlock()
+	for _, i := range ifaces {
+		report(i, true)
+	}
+	return nil
+}
+
+func (f *fakeLinks) set(iface string, up bool) {
+	f.mu.Lock()
+	r := f.report
+	f.mu.Unlock()
+	r(iface, up)
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func states(m *Manager) string {
+	var s []string
+	for _, st := range m.Status() {
+		s = append(s, st.Name+"="+st.State)
+	}
+	return strings.Join(s, " ")
+}
+
+// TestManager runs two instances (one per interface) through the Manager:
+// both become master, a tracked service and a tracked link fault exactly
+// the instances that track them, notify gets argv with instance, state and
+// priority, and stopping resigns with priority 0 and removes the VIPs.
+func TestManager(t *testing.T) {
+	clock := newFakeClock()
+	tr := &fakeTransport{clock: clock, conns: map[string]*fakeConn{}}
+	links := &fakeLinks{}
+	addrs := &fakeAddrs{held: map[netip.Prefix]bool{}}
+	dir := t.TempDir()
+	notifyLog := filepath.Join(dir, "notify.log")
+	script := filepath.Join(dir, "notify.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$@\" >> "+notifyLog+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	web := vrrpConfig("web", 51, "eth0", "10.0.0.100/24")
+	web.TrackServices = []string{"http"}
+	web.Notify = []string{script, "--flag"}
+	db := vrrpConfig("db", 52, "eth1", "10.0.1.100/24")
+	db.TrackInterfaces = []string{"eth2"}
+	var mu sync.Mutex
+	var changes []StateChange
+	reg := prometheus.NewRegistry()
+	m, err := NewManager([]config.VRRP{web, db}, Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg,
+		Addresses: addrs, Clock: clock, Transport: tr, Announcer: &fakeAnnouncer{clock: clock}, Links: links,
+		OwnAddress: func(netip.Addr) bool { return false },
+		OnStateChange: func(c StateChange) {
+			mu.Lock()
+			changes = append(changes, c)
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	waitUntil(t, "both backup", func() bool { return states(m) == "web=backup db=backup" })
+	clock.Advance(4 * time.Second)
+	if got := states(m); got != "web=master db=master" {
+		t.Fatalf("after Master_Down_Interval: %s", got)
+	}
+
+	m.SetServiceDown("http", true)
+	if got := states(m); got != "web=fault db=master" {
+		t.Fatalf("http down: %s", got)
+	}
+	if a := tr.conns["eth0"].last(); a.ad.Priority != 0 {
+		t.Errorf("faulted master's last advert has priority %d, want 0", a.ad.Priority)
+	}
+	m.SetServiceDown("http", false)
+	clock.Advance(4 * time.Second)
+	links.set("eth2", false)
+	if got := states(m); got != "web=master db=fault" {
+		t.Fatalf("eth2 down: %s", got)
+	}
+	links.set("eth2", true)
+	clock.Advance(4 * time.Second)
+	if got := states(m); got != "web=master db=master" {
+		t.Fatalf("eth2 up: %s", got)
+	}
+	if err := m.Takeover("nope"); err == nil {
+		t.Error("Takeover of an unknown instance succeeded")
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if addrs.holds() {
+		t.Error("VIPs held after Run returned")
+	}
+	for iface, c := range tr.conns {
+		if a := c.last(); a.ad.Priority != 0 {
+			t.Errorf("%s: last advert priority %d, want 0 on shutdown", iface, a.ad.Priority)
+		}
+	}
+	// Callbacks arrive in order per instance, ending with init.
+	mu.Lock()
+	var webSeq []string
+	for _, c := range changes {
+		if c.Instance == "web" {
+			webSeq = append(webSeq, c.To.String())
+		}
+	}
+	mu.Unlock()
+	if got, want := strings.Join(webSeq, ","), "backup,master,fault,backup,master,init"; got != want {
+		t.Errorf("web transitions %s, want %s", got, want)
+	}
+	out, err := os.ReadFile(notifyLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNotify := "--flag web backup 100\n--flag web master 100\n--flag web fault 0\n--flag web backup 100\n--flag web master 100\n--flag web init 100\n"
+	if string(out) != wantNotify {
+		t.Errorf("notify calls:\n%s\nwant\n%s", out, wantNotify)
+	}
+	// Metrics are registered and track the state.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"lvsd_vrrp_state", "lvsd_vrrp_transitions_total", "lvsd_vrrp_adverts_sent_total", "lvsd_vrrp_master_priority"} {
+		if !names[n] {
+			t.Errorf("metric %s not registered", n)
+		}
+	}
+}
+
+func TestNotifyTimeout(t *testing.T) {
+	c := vrrpConfig("slow", 51, "eth0", "10.0.0.100/24")
+	// With sh -c the appended instance/state/priority become $0.., unused.
+	c.Notify = []string{"/bin/sh", "-c", "sleep 30"}
+	c.NotifyTimeout = config.Duration{Duration: 100 * time.Millisecond}
+	var log strings.Builder
+	m, err := NewManager([]config.VRRP{c}, Options{Addresses: &fakeAddrs{}, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	m.runNotify(m.instances[0], StateChange{Instance: "slow", To: StateMaster, Priority: 100})
+	if d := time.Since(start); d < 100*time.Millisecond || d > time.Second {
+		t.Errorf("notify returned after %v, want the 100ms timeout to kill the command and its children", d)
+	}
+	if !strings.Contains(log.String(), "notify failed") {
+		t.Errorf("timeout not logged: %s", log.String())
+	}
+}
