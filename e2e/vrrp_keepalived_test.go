@@ -77,7 +77,7 @@ func TestVRRPKeepalivedInterop(t *testing.T) {
 				l.master(backup, master, vip, takeoverWithin)
 				return
 			}
-			waitFor(t, takeoverWithin, "backup takes over", func() bool {
+			waitFor(t, scaled(takeoverWithin), "backup takes over", func() bool {
 				return holdsVIP(backup, vip) && l.clientReaches(backup, vip)
 			})
 		})

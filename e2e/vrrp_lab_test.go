@@ -68,10 +68,14 @@ var (
 	vrrpNodeErr  error
 )
 
-// vrrpNode builds e2e/internal/vrrpnode once per test binary: lvsd's vrrp
-// Manager with the director's netlink VIPs, run from an lvsd config file.
+// vrrpNode returns the VRRP node binary: bin/vrrpnode from `make build`
+// (e2e/internal/vrrpnode: lvsd's vrrp Manager with the director's netlink
+// VIPs), or, when that is missing, one built now for this test binary.
 func vrrpNode(t *testing.T) string {
 	t.Helper()
+	if p := filepath.Join(lab.RepoRoot(t), "bin", "vrrpnode"); fileExists(p) {
+		return p
+	}
 	vrrpNodeOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vrrpnode")
 		if err != nil {
@@ -89,6 +93,26 @@ func vrrpNode(t *testing.T) string {
 		t.Fatal(vrrpNodeErr)
 	}
 	return vrrpNodePath
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// vrrpInterval is the advert interval of the lab: 100 ms on the host; the
+// e2e VM emulates its CPU (TCG) and cannot keep that pace, so it gets a
+// slower protocol and proportionally longer waits.
+func vrrpInterval() time.Duration {
+	if lab.InVM() {
+		return 500 * time.Millisecond
+	}
+	return 100 * time.Millisecond
+}
+
+// scaled stretches a wait for the VM.
+func scaled(d time.Duration) time.Duration {
+	return d * vrrpInterval() / (100 * time.Millisecond)
 }
 
 // lvsdVRRP is one instance's settings in an lvsd config.
@@ -111,11 +135,11 @@ interface = "eth0"
 name = "vi1"
 vrid = 51
 priority = %d
-advert_interval = "100ms"
+advert_interval = "%dms"
 preempt = %v
 vips = [%q]
 garp_repeat = 3
-`, v.priority, v.preempt, vip)
+`, v.priority, vrrpInterval().Milliseconds(), v.preempt, vip)
 	if v.checksum != "" {
 		s += fmt.Sprintf("checksum = %q\n", v.checksum)
 	}
@@ -156,13 +180,13 @@ vrrp_instance vi1 {
   interface eth0
   virtual_router_id 51
   priority %d
-  advert_int 0.1
+  advert_int %g
   %s
   virtual_ipaddress {
     %s
   }
 }
-`, v.priority, preempt, vip)
+`, v.priority, vrrpInterval().Seconds(), preempt, vip)
 }
 
 // startKeepalived starts keepalived in ns, with pid files of its own: a
@@ -204,7 +228,7 @@ func (l *vrrpLab) clientReaches(ns *lab.NS, vip string) bool {
 // the client's traffic reaches it.
 func (l *vrrpLab) master(want, other *lab.NS, vip string, timeout time.Duration) {
 	l.t.Helper()
-	waitFor(l.t, timeout, want.Name+" master", func() bool {
+	waitFor(l.t, scaled(timeout), want.Name+" master", func() bool {
 		return holdsVIP(want, vip) && !holdsVIP(other, vip) && l.clientReaches(want, vip)
 	})
 }
@@ -212,7 +236,7 @@ func (l *vrrpLab) master(want, other *lab.NS, vip string, timeout time.Duration)
 // stillMaster asserts that want stays the only holder for d.
 func (l *vrrpLab) stillMaster(want, other *lab.NS, vip string, d time.Duration) {
 	l.t.Helper()
-	end := time.Now().Add(d)
+	end := time.Now().Add(scaled(d))
 	for time.Now().Before(end) {
 		if !holdsVIP(want, vip) || holdsVIP(other, vip) {
 			l.t.Fatalf("%s lost the VIP (or %s took it) within %v", want.Name, other.Name, d)

@@ -34,7 +34,7 @@ func TestVRRPMasterDies(t *testing.T) {
 			}
 			// A killed master cannot remove its VIP; the backup's gratuitous
 			// ARP must still win the client over.
-			waitFor(t, takeoverWithin, "d2 takes over", func() bool {
+			waitFor(t, scaled(takeoverWithin), "d2 takes over", func() bool {
 				return holdsVIP(l.d2, vrrpVIP) && l.clientReaches(l.d2, vrrpVIP)
 			})
 		})
@@ -57,13 +57,13 @@ func TestVRRPMasterReturns(t *testing.T) {
 			l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: preempt})
 			l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
 			p1.Kill()
-			waitFor(t, takeoverWithin, "d2 takes over", func() bool { return holdsVIP(l.d2, vrrpVIP) })
+			waitFor(t, scaled(takeoverWithin), "d2 takes over", func() bool { return holdsVIP(l.d2, vrrpVIP) })
 			l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: preempt})
 			if preempt {
 				l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
 				return
 			}
-			waitFor(t, takeoverWithin, "restarted d1 drops the stale VIP", func() bool { return !holdsVIP(l.d1, vrrpVIP) })
+			waitFor(t, scaled(takeoverWithin), "restarted d1 drops the stale VIP", func() bool { return !holdsVIP(l.d1, vrrpVIP) })
 			l.stillMaster(l.d2, l.d1, vrrpVIP, time.Second)
 			if !l.clientReaches(l.d2, vrrpVIP) {
 				t.Fatal("client does not reach d2")
@@ -81,7 +81,7 @@ func TestVRRPLinkDown(t *testing.T) {
 	l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: true})
 	l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
 	l.d1.Run("ip", "link", "set", "eth0", "down")
-	waitFor(t, takeoverWithin, "d2 takes over, d1 releases", func() bool {
+	waitFor(t, scaled(takeoverWithin), "d2 takes over, d1 releases", func() bool {
 		return holdsVIP(l.d2, vrrpVIP) && !holdsVIP(l.d1, vrrpVIP) && l.clientReaches(l.d2, vrrpVIP)
 	})
 	l.d1.Run("ip", "link", "set", "eth0", "up")
@@ -100,7 +100,7 @@ func TestVRRPPriorityTie(t *testing.T) {
 	l.stillMaster(l.d1, l.d2, vrrpVIP, 1500*time.Millisecond)
 
 	l.sw.Run("ip", "link", "set", "p2", "nomaster")
-	waitFor(t, takeoverWithin, "split brain", func() bool { return holdsVIP(l.d1, vrrpVIP) && holdsVIP(l.d2, vrrpVIP) })
+	waitFor(t, scaled(takeoverWithin), "split brain", func() bool { return holdsVIP(l.d1, vrrpVIP) && holdsVIP(l.d2, vrrpVIP) })
 	l.sw.Run("ip", "link", "set", "p2", "master", "br0")
 	l.master(l.d2, l.d1, vrrpVIP, takeoverWithin)
 }
@@ -113,7 +113,7 @@ func TestVRRPSplitBrainHeals(t *testing.T) {
 	l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: false})
 	l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
 	l.sw.Run("ip", "link", "set", "p2", "nomaster")
-	waitFor(t, takeoverWithin, "split brain", func() bool { return holdsVIP(l.d1, vrrpVIP) && holdsVIP(l.d2, vrrpVIP) })
+	waitFor(t, scaled(takeoverWithin), "split brain", func() bool { return holdsVIP(l.d1, vrrpVIP) && holdsVIP(l.d2, vrrpVIP) })
 	l.sw.Run("ip", "link", "set", "p2", "master", "br0")
 	l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
 }

@@ -10,8 +10,8 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"syscall"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lvsd/lvsd/config"

@@ -1,0 +1,250 @@
+// Command failover measures VRRP takeover time in network namespaces, for
+// lvsd and for keepalived with the same settings in the same run: two
+// directors and a client on a bridge, advert_interval 100 ms, priorities
+// 200 (master) and 100 (backup), preempt on. Each round stops the master
+// (SIGKILL, or SIGTERM which resigns with priority 0) and times, from the
+// signal, the first gratuitous ARP for the VIP from the backup's MAC as the
+// client's AF_PACKET socket timestamps it. The backup adds the VIP before it
+// announces, so that is "holds the VIP and has told the link".
+//
+// Needs root, ip(8), keepalived. Run it with `make bench-failover`.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	vip      = "10.9.0.10"
+	interval = 100 * time.Millisecond
+	backupPr = 100
+)
+
+func main() {
+	node := flag.String("node", "bin/vrrpnode", "lvsd VRRP command; the config file path is appended")
+	keepalived := flag.String("keepalived", "/usr/sbin/keepalived", "keepalived binary")
+	rounds := flag.Int("rounds", 20, "rounds per implementation and signal")
+	flag.Parse()
+	if err := run(strings.Fields(*node), *keepalived, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "failover:", err)
+		os.Exit(1)
+	}
+}
+
+// impl is one VRRP implementation under test.
+type impl struct {
+	name  string
+	start func(l *lab, ns string, priority int) (*proc, error)
+}
+
+func run(node []string, keepalived string, rounds int) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (network namespaces)")
+	}
+	dir, err := os.MkdirTemp("", "bench-failover")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l, err := newLab(dir)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+
+	impls := []impl{
+		{"lvsd", func(l *lab, ns string, prio int) (*proc, error) {
+			path := filepath.Join(l.dir, ns+".toml")
+			if err := os.WriteFile(path, []byte(lvsdConfig(prio)), 0o644); err != nil {
+				return nil, err
+			}
+			return l.start(ns, append(append([]string{}, node...), path)...)
+		}},
+		{"keepalived", func(l *lab, ns string, prio int) (*proc, error) {
+			base := filepath.Join(l.dir, ns)
+			if err := os.WriteFile(base+".conf", []byte(keepalivedConfig(prio)), 0o644); err != nil {
+				return nil, err
+			}
+			// A killed keepalived leaves pid files that stop the next start.
+			for _, p := range []string{".pid", ".vrrp.pid", ".check.pid"} {
+				os.Remove(base + p)
+			}
+			return l.start(ns, keepalived, "-n", "-l", "-D", "-P", "-f", base+".conf",
+				"-p", base+".pid", "-r", base+".vrrp.pid", "-c", base+".check.pid")
+		}},
+	}
+	sk := time.Duration(int64(256-backupPr) * int64(interval) / 256)
+	fmt.Printf("VRRP failover, advert_interval %v, master priority 200, backup %d, %d rounds each\n", interval, backupPr, rounds)
+	fmt.Printf("targets: SIGKILL p99 <= 3*interval + skew + 20ms = %v; SIGTERM p99 <= skew + 20ms = %v\n\n",
+		ms(3*interval+sk+20*time.Millisecond), ms(sk+20*time.Millisecond))
+	fmt.Printf("%-10s %-8s %9s %9s %9s %9s %s\n", "impl", "signal", "p50", "p99", "min", "max", "failed")
+	results := map[string][2]time.Duration{}
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		for _, im := range impls {
+			samples, failed, err := measure(l, im, sig, rounds)
+			if err != nil {
+				return fmt.Errorf("%s %v: %w", im.name, sig, err)
+			}
+			if len(samples) == 0 {
+				fmt.Printf("%-10s %-8s no successful rounds (%d failed)\n", im.name, sigName(sig), failed)
+				continue
+			}
+			p50, p99 := percentile(samples, 50), percentile(samples, 99)
+			results[im.name+sigName(sig)] = [2]time.Duration{p50, p99}
+			fmt.Printf("%-10s %-8s %9s %9s %9s %9s %d\n", im.name, sigName(sig), ms(p50), ms(p99),
+				ms(samples[0]), ms(samples[len(samples)-1]), failed)
+		}
+	}
+	fmt.Println()
+	for _, sig := range []string{"SIGKILL", "SIGTERM"} {
+		a, b := results["lvsd"+sig], results["keepalived"+sig]
+		if a[0] > 0 && b[0] > 0 {
+			fmt.Printf("%s lvsd/keepalived: p50 %.2f  p99 %.2f\n", sig, float64(a[0])/float64(b[0]), float64(a[1])/float64(b[1]))
+		}
+	}
+	return nil
+}
+
+// measure runs rounds of: master and backup up and settled, signal the
+// master, time the backup's first GARP. The backup stays up; the master is
+// restarted each round and preempts back.
+func measure(l *lab, im impl, sig syscall.Signal, rounds int) ([]time.Duration, int, error) {
+	backup, err := im.start(l, "d2", backupPr)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer backup.stop()
+	backupMAC, err := l.mac("d2")
+	if err != nil {
+		return nil, 0, err
+	}
+	var samples []time.Duration
+	failed := 0
+	for r := 0; r < rounds; r++ {
+		master, err := im.start(l, "d1", 200)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !l.waitSettled(10 * time.Second) {
+			master.stop()
+			failed++
+			continue
+		}
+		l.cap.drain()
+		t0 := time.Now()
+		if sig == syscall.SIGKILL {
+			master.killGroup()
+		} else {
+			master.signal(sig)
+		}
+		at, ok := l.cap.waitGARP(backupMAC, vip, t0, 5*time.Second)
+		master.stop()
+		if !ok || !l.holds("d2") {
+			failed++
+			continue
+		}
+		samples = append(samples, at.Sub(t0))
+		// Give the restarted master's preemption a clean start.
+		time.Sleep(200 * time.Millisecond)
+	}
+	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	return samples, failed, nil
+}
+
+// waitSettled waits until d1 alone holds the VIP, then lets the backup hear
+// a few adverts so it runs on the master's interval.
+func (l *lab) waitSettled(timeout time.Duration) bool {
+	end := time.Now().Add(timeout)
+	for time.Now().Before(end) {
+		if l.holds("d1") && !l.holds("d2") {
+			time.Sleep(5 * interval)
+			return l.holds("d1") && !l.holds("d2")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// percentile is the nearest-rank percentile of sorted samples.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	i := (p*len(sorted)+99)/100 - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
+
+func sigName(s syscall.Signal) string {
+	if s == syscall.SIGKILL {
+		return "SIGKILL"
+	}
+	return "SIGTERM"
+}
+
+func lvsdConfig(prio int) string {
+	return fmt.Sprintf(`[director]
+interface = "eth0"
+
+[[vrrp]]
+name = "vi1"
+vrid = 51
+priority = %d
+advert_interval = "100ms"
+vips = ["%s/24"]
+garp_repeat = 5
+`, prio, vip)
+}
+
+func keepalivedConfig(prio int) string {
+	return fmt.Sprintf(`global_defs {
+  router_id bench
+  vrrp_version 3
+  vrrp_garp_master_repeat 5
+}
+vrrp_instance vi1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority %d
+  advert_int 0.1
+  virtual_ipaddress {
+    %s/24
+  }
+}
+`, prio, vip)
+}
+
+// proc is a node started in a namespace, in a process group of its own so
+// SIGKILL also reaches keepalived's VRRP child.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (p *proc) signal(sig syscall.Signal) { p.cmd.Process.Signal(sig) }
+
+func (p *proc) killGroup() { syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
+
+// stop ends the node (SIGTERM, then SIGKILL after 3 s) and reaps it.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) // keepalived's child, if orphaned
+		return
+	default:
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Second):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
