@@ -34,7 +34,8 @@ func newLDAP(c *config.Check, target netip.AddrPort) (Checker, error) {
 	var tlsCfg *tls.Config
 	if l.StartTLS || l.LDAPS {
 		var err error
-		if tlsCfg, err = tlsConfig(l.TLSServerName, "", l.CAFile, l.TLSSkipVerify); err != nil {
+		// Without tls_server_name the certificate must name the address.
+		if tlsCfg, err = tlsConfig(l.TLSServerName, target.Addr().String(), l.CAFile, l.TLSSkipVerify); err != nil {
 			return nil, err
 		}
 	}

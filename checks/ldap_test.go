@@ -1,7 +1,13 @@
 package checks
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -23,13 +29,20 @@ const (
 	rootPW     = "secret"
 )
 
-// slapd is a throwaway slapd with back_mdb holding o=grid on a loopback port.
+// slapd is a throwaway slapd with back_mdb holding o=grid on a loopback
+// port, and with TLS also ldaps on a second port.
 type slapd struct {
-	addr netip.AddrPort
-	cmd  *exec.Cmd
+	addr      netip.AddrPort
+	ldapsAddr netip.AddrPort
+	cmd       *exec.Cmd
 }
 
-func startSlapd(t *testing.T) *slapd {
+// slapdTLS names the PEM files of slapd's certificate and key.
+type slapdTLS struct{ cert, key string }
+
+func startSlapd(t *testing.T) *slapd { return startSlapdWith(t, nil) }
+
+func startSlapdWith(t *testing.T, tlsFiles *slapdTLS) *slapd {
 	t.Helper()
 	if _, err := os.Stat(slapdPath); err != nil {
 		t.Skipf("slapd not installed (%v); `make deps` installs Debian's slapd", err)
@@ -42,49 +55,63 @@ func startSlapd(t *testing.T) *slapd {
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	global := ""
+	if tlsFiles != nil {
+		global = fmt.Sprintf("TLSCertificateFile %s\nTLSCertificateKeyFile %s\n", tlsFiles.cert, tlsFiles.key)
+	}
 	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include %s
 pidfile %s/slapd.pid
 argsfile %s/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
-database mdb
+%sdatabase mdb
 maxsize 10485760
 suffix "o=grid"
 rootdn "%s"
 rootpw %s
 directory %s/db
-`, schema, dir, dir, rootDN, rootPW, dir)
+`, schema, dir, dir, global, rootDN, rootPW, dir)
 	confFile := filepath.Join(dir, "slapd.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := closedPort(t)
+	s := &slapd{addr: closedPort(t)}
+	urls := "ldap://" + s.addr.String() + "/"
+	wait := []netip.AddrPort{s.addr}
+	if tlsFiles != nil {
+		s.ldapsAddr = closedPort(t)
+		urls += " ldaps://" + s.ldapsAddr.String() + "/"
+		wait = append(wait, s.ldapsAddr)
+	}
 	var stderr strings.Builder
 	// -d 0 keeps slapd in the foreground so the test owns the process.
-	cmd := exec.Command(slapdPath, "-f", confFile, "-h", "ldap://"+addr.String()+"/", "-d", "0")
+	cmd := exec.Command(slapdPath, "-f", confFile, "-h", urls, "-d", "0")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &slapd{addr: addr, cmd: cmd}
+	s.cmd = cmd
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGCONT)
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr.String(), time.Second)
-		if err == nil {
-			c.Close()
-			return s
+	for _, addr := range wait {
+		for {
+			c, err := net.DialTimeout("tcp", addr.String(), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("slapd did not start listening on %s: %v\n%s", addr, err, stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slapd did not start listening on %s: %v\n%s", addr, err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return s
 }
 
 // load adds entries as the root DN: o=grid itself and then services.
@@ -217,5 +244,71 @@ func TestLDAPValidate(t *testing.T) {
 		if err := Validate(&config.Check{Type: "ldap", LDAP: &l}); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", l)
 		}
+	}
+}
+
+// writeCert makes a self-signed certificate for bdii.example.org and
+// 127.0.0.1, usable both as slapd's certificate and as the check's CA file.
+func writeCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "bdii.example.org"},
+		DNSNames:              []string{"bdii.example.org"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestLDAPTLS(t *testing.T) {
+	cert, key := writeCert(t)
+	s := startSlapdWith(t, &slapdTLS{cert: cert, key: key})
+	s.load(t, 1, 1)
+	tests := []struct {
+		name    string
+		ldaps   bool
+		l       config.LDAPCheck
+		healthy bool
+		class   string
+	}{
+		{name: "starttls with CA file and server name", l: config.LDAPCheck{StartTLS: true, CAFile: cert, TLSServerName: "bdii.example.org"}, healthy: true, class: "ok"},
+		{name: "starttls, certificate names the address", l: config.LDAPCheck{StartTLS: true, CAFile: cert}, healthy: true, class: "ok"},
+		{name: "starttls with an unknown CA", l: config.LDAPCheck{StartTLS: true, TLSServerName: "bdii.example.org"}, class: "tls"},
+		{name: "ldaps with CA file", ldaps: true, l: config.LDAPCheck{LDAPS: true, CAFile: cert, TLSServerName: "bdii.example.org"}, healthy: true, class: "ok"},
+		{name: "ldaps with the wrong server name", ldaps: true, l: config.LDAPCheck{LDAPS: true, CAFile: cert, TLSServerName: "other.example.org"}, class: "tls"},
+		{name: "ldaps skipping verification", ldaps: true, l: config.LDAPCheck{LDAPS: true, TLSSkipVerify: true}, healthy: true, class: "ok"},
+		{name: "ldaps against the plain port", l: config.LDAPCheck{LDAPS: true, TLSSkipVerify: true}, class: "tls"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := s.addr
+			if tc.ldaps {
+				addr = s.ldapsAddr
+			}
+			wantResult(t, runOnce(t, bdiiCheck(tc.l), addr, 2*time.Second), tc.healthy, tc.class)
+		})
 	}
 }

@@ -77,10 +77,12 @@ func WithProbeHook(f func(ProbeRun)) Option { return func(s *Scheduler) { s.hook
 // results into transitions with rise/fall hysteresis.
 //
 // One dispatcher goroutine keeps all probes in a heap ordered by due time and
-// starts each probe in a goroutine of its own, so a hung server holds only its
-// own probe and no goroutine exists per check between runs. Checks with the
-// same settings against the same address, shared by several services, run
-// once and their results fan out to every target that uses them.
+// hands each due probe to an idle worker goroutine, or starts a new worker
+// when none is idle. A hung server therefore holds only its own worker, no
+// goroutine exists per check between runs, and the few busy workers keep
+// their grown stacks instead of every probe growing a fresh one. Checks with
+// the same settings against the same address, shared by several services,
+// run once and their results fan out to every target that uses them.
 type Scheduler struct {
 	log          *slog.Logger
 	onTransition func(Transition)
@@ -95,7 +97,9 @@ type Scheduler struct {
 	runCtx   context.Context // set by Run
 	wake     chan struct{}
 	metrics  *metrics
-	inflight sync.WaitGroup
+	inflight sync.WaitGroup // probes running
+	workers  sync.WaitGroup
+	jobs     chan job // unbuffered: a send succeeds only to an idle worker
 
 	// deliverMu keeps transitions in the order state changed: it is taken
 	// before mu is released, and held while the callback runs.
@@ -159,6 +163,7 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 		targets:      map[targetKey]*target{},
 		probes:       map[string]*probe{},
 		wake:         make(chan struct{}, 1),
+		jobs:         make(chan job),
 	}
 	for _, o := range opts {
 		o(s)
@@ -184,6 +189,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.inflight.Wait()
+			s.workers.Wait()
 			return nil
 		case <-timer.C():
 		case <-s.wake:
@@ -211,7 +217,13 @@ func (s *Scheduler) dispatch() time.Time {
 			ctx, cancel := context.WithTimeout(s.runCtx, p.timeout)
 			p.cancel = cancel
 			s.inflight.Add(1)
-			go s.runProbe(ctx, p, due)
+			j := job{ctx: ctx, probe: p, due: due}
+			select {
+			case s.jobs <- j:
+			default:
+				s.workers.Add(1)
+				go s.worker(j)
+			}
 		}
 		p.due = nextDue(due, p.interval, now)
 		heap.Fix(&s.queue, 0)
@@ -227,6 +239,34 @@ func nextDue(due time.Time, interval time.Duration, now time.Time) time.Time {
 		next = due.Add((behind/interval + 1) * interval)
 	}
 	return next
+}
+
+// job is one run of a probe.
+type job struct {
+	ctx   context.Context
+	probe *probe
+	due   time.Time
+}
+
+// workerIdle is how long a worker waits for another job before exiting, so
+// a burst of slow probes does not leave goroutines behind for good.
+const workerIdle = 10 * time.Second
+
+func (s *Scheduler) worker(j job) {
+	defer s.workers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		s.runProbe(j.ctx, j.probe, j.due)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-s.jobs:
+		case <-idle.C:
+			return
+		case <-s.runCtx.Done():
+			return
+		}
+	}
 }
 
 func (s *Scheduler) runProbe(ctx context.Context, p *probe, due time.Time) {
