@@ -24,8 +24,11 @@ type lab struct {
 	cap    *capture
 }
 
-func newLab(dir string) (*lab, error) {
-	l := &lab{dir: dir, prefix: fmt.Sprintf("fobench%d-", os.Getpid())}
+func newLab(dir string, n int) (*lab, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l := &lab{dir: dir, prefix: fmt.Sprintf("fob%d-%d-", os.Getpid(), n)}
 	steps := [][]string{}
 	for _, ns := range []string{"sw", "d1", "d2", "cl"} {
 		steps = append(steps, []string{"ip", "netns", "add", l.ns(ns)}, l.in(ns, "ip", "link", "set", "lo", "up"))

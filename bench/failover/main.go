@@ -13,6 +13,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,12 +55,6 @@ func run(node []string, keepalived string, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	l, err := newLab(dir)
-	if err != nil {
-		return err
-	}
-	defer l.close()
-
 	impls := []impl{
 		{"lvsd", func(l *lab, ns string, prio int) (*proc, error) {
 			path := filepath.Join(l.dir, ns+".toml")
@@ -86,21 +81,43 @@ func run(node []string, keepalived string, rounds int) error {
 	fmt.Printf("targets: SIGKILL p99 <= 3*interval + skew + 20ms = %v; SIGTERM p99 <= skew + 20ms = %v\n\n",
 		ms(3*interval+sk+20*time.Millisecond), ms(sk+20*time.Millisecond))
 	fmt.Printf("%-10s %-8s %9s %9s %9s %9s %s\n", "impl", "signal", "p50", "p99", "min", "max", "failed")
+	// One lab per implementation, rounds alternating between them, so
+	// both see the same machine load (the CPU is shared).
+	runs := make([]*series, len(impls))
+	for i, im := range impls {
+		l, err := newLab(filepath.Join(dir, im.name), i)
+		if err != nil {
+			return err
+		}
+		defer l.close()
+		runs[i] = &series{impl: im, lab: l}
+	}
 	results := map[string][2]time.Duration{}
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
-		for _, im := range impls {
-			samples, failed, err := measure(l, im, sig, rounds)
-			if err != nil {
-				return fmt.Errorf("%s %v: %w", im.name, sig, err)
+		for _, s := range runs {
+			if err := s.begin(); err != nil {
+				return fmt.Errorf("%s: %w", s.impl.name, err)
 			}
+		}
+		for r := 0; r < rounds; r++ {
+			for _, s := range runs {
+				if err := s.round(sig); err != nil {
+					return fmt.Errorf("%s %v: %w", s.impl.name, sig, err)
+				}
+			}
+		}
+		for _, s := range runs {
+			s.end()
+			samples := s.samples
+			sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 			if len(samples) == 0 {
-				fmt.Printf("%-10s %-8s no successful rounds (%d failed)\n", im.name, sigName(sig), failed)
+				fmt.Printf("%-10s %-8s no successful rounds (%d failed)\n", s.impl.name, sigName(sig), s.failed)
 				continue
 			}
 			p50, p99 := percentile(samples, 50), percentile(samples, 99)
-			results[im.name+sigName(sig)] = [2]time.Duration{p50, p99}
-			fmt.Printf("%-10s %-8s %9s %9s %9s %9s %d\n", im.name, sigName(sig), ms(p50), ms(p99),
-				ms(samples[0]), ms(samples[len(samples)-1]), failed)
+			results[s.impl.name+sigName(sig)] = [2]time.Duration{p50, p99}
+			fmt.Printf("%-10s %-8s %9s %9s %9s %9s %d\n", s.impl.name, sigName(sig), ms(p50), ms(p99),
+				ms(samples[0]), ms(samples[len(samples)-1]), s.failed)
 		}
 	}
 	fmt.Println()
@@ -113,50 +130,55 @@ func run(node []string, keepalived string, rounds int) error {
 	return nil
 }
 
-// measure runs rounds of: master and backup up and settled, signal the
-// master, time the backup's first GARP. The backup stays up; the master is
-// restarted each round and preempts back.
-func measure(l *lab, im impl, sig syscall.Signal, rounds int) ([]time.Duration, int, error) {
-	backup, err := im.start(l, "d2", backupPr)
+// series is the rounds of one implementation for one signal: the backup
+// stays up; the master is restarted each round and preempts back.
+type series struct {
+	impl      impl
+	lab       *lab
+	backup    *proc
+	backupMAC net.HardwareAddr
+	samples   []time.Duration
+	failed    int
+}
+
+func (s *series) begin() error {
+	var err error
+	s.samples, s.failed = nil, 0
+	if s.backup, err = s.impl.start(s.lab, "d2", backupPr); err != nil {
+		return err
+	}
+	s.backupMAC, err = s.lab.mac("d2")
+	return err
+}
+
+func (s *series) end() { s.backup.stop() }
+
+// round: master up and settled, signal it, time the backup's first GARP.
+func (s *series) round(sig syscall.Signal) error {
+	l := s.lab
+	master, err := s.impl.start(l, "d1", 200)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	defer backup.stop()
-	backupMAC, err := l.mac("d2")
-	if err != nil {
-		return nil, 0, err
+	defer master.stop()
+	if !l.waitSettled(10 * time.Second) {
+		s.failed++
+		return nil
 	}
-	var samples []time.Duration
-	failed := 0
-	for r := 0; r < rounds; r++ {
-		master, err := im.start(l, "d1", 200)
-		if err != nil {
-			return nil, 0, err
-		}
-		if !l.waitSettled(10 * time.Second) {
-			master.stop()
-			failed++
-			continue
-		}
-		l.cap.drain()
-		t0 := time.Now()
-		if sig == syscall.SIGKILL {
-			master.killGroup()
-		} else {
-			master.signal(sig)
-		}
-		at, ok := l.cap.waitGARP(backupMAC, vip, t0, 5*time.Second)
-		master.stop()
-		if !ok || !l.holds("d2") {
-			failed++
-			continue
-		}
-		samples = append(samples, at.Sub(t0))
-		// Give the restarted master's preemption a clean start.
-		time.Sleep(200 * time.Millisecond)
+	l.cap.drain()
+	t0 := time.Now()
+	if sig == syscall.SIGKILL {
+		master.killGroup()
+	} else {
+		master.signal(sig)
 	}
-	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
-	return samples, failed, nil
+	at, ok := l.cap.waitGARP(s.backupMAC, vip, t0, 5*time.Second)
+	if !ok || !l.holds("d2") {
+		s.failed++
+		return nil
+	}
+	s.samples = append(s.samples, at.Sub(t0))
+	return nil
 }
 
 // waitSettled waits until d1 alone holds the VIP, then lets the backup hear
