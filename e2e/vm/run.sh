@@ -60,9 +60,9 @@ else
 	share=$(mktemp -d "$cache/runs/run.XXXXXX")
 	keep_share=
 fi
-rm -f "$share/rc" "$share/cmd.sh"
+rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
 cleanup() {
-	rm -f "$share/rc" "$share/cmd.sh"
+	rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
 	[ -n "$keep_share" ] || rm -rf "$share"
 }
 trap cleanup EXIT
@@ -92,7 +92,8 @@ set +e
 timeout -k 10 "$limit" qemu-system-x86_64 \
 	-accel tcg -cpu max -m "$mem" -smp "$smp" \
 	-display none -vga none -monitor none -serial stdio -no-reboot -nic none \
-	-kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	-kernel "$cache/kernel" -initrd "$cache/initrd" \
 	-append "console=ttyS0 quiet loglevel=1 panic=-1 lvsd.share=$share" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$share,mount_tag=out,security_model=none,multidevs=remap" \
@@ -111,5 +112,10 @@ if [ ! -s "$share/rc" ]; then
 	exit 125
 fi
 rc=$(cat "$share/rc")
-echo "run.sh: command exited $rc; VM ran ${elapsed}s" >&2
+boot=?
+if [ -e "$share/booted" ]; then
+	boot_ms=$((($(stat -c %.3Y "$share/booted" | tr -d .) - start / 1000000)))
+	boot=$((boot_ms / 1000)).$(printf %03d $((boot_ms % 1000)))
+fi
+echo "run.sh: command exited $rc; VM ran ${elapsed}s (boot ${boot}s)" >&2
 exit "$rc"
