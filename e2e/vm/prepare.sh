@@ -111,7 +111,8 @@ wanted=(
 	ip_vs_sh ip_vs_mh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_twos
 	veth llc stp bridge dummy tunnel4 ip_tunnel ipip tunnel6 ip6_tunnel macvlan 8021q
 	nf_nat nf_tables nft_chain_nat nft_ct nf_conntrack_netlink
-	x_tables ip_tables ip6_tables iptable_mangle ip6table_mangle iptable_filter xt_mark xt_conntrack
+	x_tables ip_tables ip6_tables iptable_mangle ip6table_mangle iptable_filter xt_mark xt_conntrack xt_ipvs nft_compat
+	tun sch_netem bonding
 )
 
 # modpath NAME -> path relative to $moddir, from modules.dep ("-" and "_" are equivalent).

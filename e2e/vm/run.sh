@@ -18,6 +18,7 @@ usage: e2e/vm/run.sh [-m MB] [-smp N] [-timeout SECONDS] [-e VAR=VALUE]... -- CM
   -e        extra environment variable for CMD (repeatable)
 Environment: LVSD_VM_OUT=DIR  directory shared read-write with the guest at the
 same path (default: a fresh temporary one); CMD may leave results there.
+LVSD_VM_APPEND="..."  more kernel arguments (e.g. loglevel=7 lvsd.debug to see the boot).
 USAGE
 	exit 2
 }
@@ -94,7 +95,7 @@ timeout -k 10 "$limit" qemu-system-x86_64 \
 	-display none -vga none -monitor none -serial stdio -no-reboot -nic none \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel "$cache/kernel" -initrd "$cache/initrd" \
-	-append "console=ttyS0 quiet loglevel=1 panic=-1 lvsd.share=$share" \
+	-append "console=ttyS0 quiet loglevel=1 panic=-1 lvsd.share=$share ${LVSD_VM_APPEND:-}" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$share,mount_tag=out,security_model=none,multidevs=remap" \
 	</dev/null
