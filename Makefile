@@ -38,7 +38,6 @@ build:
 		echo "CGO_ENABLED=0 $(GO) build -o bin/testserver ./e2e/testserver"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -o bin/testserver ./e2e/testserver; \
 	fi
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/vrrpnode ./e2e/internal/vrrpnode
 
 lint:
 	$(GO) vet ./...
@@ -67,7 +66,7 @@ clean:
 # VRRP takeover times of lvsd and keepalived, same netns lab, same run (root).
 .PHONY: bench-failover
 bench-failover: build
-	$(GO) run ./bench/failover -node bin/vrrpnode -rounds 20
+	$(GO) run ./bench/failover -lvsd 'bin/lvsd run -config' -rounds 20
 
 # ---------------------------------------------------------------------------
 # e2e: tests against a real IPVS kernel, run inside a qemu VM (e2e/vm/run.sh).

@@ -63,41 +63,36 @@ func newVRRPLab(t *testing.T) *vrrpLab {
 }
 
 var (
-	vrrpNodeOnce sync.Once
-	vrrpNodePath string
-	vrrpNodeErr  error
+	lvsdOnce sync.Once
+	lvsdPath string
+	lvsdErr  error
 )
 
-// vrrpNode returns the VRRP node binary: bin/vrrpnode from `make build`
-// (e2e/internal/vrrpnode: lvsd's vrrp Manager with the director's netlink
-// VIPs), or, when that is missing, one built now for this test binary.
-func vrrpNode(t *testing.T) string {
+// lvsdBinary returns an lvsd built from this tree for this test binary, so
+// a stale bin/lvsd never stands in for the code under test. Where no Go
+// toolchain is at hand (the e2e VM) it uses bin/lvsd from `make build`.
+func lvsdBinary(t *testing.T) string {
 	t.Helper()
-	if p := filepath.Join(lab.RepoRoot(t), "bin", "vrrpnode"); fileExists(p) {
-		return p
+	if _, err := exec.LookPath("go"); err != nil || lab.InVM() {
+		return lab.Bin(t, "lvsd")
 	}
-	vrrpNodeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vrrpnode")
+	lvsdOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "lvsd-e2e")
 		if err != nil {
-			vrrpNodeErr = err
+			lvsdErr = err
 			return
 		}
-		vrrpNodePath = filepath.Join(dir, "vrrpnode")
-		cmd := exec.Command("go", "build", "-o", vrrpNodePath, "./e2e/internal/vrrpnode")
+		lvsdPath = filepath.Join(dir, "lvsd")
+		cmd := exec.Command("go", "build", "-o", lvsdPath, "./cmd/lvsd")
 		cmd.Dir = lab.RepoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			vrrpNodeErr = fmt.Errorf("building vrrpnode: %v: %s", err, out)
+			lvsdErr = fmt.Errorf("building lvsd: %v: %s", err, out)
 		}
 	})
-	if vrrpNodeErr != nil {
-		t.Fatal(vrrpNodeErr)
+	if lvsdErr != nil {
+		t.Fatal(lvsdErr)
 	}
-	return vrrpNodePath
-}
-
-func fileExists(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
+	return lvsdPath
 }
 
 // vrrpInterval is the advert interval of the lab: 100 ms on the host; the
@@ -123,13 +118,15 @@ type lvsdVRRP struct {
 	v6       bool
 }
 
-func (v lvsdVRRP) config() string {
+func (v lvsdVRRP) config(socket string) string {
 	vip := vrrpVIP + "/24"
 	if v.v6 {
 		vip = vrrpVIP6 + "/64"
 	}
 	s := fmt.Sprintf(`[director]
 interface = "eth0"
+control_socket = %q
+metrics_listen = ""
 
 [[vrrp]]
 name = "vi1"
@@ -139,25 +136,36 @@ advert_interval = "%dms"
 preempt = %v
 vips = [%q]
 garp_repeat = 3
-`, v.priority, vrrpInterval().Milliseconds(), v.preempt, vip)
+`, socket, v.priority, vrrpInterval().Milliseconds(), v.preempt, vip)
 	if v.checksum != "" {
 		s += fmt.Sprintf("checksum = %q\n", v.checksum)
 	}
 	return s
 }
 
-// startLVSD starts an lvsd VRRP node in ns.
+// startLVSD starts `lvsd run` in ns with a VRRP-only config.
 func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	l.t.Helper()
 	path := filepath.Join(l.dir, ns.Name+".toml")
-	if err := os.WriteFile(path, []byte(v.config()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(v.config(l.socket(ns))), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
-	p := ns.Start(vrrpNode(l.t), path)
+	p := ns.Start(lvsdBinary(l.t), "run", "-log-level", "debug", "-config", path)
 	if os.Getenv("LVSD_E2E_VERBOSE") != "" {
 		l.t.Cleanup(func() { l.t.Logf("%s:\n%s", ns.Name, p.Output()) })
 	}
 	return p
+}
+
+func (l *vrrpLab) socket(ns *lab.NS) string { return filepath.Join(l.dir, ns.Name+".sock") }
+
+// ctl runs an lvsd control verb (takeover, giveup) against the lvsd in ns.
+func (l *vrrpLab) ctl(ns *lab.NS, verb, instance string) {
+	l.t.Helper()
+	out, err := exec.Command(lvsdBinary(l.t), verb, "-socket", l.socket(ns), instance).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("lvsd %s %s: %v: %s", verb, instance, err, out)
+	}
 }
 
 // keepalivedConfig is a keepalived 2.2 instance equivalent to lvsdVRRP.
@@ -254,4 +262,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// These tests run lvsd's VRRP (e2e/internal/vrrpnode: the vrrp Manager plus
-// the director's netlink VIPs) in namespaces on the host. Timeouts are
+// These tests run `lvsd run` with VRRP-only configs in namespaces on the
+// host (no IPVS needed). Timeouts are
 // generous bounds for "it happened", never timing assertions; takeover
 // times are measured by bench/failover.
 
@@ -118,18 +118,20 @@ func TestVRRPSplitBrainHeals(t *testing.T) {
 	l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
 }
 
-// TestVRRPTakeoverGiveup: planned maintenance with the operator verbs
-// (SIGUSR1/SIGUSR2 in vrrpnode call Manager.Takeover/Giveup).
+// TestVRRPTakeoverGiveup: planned maintenance with `lvsd takeover` and
+// `lvsd giveup` over the control socket.
 func TestVRRPTakeoverGiveup(t *testing.T) {
 	l := newVRRPLab(t)
 	l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: true})
-	p2 := l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: true})
+	l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: true})
 	l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
-	p2.Signal(syscall.SIGUSR1) // takeover
+	waitFor(t, scaled(takeoverWithin), "control socket", func() bool { return fileExists(l.socket(l.d2)) })
+	l.ctl(l.d2, "takeover", "vi1")
 	l.master(l.d2, l.d1, vrrpVIP, takeoverWithin)
 	l.stillMaster(l.d2, l.d1, vrrpVIP, time.Second) // d1's preempt does not undo it
-	p2.Signal(syscall.SIGUSR2)                      // giveup
+	l.ctl(l.d2, "giveup", "vi1")
 	l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
+	l.stillMaster(l.d1, l.d2, vrrpVIP, time.Second)
 }
 
 func TestVRRPIPv6(t *testing.T) {

@@ -30,15 +30,18 @@ const (
 )
 
 func main() {
-	node := flag.String("node", "bin/vrrpnode", "lvsd VRRP command; the config file path is appended")
+	node := flag.String("lvsd", "bin/lvsd run -config", "lvsd command; the config file path is appended")
 	keepalived := flag.String("keepalived", "/usr/sbin/keepalived", "keepalived binary")
 	rounds := flag.Int("rounds", 20, "rounds per implementation and signal")
+	flag.BoolVar(&verbose, "v", false, "print every sample")
 	flag.Parse()
 	if err := run(strings.Fields(*node), *keepalived, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "failover:", err)
 		os.Exit(1)
 	}
 }
+
+var verbose bool
 
 // impl is one VRRP implementation under test.
 type impl struct {
@@ -58,7 +61,7 @@ func run(node []string, keepalived string, rounds int) error {
 	impls := []impl{
 		{"lvsd", func(l *lab, ns string, prio int) (*proc, error) {
 			path := filepath.Join(l.dir, ns+".toml")
-			if err := os.WriteFile(path, []byte(lvsdConfig(prio)), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(lvsdConfig(prio, filepath.Join(l.dir, ns+".sock"))), 0o644); err != nil {
 				return nil, err
 			}
 			return l.start(ns, append(append([]string{}, node...), path)...)
@@ -113,6 +116,9 @@ func run(node []string, keepalived string, rounds int) error {
 			if len(samples) == 0 {
 				fmt.Printf("%-10s %-8s no successful rounds (%d failed)\n", s.impl.name, sigName(sig), s.failed)
 				continue
+			}
+			if verbose {
+				fmt.Printf("%-10s %-8s samples %v\n", s.impl.name, sigName(sig), samples)
 			}
 			p50, p99 := percentile(samples, 50), percentile(samples, 99)
 			results[s.impl.name+sigName(sig)] = [2]time.Duration{p50, p99}
@@ -210,9 +216,11 @@ func sigName(s syscall.Signal) string {
 	return "SIGTERM"
 }
 
-func lvsdConfig(prio int) string {
+func lvsdConfig(prio int, socket string) string {
 	return fmt.Sprintf(`[director]
 interface = "eth0"
+control_socket = %q
+metrics_listen = ""
 
 [[vrrp]]
 name = "vi1"
@@ -221,7 +229,7 @@ priority = %d
 advert_interval = "100ms"
 vips = ["%s/24"]
 garp_repeat = 5
-`, prio, vip)
+`, socket, prio, vip)
 }
 
 func keepalivedConfig(prio int) string {
