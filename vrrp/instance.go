@@ -290,8 +290,7 @@ func (in *instance) masterDownExpired() {
 
 func (in *instance) becomeMaster(reason string) {
 	in.preemptSince = time.Time{}
-	in.masterAddr = in.cfg.source
-	in.masterPriority = in.effectivePriority()
+	in.seeMaster(in.cfg.source, in.effectivePriority())
 	in.sendAdvert(in.effectivePriority())
 	in.setState(StateMaster, reason)
 	in.armAdver()
@@ -464,11 +463,11 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 	switch in.state {
 	case StateBackup:
 		if prio == priorityResign {
-			in.masterPriority = 0
+			in.seeMaster(src, 0)
 			in.armMasterDown(skew(local, in.masterAdverInterval))
 			return
 		}
-		in.masterAddr, in.masterPriority = src, prio
+		in.seeMaster(src, prio)
 		in.masterAdverInterval = ad.Interval
 		mdi := masterDown(local, in.masterAdverInterval)
 		if !in.cfg.preempt || prio >= local || in.override == overrideGiveup {
@@ -498,7 +497,7 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 			return
 		}
 		{
-			in.masterAddr, in.masterPriority = src, prio
+			in.seeMaster(src, prio)
 			in.masterAdverInterval = ad.Interval
 			in.stopTimers()
 			in.releaseVIPs()
@@ -524,6 +523,12 @@ func (in *instance) reannounce() {
 		}
 		in.metrics.announced(in.cfg.name)
 	}
+}
+
+// seeMaster records who is master now, for Status and the metric.
+func (in *instance) seeMaster(addr netip.Addr, priority int) {
+	in.masterAddr, in.masterPriority = addr, priority
+	in.metrics.master(in.cfg.name, priority)
 }
 
 // setFault records one fault reason (tracked interface or service) as on or

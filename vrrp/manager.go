@@ -287,9 +287,6 @@ func (m *Manager) eventLoop(in *instance) {
 		if !ok {
 			return
 		}
-		if c.To == StateMaster {
-			m.metrics.master(c.Instance, c.Priority)
-		}
 		if m.opts.OnStateChange != nil {
 			m.opts.OnStateChange(c)
 		}
