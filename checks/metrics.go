@@ -63,7 +63,9 @@ func (s *Scheduler) RegisterMetrics(reg prometheus.Registerer) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.qmu.Lock()
 	s.metrics = m
+	s.qmu.Unlock()
 	for _, t := range s.targets {
 		m.track(t)
 	}

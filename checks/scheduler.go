@@ -90,10 +90,16 @@ type Scheduler struct {
 	hook         func(ProbeRun)
 	newChecker   func(*config.Check, netip.AddrPort) (Checker, error)
 
-	mu       sync.Mutex
-	targets  map[targetKey]*target
-	probes   map[string]*probe
+	// mu guards targets, probes and everything hanging off them, except
+	// the fields qmu guards. Lock order: mu, then qmu.
+	mu      sync.Mutex
+	targets map[targetKey]*target
+	probes  map[string]*probe
+	// qmu guards the queue and each probe's due, index, running, cancel and
+	// removed, so dispatching never waits for result processing.
+	qmu      sync.Mutex
 	queue    probeQueue
+	stopping bool
 	runCtx   context.Context // set by Run
 	wake     chan struct{}
 	metrics  *metrics
@@ -174,13 +180,13 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 // Run schedules probes until ctx is done, then waits for running probes,
 // which see ctx cancelled, to return.
 func (s *Scheduler) Run(ctx context.Context) error {
-	s.mu.Lock()
+	s.qmu.Lock()
 	if s.runCtx != nil {
-		s.mu.Unlock()
+		s.qmu.Unlock()
 		return errors.New("checks: scheduler is already running")
 	}
 	s.runCtx = ctx
-	s.mu.Unlock()
+	s.qmu.Unlock()
 
 	timer := s.clock.NewTimer()
 	defer timer.Stop()
@@ -188,6 +194,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		timer.ResetAt(s.dispatch())
 		select {
 		case <-ctx.Done():
+			s.stop()
 			s.inflight.Wait()
 			s.workers.Wait()
 			return nil
@@ -197,10 +204,24 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// dispatch starts every probe that is due and returns when the next is due.
-func (s *Scheduler) dispatch() time.Time {
+// stop cancels every running probe; their results will be dropped.
+func (s *Scheduler) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	s.stopping = true
+	for _, p := range s.probes {
+		if p.cancel != nil {
+			p.cancel()
+		}
+	}
+}
+
+// dispatch starts every probe that is due and returns when the next is due.
+func (s *Scheduler) dispatch() time.Time {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
 	now := s.clock.Now()
 	for len(s.queue) > 0 {
 		p := s.queue[0]
@@ -214,10 +235,8 @@ func (s *Scheduler) dispatch() time.Time {
 			s.metrics.skip()
 		} else {
 			p.running = true
-			ctx, cancel := context.WithTimeout(s.runCtx, p.timeout)
-			p.cancel = cancel
 			s.inflight.Add(1)
-			j := job{ctx: ctx, probe: p, due: due}
+			j := job{probe: p, due: due}
 			select {
 			case s.jobs <- j:
 			default:
@@ -243,7 +262,6 @@ func nextDue(due time.Time, interval time.Duration, now time.Time) time.Time {
 
 // job is one run of a probe.
 type job struct {
-	ctx   context.Context
 	probe *probe
 	due   time.Time
 }
@@ -257,7 +275,7 @@ func (s *Scheduler) worker(j job) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		s.runProbe(j.ctx, j.probe, j.due)
+		s.runProbe(j.probe, j.due)
 		idle.Reset(workerIdle)
 		select {
 		case j = <-s.jobs:
@@ -269,24 +287,36 @@ func (s *Scheduler) worker(j job) {
 	}
 }
 
-func (s *Scheduler) runProbe(ctx context.Context, p *probe, due time.Time) {
+func (s *Scheduler) runProbe(p *probe, due time.Time) {
 	defer s.inflight.Done()
 	start := s.clock.Now()
+	// Not derived from Run's context: thousands of probes a second would
+	// all register with, and contend on, one parent. stop cancels instead.
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	s.qmu.Lock()
+	p.cancel = cancel
+	if p.removed || s.stopping {
+		cancel()
+	}
+	s.qmu.Unlock()
+
 	r := p.checker.Check(ctx)
 	end := s.clock.Now()
 	if r.Duration == 0 {
 		r.Duration = end.Sub(start)
 	}
 
-	s.mu.Lock()
+	s.qmu.Lock()
 	p.running = false
-	p.cancel()
 	p.cancel = nil
-	if p.removed || s.runCtx.Err() != nil {
+	dropped := p.removed || s.stopping
+	s.qmu.Unlock()
+	if dropped {
 		// A probe stopped by Update or shutdown says nothing about the server.
-		s.mu.Unlock()
 		return
 	}
+	s.mu.Lock()
 	s.metrics.probed(start.Sub(due), r)
 	var transitions []Transition
 	for _, sl := range p.slots {
@@ -399,6 +429,7 @@ func (s *Scheduler) Update(targets []Target) {
 			transitions = append(transitions, tr)
 		}
 	}
+	s.qmu.Lock()
 	for key, p := range s.probes {
 		if used[key] != p {
 			p.removed = true
@@ -420,6 +451,7 @@ func (s *Scheduler) Update(targets []Target) {
 			heap.Push(&s.queue, p)
 		}
 	}
+	s.qmu.Unlock()
 	for key, t := range s.targets {
 		if n, ok := next[key]; !ok || n.Addr != t.Addr {
 			s.metrics.forget(t)
