@@ -88,9 +88,9 @@ deb=$(ls "$cache"/debs/"${pkg}"_*.deb 2>/dev/null | head -1 || true)
 if [ -z "$deb" ] || [[ "$deb" != *"_${version//:/%3a}_"* ]]; then
 	rm -rf "$cache/debs"
 	mkdir -p "$cache/debs"
-	(cd "$cache/debs" && apt-get download "$pkg" >&2) || {
+	(cd "$cache/debs" && apt-get -o APT::Sandbox::User=root download "$pkg" >&2) || {
 		apt_update
-		(cd "$cache/debs" && apt-get download "$pkg" >&2)
+		(cd "$cache/debs" && apt-get -o APT::Sandbox::User=root download "$pkg" >&2)
 	}
 	deb=$(ls "$cache"/debs/"${pkg}"_*.deb | head -1)
 fi
