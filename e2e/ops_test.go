@@ -41,10 +41,10 @@ forwarding = "nat"
   [[service.check]]
   type = "http"
   path = "/healthz"
-  interval = "1s"
-  timeout = "800ms"
+  interval = "2s"
+  timeout = "1500ms"  # the VM's emulated CPU makes a probe take 100-900 ms
   rise = 1
-  fall = 2
+  fall = 3
 
   [[service.realserver]]
   address = "%[2]s"
@@ -321,6 +321,38 @@ func TestOpsMetricsStatusReload(t *testing.T) {
 		}
 		return nil
 	})
+
+	step("a real server that stops answering is evicted by its checks, and comes back")
+	l.dir.Link("set", "rs2", "down") // its bridge port: probes to it time out
+	o.eventually("rs2 evicted", 30*time.Second, func() error {
+		s := o.metrics()
+		if v := s.get("lvsd_realserver_up", "service", "web", "realserver", rs2); v != 0 {
+			return fmt.Errorf("lvsd_realserver_up{%s} = %v", rs2, v)
+		}
+		if v := s.get("lvsd_backend_weight", "service", "web", "realserver", rs2); v != -1 {
+			return fmt.Errorf("%s still in the kernel table with weight %v", rs2, v)
+		}
+		return nil
+	})
+	s = o.metrics()
+	if v := s.get("lvsd_check_transitions_total", "realserver", rs2, "to", "down"); v != 1 {
+		t.Errorf("lvsd_check_transitions_total{%s,to=down} = %v, want 1", rs2, v)
+	}
+	if v := s.get("lvsd_check_last_failure_info", "realserver", rs2, "reason", "timeout"); v != 1 {
+		t.Errorf("lvsd_check_last_failure_info{%s,reason=timeout} = %v, want 1", rs2, v)
+	}
+	l.expectOnly(6, "rs1")
+	if out, _ := o.cli("status"); !hasRow(out, "->", rs2, "down", "1", "-") {
+		t.Errorf("lvsd status does not show %s down and out of the kernel:\n%s", rs2, out)
+	}
+	l.dir.Link("set", "rs2", "up")
+	o.eventually("rs2 back", 30*time.Second, func() error {
+		if v := o.metrics().get("lvsd_backend_weight", "service", "web", "realserver", rs2); v != 1 {
+			return fmt.Errorf("lvsd_backend_weight{%s} = %v", rs2, v)
+		}
+		return nil
+	})
+	l.expectOnly(6, "rs1", "rs2")
 
 	step("SIGTERM: lvsd exits 0")
 	if err := o.proc.Stop(); err != nil {
