@@ -1,6 +1,3 @@
-// Package vrrp implements VRRPv3 (RFC 5798 as amended by RFC 9568) for a pair
-// of lvsd directors: packet encoding, a raw-socket transport, a state machine
-// driven by an injected clock, and a Manager that runs every instance.
 package vrrp
 
 import (

@@ -1,0 +1,60 @@
+// Package vrrp implements VRRPv3 (RFC 5798 as amended by RFC 9568) for a pair
+// of lvsd directors. It is built in layers:
+//
+//   - packet.go: Encode and Decode, pure functions. IPv4 checksums are sent
+//     in the form the instance's checksum setting names ("rfc5798", with the
+//     pseudo-header, what keepalived 2.2 sends and accepts; or "rfc9568",
+//     message only) and accepted in either form.
+//   - Transport and Conn: one raw IP socket (protocol 112) per instance,
+//     bound to the interface, TTL/hop limit 255, multicast loop off
+//     (RawTransport). Received packets are dropped, and counted in
+//     lvsd_vrrp_drops_total{instance,reason}, for: ttl (multicast only),
+//     version, type, checksum, truncated, own_address, unknown_sender
+//     (unicast mode: not a unicast peer), interval (zero). Adverts of other
+//     VRIDs on the link are ignored without counting. VIP or interval
+//     differences from ours are logged once per change, not dropped, as RFC
+//     5798 7.1 asks: dropping them would turn a misconfiguration into a
+//     split brain.
+//   - instance.go: the state machine, driven by a Clock so tests fire its
+//     timers. Skew_Time and Master_Down_Interval are computed in
+//     nanoseconds; a backup adopts the master's advertised interval; on a
+//     priority tie the higher primary address wins and a backup never takes
+//     over; a master answers a priority-0 advert at once; stopping sends
+//     priority 0 so the peer takes over after Skew_Time.
+//   - Manager: runs every instance of a director (one per VRID and family on
+//     an interface; a node can be master of some and backup of others).
+//
+// Semantics beyond the RFC, chosen to match what keepalived users expect:
+//
+//   - Fault state. An instance whose interface or a track_interfaces link is
+//     down, or which lists a service in track_services that has no healthy
+//     real server (Manager.SetServiceDown), is in Fault, like keepalived's
+//     track with weight 0: a master resigns with priority 0 and removes its
+//     VIPs, no adverts are sent, and it will not become master. When the last
+//     fault clears it restarts as backup and wins back mastership by the
+//     usual rules (preempt, priority).
+//   - preempt_delay: a backup with preemption on that hears a lower-priority
+//     master takes over preempt_delay after it first heard it (without a
+//     delay, after Master_Down_Interval, as the RFC has it). If that master
+//     dies first, the normal timer applies.
+//   - Takeover (lvsd takeover): the instance advertises priority 254 and
+//     becomes master at once; the old master steps down on the first advert,
+//     so a planned handover waits for no timeout. It holds until Giveup or
+//     Reset; preemption by the peer does not undo it.
+//   - Giveup (lvsd giveup): a master resigns with priority 0 (the peer takes
+//     over after its Skew_Time) and the instance stays backup, even if the
+//     peer disappears, until Takeover or Reset.
+//   - Becoming master: AddVIPs on the injected AddressManager (lvsd's
+//     director does netlink), then garp_repeat gratuitous ARPs / unsolicited
+//     NAs (R=0 S=0 O=1) garp_interval apart, the same again 5 s later, then
+//     every garp_refresh if set. A master that hears a second master about
+//     to yield (a healed partition) announces again, since the link's ARP
+//     caches may point at the loser. Leaving master: RemoveVIPs. At startup
+//     the VIPs are removed, in case a killed predecessor left them.
+//   - notify: the argv runs on every transition with instance, state and
+//     priority appended, without a shell, in order per instance, killed
+//     (with its process group) after notify_timeout.
+//
+// Accept mode is on by construction: the VIPs are ordinary local addresses
+// while master, which IPVS needs to see the traffic.
+package vrrp
