@@ -106,6 +106,16 @@ func (r result) per1000() float64 {
 	return r.CPUSec / float64(r.Done) * 1000
 }
 
+// perAccepted is CPU seconds per 1,000 connections the listeners accepted:
+// the one count measured the same way for every checker (a timed-out probe
+// is a probe done, but keepalived's are only visible when they connect).
+func (r result) perAccepted() float64 {
+	if r.Accepted <= 0 {
+		return 0
+	}
+	return r.CPUSec / float64(r.Accepted) * 1000
+}
+
 func orchestrate(o options) error {
 	if os.Getenv("LVSD_IN_VM") != "" {
 		// The VM boots with lo down: 127.1.x.y would not be local, and IPVS
@@ -200,8 +210,8 @@ func printResult(r result) {
 	}
 	fmt.Printf("%-11s probes %d / scheduled %d (%.1f%%), healthy %d, listeners accepted %d\n",
 		r.Mode, r.Done, r.Scheduled, 100*float64(r.Done)/float64(max(r.Scheduled, 1)), r.Healthy, r.Accepted)
-	fmt.Printf("%-11s CPU %.2f s = %.4f s per 1,000 probes; peak RSS %.1f MB; due→start lag %s\n",
-		"", r.CPUSec, r.per1000(), float64(r.MaxRSSKB)/1024, lag)
+	fmt.Printf("%-11s CPU %.2f s = %.4f s per 1,000 probes, %.4f s per 1,000 accepted connections; peak RSS %.1f MB; due→start lag %s\n",
+		"", r.CPUSec, r.per1000(), r.perAccepted(), float64(r.MaxRSSKB)/1024, lag)
 	if r.Note != "" {
 		fmt.Printf("%-11s note: %s\n", "", r.Note)
 	}
@@ -220,10 +230,10 @@ func printRatios(rounds [][]result) {
 			}
 			l, okL := byMode["lvsd"]
 			r, okR := byMode[other]
-			if !okL || !okR || r.per1000() == 0 {
+			if !okL || !okR || r.perAccepted() == 0 {
 				continue
 			}
-			cpu = append(cpu, l.per1000()/r.per1000())
+			cpu = append(cpu, l.perAccepted()/r.perAccepted())
 			rss = append(rss, float64(l.MaxRSSKB)/float64(max(r.MaxRSSKB, 1)))
 		}
 		if len(cpu) == 0 {
@@ -232,7 +242,7 @@ func printRatios(rounds [][]result) {
 		if other == "keepalived" {
 			anchorRan = true
 		}
-		fmt.Printf("ratio lvsd/%s (median of %d rounds): CPU per probe %.2f %s, peak RSS %.2f\n",
+		fmt.Printf("ratio lvsd/%s (median of %d rounds): CPU per accepted connection %.2f %s, peak RSS %.2f\n",
 			other, len(cpu), median(cpu), fmtList(cpu), median(rss))
 	}
 	if !anchorRan {
