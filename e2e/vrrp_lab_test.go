@@ -116,6 +116,7 @@ type lvsdVRRP struct {
 	preempt  bool
 	checksum string // "" = default
 	v6       bool
+	track    []string // track_interfaces
 }
 
 func (v lvsdVRRP) config(socket string) string {
@@ -139,6 +140,9 @@ garp_repeat = 3
 `, socket, v.priority, vrrpInterval().Milliseconds(), v.preempt, vip)
 	if v.checksum != "" {
 		s += fmt.Sprintf("checksum = %q\n", v.checksum)
+	}
+	if len(v.track) > 0 {
+		s += fmt.Sprintf("track_interfaces = [%q]\n", strings.Join(v.track, `", "`))
 	}
 	return s
 }

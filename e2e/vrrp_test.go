@@ -72,20 +72,28 @@ func TestVRRPMasterReturns(t *testing.T) {
 	}
 }
 
-// TestVRRPLinkDown: the master's interface goes down; it releases the VIP
-// (fault) and the backup takes over; when the link returns, the higher
-// priority preempts again.
+// TestVRRPLinkDown: the master's interface, or an interface it lists in
+// track_interfaces, goes down; it releases the VIP (fault) and the backup
+// takes over; when the link returns, the higher priority preempts again.
 func TestVRRPLinkDown(t *testing.T) {
-	l := newVRRPLab(t)
-	l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: true})
-	l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: true})
-	l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
-	l.d1.Run("ip", "link", "set", "eth0", "down")
-	waitFor(t, scaled(takeoverWithin), "d2 takes over, d1 releases", func() bool {
-		return holdsVIP(l.d2, vrrpVIP) && !holdsVIP(l.d1, vrrpVIP) && l.clientReaches(l.d2, vrrpVIP)
-	})
-	l.d1.Run("ip", "link", "set", "eth0", "up")
-	l.master(l.d1, l.d2, vrrpVIP, 2*takeoverWithin)
+	for _, link := range []string{"eth0", "uplink"} {
+		t.Run(link, func(t *testing.T) {
+			l := newVRRPLab(t)
+			l.d1.Link("add", "uplink", "type", "veth", "peer", "name", "uplink-far") // no dummy module on the host
+			l.d1.Link("set", "uplink-far", "up")
+			l.d1.Link("set", "uplink", "up")
+			l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: true, track: []string{"uplink"}})
+			l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: true})
+			l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
+			l.d1.Link("set", link, "down")
+			waitFor(t, scaled(takeoverWithin), "d2 takes over, d1 releases", func() bool {
+				return holdsVIP(l.d2, vrrpVIP) && !holdsVIP(l.d1, vrrpVIP) && l.clientReaches(l.d2, vrrpVIP)
+			})
+			l.stillMaster(l.d2, l.d1, vrrpVIP, time.Second) // d1 stays out while faulty
+			l.d1.Link("set", link, "up")
+			l.master(l.d1, l.d2, vrrpVIP, 2*takeoverWithin)
+		})
+	}
 }
 
 // TestVRRPPriorityTie: with equal priorities a running master keeps the
