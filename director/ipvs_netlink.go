@@ -265,7 +265,8 @@ func (n *Kernel) dump(cmd uint8, attrs []byte) ([][]byte, error) {
 				return out, nil
 			}
 			if len(m.Data) > 4 {
-				out = append(out, m.Data[4:]) // past the genl header
+				// Copy: m.Data points into rbuf, which the next receive reuses.
+				out = append(out, append([]byte(nil), m.Data[4:]...)) // past the genl header
 			}
 		}
 	}

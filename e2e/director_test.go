@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,6 +291,35 @@ func TestDirectorNAT(t *testing.T) {
 	l.health("rs2", true)
 	l.pass()
 	l.expectOnly(6, "rs1", "rs2")
+
+	step("warmup: after a restore the Run loop steps the weight from 1 up to the configured one")
+	l.d.Update(l.webConfig(func(s *config.Service) {
+		s.RealServers[0].Weight = 5
+		s.RealServers[0].Warmup = config.Duration{Duration: 4 * time.Second}
+	}))
+	l.health("rs1", false)
+	l.pass()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.d.Run(ctx)
+	l.health("rs1", true)
+	var seen []int
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(150 * time.Millisecond) {
+		// Status, not a dump of our own: Run owns the netlink socket now.
+		w := -1
+		if st := l.status("rs1"); st.InKernel {
+			w = st.KernelWeight
+		}
+		if w >= 0 && (len(seen) == 0 || seen[len(seen)-1] != w) {
+			seen = append(seen, w)
+		}
+		if w == 5 {
+			break
+		}
+	}
+	if len(seen) < 3 || seen[0] > 2 || seen[len(seen)-1] != 5 || !slices.IsSorted(seen) {
+		t.Errorf("weights seen during warmup %v: want a rise from 1 to 5 in steps", seen)
+	}
 }
 
 // connTo opens connections to the VIP until one lands on name, and returns it.
@@ -441,5 +471,59 @@ func TestDirectorKernelRoundTrip(t *testing.T) {
 		if err != nil || len(res.Ops) != 0 || res.Drift != 0 {
 			t.Errorf("pass %d after programming: ops %v, drift %d, err %v", i+2, res.Ops, res.Drift, err)
 		}
+	}
+}
+
+// TestDirectorKernelLargeTable: a table whose dump spans many netlink
+// reads reads back whole, so a one-weight reload of it is one op.
+func TestDirectorKernelLargeTable(t *testing.T) {
+	lab.RequireIPVS(t)
+	dir := lab.NewNS(t, "dir")
+	dir.Link("add", "dummy0", "type", "dummy")
+	dir.Run("ip", "link", "set", "dummy0", "up")
+	dir.Addr("dummy0", "10.1.0.1/16")
+	build := func(changed int) *config.Config {
+		cfg := &config.Config{}
+		for i := range 400 {
+			s := &config.Service{Name: fmt.Sprintf("s%d", i), VIP: ca(fmt.Sprintf("10.60.%d.%d", i/250, 1+i%250)), Port: 80, Scheduler: "wlc", Alpha: new(bool)}
+			for j := range 3 {
+				w := 1
+				if i == changed && j == 0 {
+					w = 2
+				}
+				s.RealServers = append(s.RealServers, &config.RealServer{Address: ca(fmt.Sprintf("10.1.1.%d", 10+j)), Port: 80, Weight: w})
+			}
+			cfg.Services = append(cfg.Services, s)
+		}
+		return cfg
+	}
+	k, err := director.OpenKernelAt("/run/netns/" + dir.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	d, err := director.New(build(-1), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := d.Reconcile(context.Background()); err != nil || len(res.Ops) != 1600 {
+		t.Fatalf("first pass: %d ops, %v", len(res.Ops), err)
+	}
+	tab, err := k.Dump(context.Background())
+	if err != nil || len(tab) != 400 {
+		t.Fatalf("dump: %d services, %v", len(tab), err)
+	}
+	seen := map[director.ServiceKey]bool{}
+	for _, s := range tab {
+		if seen[s.Key] || len(s.Dests) != 3 {
+			t.Fatalf("dump garbled at %s: duplicate=%v, %d dests", s.Key, seen[s.Key], len(s.Dests))
+		}
+		seen[s.Key] = true
+	}
+	if err := d.Update(build(123)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := d.Reconcile(context.Background()); err != nil || len(res.Ops) != 1 {
+		t.Fatalf("one-weight reload of a 1600-object table: ops %v, %v", res.Ops, err)
 	}
 }

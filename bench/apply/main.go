@@ -29,6 +29,7 @@ func main() {
 	reals := flag.Int("reals", 10, "real servers per service (R)")
 	rounds := flag.Int("rounds", 3, "A/B rounds")
 	lvsd := flag.String("lvsd", "bin/lvsd", "lvsd binary")
+	flag.BoolVar(&withMoby, "with-moby", false, "also time lvsd on its moby/ipvs backend (one netlink round trip per op), to show what batching buys")
 	flag.Parse()
 	if err := run(*services, *reals, *rounds, *lvsd); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-apply:", err)
@@ -37,6 +38,8 @@ func main() {
 }
 
 const netns = "lvsd-bench-apply"
+
+var withMoby bool
 
 func run(nSvc, nReal, rounds int, lvsd string) error {
 	if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
@@ -79,8 +82,17 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 	want := nSvc * (1 + nReal)
 	fmt.Printf("table: %d services x %d real servers = %d kernel objects; %d rounds, alternating\n", nSvc, nReal, want, rounds)
 
+	// lvsd's own line ("N kernel ops (...) in T") says how much of the
+	// wall time was the reconcile pass; the rest is process start and config.
+	var lastOut string
 	applyLvsd := func() (time.Duration, error) {
-		return timed(func() error { return inNS(nil, lvsd, "apply", "-config", cfgPath) })
+		return timed(func() (err error) { lastOut, err = inNSOut(lvsd, "apply", "-config", cfgPath); return err })
+	}
+	applyMoby := func() (time.Duration, error) {
+		return timed(func() (err error) {
+			lastOut, err = inNSOut("env", "LVSD_IPVS_BACKEND=moby", lvsd, "apply", "-config", cfgPath)
+			return err
+		})
 	}
 	applyRestore := func() (time.Duration, error) {
 		rules, err := os.Open(rulesPath)
@@ -92,10 +104,13 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 	}
 	var ratios []float64
 	for r := range rounds {
-		var tl, tr time.Duration
+		var tl, tr, tm time.Duration
 		order := []string{"lvsd", "ipvsadm-restore"}
 		if r%2 == 1 {
 			order[0], order[1] = order[1], order[0]
+		}
+		if withMoby {
+			order = append(order, "lvsd-moby")
 		}
 		for _, which := range order {
 			if err := inNS(nil, "ipvsadm", "-C"); err != nil {
@@ -103,15 +118,22 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 			}
 			var d time.Duration
 			var err error
-			if which == "lvsd" {
+			switch which {
+			case "lvsd":
 				d, err = applyLvsd()
 				tl = d
-			} else {
+			case "lvsd-moby":
+				d, err = applyMoby()
+				tm = d
+			default:
 				d, err = applyRestore()
 				tr = d
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", which, err)
+			}
+			if which != "ipvsadm-restore" {
+				fmt.Printf("  %s: %s", which, lastOut)
 			}
 			if n, err := tableSize(); err != nil || n != want {
 				return fmt.Errorf("%s built %d kernel objects, want %d (%v)", which, n, want, err)
@@ -119,7 +141,11 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 		}
 		ratio := tl.Seconds() / tr.Seconds()
 		ratios = append(ratios, ratio)
-		fmt.Printf("round %d: lvsd apply %8.3fs   ipvsadm-restore %8.3fs   ratio %.3f\n", r+1, tl.Seconds(), tr.Seconds(), ratio)
+		fmt.Printf("round %d: lvsd apply %8.3fs   ipvsadm-restore %8.3fs   ratio %.3f", r+1, tl.Seconds(), tr.Seconds(), ratio)
+		if withMoby {
+			fmt.Printf("   (lvsd on moby/ipvs %8.3fs, ratio %.3f)", tm.Seconds(), tm.Seconds()/tr.Seconds())
+		}
+		fmt.Println()
 	}
 	slices.Sort(ratios)
 	fmt.Printf("median ratio lvsd/ipvsadm-restore: %.3f (< 1 means lvsd is faster)\n", ratios[len(ratios)/2])
@@ -215,6 +241,17 @@ func inNS(stdin *os.File, argv ...string) error {
 		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+func inNSOut(argv ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", netns}, argv...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return string(out), nil
 }
 
 func sh(argv ...string) error {
