@@ -104,12 +104,23 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	d := m.d
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.passMu.Lock()
-	kernel, err := d.ipvs.Dump(ctx)
-	d.passMu.Unlock()
-	if err != nil {
-		m.scrapeErrors.Inc()
-		return
+	var kernel []KernelService
+	if d.passMu.TryLock() {
+		var err error
+		kernel, err = d.ipvs.Dump(ctx)
+		d.passMu.Unlock()
+		if err != nil {
+			m.scrapeErrors.Inc()
+			return
+		}
+	} else {
+		// A pass is running (a big apply can take seconds): serve the table
+		// as the last pass left it rather than stall the scrape.
+		d.mu.Lock()
+		for _, ks := range d.last {
+			kernel = append(kernel, *ks)
+		}
+		d.mu.Unlock()
 	}
 	d.mu.Lock()
 	names := make(map[ServiceKey]*compiledService, len(d.services))
