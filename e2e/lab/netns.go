@@ -38,8 +38,8 @@ func NewNS(t testing.TB, prefix string) *NS {
 	t.Helper()
 	RequireRoot(t)
 	name := fmt.Sprintf("lvsd-%s-%d-%d", prefix, os.Getpid(), nsCounter.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("lab: ip netns add %s: %v: %s", name, err, out)
+	if err := addNamedNetns(name); err != nil {
+		t.Fatalf("lab: create netns %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		if err := netns.DeleteNamed(name); err != nil {
@@ -64,6 +64,28 @@ func NewNS(t testing.TB, prefix string) *NS {
 	// destinations with EINVAL.
 	ns.up("lo")
 	return ns
+}
+
+// addNamedNetns does what `ip netns add` does, without the exec: a new
+// namespace bind-mounted at /run/netns/NAME.
+func addNamedNetns(name string) error {
+	runtime.LockOSThread()
+	self, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer self.Close()
+	created, err := netns.NewNamed(name) // moves this thread into it
+	if err == nil {
+		created.Close()
+	}
+	if err := netns.Set(self); err != nil {
+		// Leave the thread locked: the runtime discards it with this goroutine.
+		return fmt.Errorf("return from new netns %s: %w", name, err)
+	}
+	runtime.UnlockOSThread()
+	return err
 }
 
 func (ns *NS) String() string { return ns.Name }
