@@ -22,57 +22,49 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) NewTimer() Timer {
+func (c *fakeClock) AfterFunc(at time.Time, f func()) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{clock: c, ch: make(chan time.Time, 1)}
+	t := &fakeTimer{clock: c, at: at, f: f, active: true}
+	if !at.After(c.now) {
+		t.active = false
+		go f()
+		return t
+	}
 	c.timers = append(c.timers, t)
 	return t
 }
 
-// Advance moves time forward and fires every timer now due.
+// Advance moves time forward and starts every function now due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+	pending := c.timers[:0]
 	for _, t := range c.timers {
-		t.fireIfDue()
+		switch {
+		case !t.active:
+		case !t.at.After(c.now):
+			t.active = false
+			go t.f()
+		default:
+			pending = append(pending, t)
+		}
 	}
+	c.timers = pending
 }
 
 type fakeTimer struct {
 	clock  *fakeClock
-	ch     chan time.Time
 	at     time.Time
+	f      func()
 	active bool
 }
 
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) ResetAt(at time.Time) {
+func (t *fakeTimer) Stop() bool {
 	t.clock.mu.Lock()
 	defer t.clock.mu.Unlock()
-	select {
-	case <-t.ch:
-	default:
-	}
-	t.at, t.active = at, true
-	t.fireIfDue()
-}
-
-func (t *fakeTimer) Stop() {
-	t.clock.mu.Lock()
-	defer t.clock.mu.Unlock()
+	was := t.active
 	t.active = false
-}
-
-// fireIfDue needs clock.mu held.
-func (t *fakeTimer) fireIfDue() {
-	if t.active && !t.at.After(t.clock.now) {
-		t.active = false
-		select {
-		case t.ch <- t.clock.now:
-		default:
-		}
-	}
+	return was
 }

@@ -51,7 +51,7 @@ func (s *Scheduler) RegisterMetrics(reg prometheus.Registerer) error {
 		}, []string{"result"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lvsd_check_probes_skipped_total",
-			Help: "Probe runs skipped because the previous run of the same probe was still going.",
+			Help: "Turns of a probe skipped because its previous run outlasted the interval.",
 		}),
 	}
 	var errs []error
@@ -63,9 +63,7 @@ func (s *Scheduler) RegisterMetrics(reg prometheus.Registerer) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.qmu.Lock()
 	s.metrics = m
-	s.qmu.Unlock()
 	for _, t := range s.targets {
 		m.track(t)
 	}
@@ -102,11 +100,14 @@ func (m *metrics) transition(t *target) {
 	m.track(t)
 }
 
-func (m *metrics) probed(lag time.Duration, r Result) {
+func (m *metrics) probed(lag time.Duration, skipped int, r Result) {
 	if m == nil {
 		return
 	}
 	m.lag.Observe(lag.Seconds())
+	if skipped > 0 {
+		m.skipped.Add(float64(skipped))
+	}
 	result := "ok"
 	if !r.Healthy {
 		result = "fail"
@@ -133,11 +134,4 @@ func (m *metrics) observed(t *target, sl *slot, r Result) {
 	}
 	t.lastFailureClass = class
 	m.lastFailure.WithLabelValues(t.Service, t.RealServer, class).Set(1)
-}
-
-func (m *metrics) skip() {
-	if m == nil {
-		return
-	}
-	m.skipped.Inc()
 }

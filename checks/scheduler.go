@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,13 +75,13 @@ func WithProbeHook(f func(ProbeRun)) Option { return func(s *Scheduler) { s.hook
 // Scheduler runs every check of every target on its own timer and turns the
 // results into transitions with rise/fall hysteresis.
 //
-// One dispatcher goroutine keeps all probes in a heap ordered by due time and
-// hands each due probe to an idle worker goroutine, or starts a new worker
-// when none is idle. A hung server therefore holds only its own worker, no
-// goroutine exists per check between runs, and the few busy workers keep
-// their grown stacks instead of every probe growing a fresh one. Checks with
-// the same settings against the same address, shared by several services,
-// run once and their results fan out to every target that uses them.
+// Each probe is a runtime timer (time.AfterFunc) that starts a goroutine
+// when due: the probe runs in it, re-arms the timer for its next turn and
+// processes the result. Between runs a probe holds no goroutine and no
+// stack, only a timer; while running it holds only its own goroutine, so a
+// hung server never delays another. Checks with the same settings against
+// the same address, shared by several services, run once and their results
+// fan out to every target that uses them.
 type Scheduler struct {
 	log          *slog.Logger
 	onTransition func(Transition)
@@ -95,17 +94,13 @@ type Scheduler struct {
 	mu      sync.Mutex
 	targets map[targetKey]*target
 	probes  map[string]*probe
-	// qmu guards the queue and each probe's due, index, running, cancel and
-	// removed, so dispatching never waits for result processing.
+	// qmu guards each probe's due, timer, cancel and removed, and the run
+	// state, so timing never waits for result processing.
 	qmu      sync.Mutex
-	queue    probeQueue
+	started  bool
 	stopping bool
-	runCtx   context.Context // set by Run
-	wake     chan struct{}
 	metrics  *metrics
 	inflight sync.WaitGroup // probes running
-	workers  sync.WaitGroup
-	jobs     chan job // unbuffered: a send succeeds only to an idle worker
 
 	// deliverMu keeps transitions in the order state changed: it is taken
 	// before mu is released, and held while the callback runs.
@@ -144,8 +139,7 @@ type probe struct {
 	interval, timeout time.Duration
 	warmup            time.Duration
 	due               time.Time
-	index             int // position in the queue, -1 when not queued
-	running           bool
+	timer             Timer // nil until Run arms it
 	cancel            context.CancelFunc
 	removed           bool
 	slots             []*slot
@@ -168,8 +162,6 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 		newChecker:   New,
 		targets:      map[targetKey]*target{},
 		probes:       map[string]*probe{},
-		wake:         make(chan struct{}, 1),
-		jobs:         make(chan job),
 	}
 	for _, o := range opts {
 		o(s)
@@ -177,130 +169,76 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 	return s
 }
 
-// Run schedules probes until ctx is done, then waits for running probes,
-// which see ctx cancelled, to return.
+// Run runs probes until ctx is done, then waits for running probes, which
+// are cancelled, to return. Run may be called once.
 func (s *Scheduler) Run(ctx context.Context) error {
-	s.qmu.Lock()
-	if s.runCtx != nil {
-		s.qmu.Unlock()
-		return errors.New("checks: scheduler is already running")
-	}
-	s.runCtx = ctx
-	s.qmu.Unlock()
-
-	timer := s.clock.NewTimer()
-	defer timer.Stop()
-	for {
-		timer.ResetAt(s.dispatch())
-		select {
-		case <-ctx.Done():
-			s.stop()
-			s.inflight.Wait()
-			s.workers.Wait()
-			return nil
-		case <-timer.C():
-		case <-s.wake:
-		}
-	}
-}
-
-// stop cancels every running probe; their results will be dropped.
-func (s *Scheduler) stop() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.qmu.Lock()
-	defer s.qmu.Unlock()
+	if s.started {
+		s.qmu.Unlock()
+		s.mu.Unlock()
+		return errors.New("checks: scheduler has already run")
+	}
+	s.started = true
+	for _, p := range s.probes {
+		s.arm(p)
+	}
+	s.qmu.Unlock()
+	s.mu.Unlock()
+
+	<-ctx.Done()
+	s.mu.Lock()
+	s.qmu.Lock()
 	s.stopping = true
 	for _, p := range s.probes {
+		if p.timer != nil {
+			p.timer.Stop()
+		}
 		if p.cancel != nil {
 			p.cancel()
 		}
 	}
+	s.qmu.Unlock()
+	s.mu.Unlock()
+	s.inflight.Wait()
+	return nil
 }
 
-// dispatch starts every probe that is due and returns when the next is due.
-func (s *Scheduler) dispatch() time.Time {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	now := s.clock.Now()
-	for len(s.queue) > 0 {
-		p := s.queue[0]
-		if p.due.After(now) {
-			return p.due
-		}
-		due := p.due
-		if p.running {
-			// Never two runs of one probe at once: a probe whose timeout is
-			// longer than its interval skips a turn.
-			s.metrics.skip()
-		} else {
-			p.running = true
-			s.inflight.Add(1)
-			j := job{probe: p, due: due}
-			select {
-			case s.jobs <- j:
-			default:
-				s.workers.Add(1)
-				go s.worker(j)
-			}
-		}
-		p.due = nextDue(due, p.interval, now)
-		heap.Fix(&s.queue, 0)
-	}
-	return now.Add(time.Hour) // idle until Update wakes us
+// arm sets p's timer for p.due. qmu must be held.
+func (s *Scheduler) arm(p *probe) {
+	p.timer = s.clock.AfterFunc(p.due, func() { s.fire(p) })
 }
 
 // nextDue keeps a probe on its phase: due plus whole intervals, after now.
-func nextDue(due time.Time, interval time.Duration, now time.Time) time.Time {
-	next := due.Add(interval)
+// skipped counts the turns missed because a run outlasted its interval.
+func nextDue(due time.Time, interval time.Duration, now time.Time) (next time.Time, skipped int) {
+	next = due.Add(interval)
 	if !next.After(now) {
-		behind := now.Sub(due)
-		next = due.Add((behind/interval + 1) * interval)
+		behind := now.Sub(due) / interval
+		next = due.Add((behind + 1) * interval)
+		skipped = int(behind)
 	}
-	return next
+	return next, skipped
 }
 
-// job is one run of a probe.
-type job struct {
-	probe *probe
-	due   time.Time
-}
-
-// workerIdle is how long a worker waits for another job before exiting, so
-// a burst of slow probes does not leave goroutines behind for good.
-const workerIdle = 10 * time.Second
-
-func (s *Scheduler) worker(j job) {
-	defer s.workers.Done()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	for {
-		s.runProbe(j.probe, j.due)
-		idle.Reset(workerIdle)
-		select {
-		case j = <-s.jobs:
-		case <-idle.C:
-			return
-		case <-s.runCtx.Done():
-			return
-		}
+// fire runs one turn of p in the timer's goroutine.
+func (s *Scheduler) fire(p *probe) {
+	s.qmu.Lock()
+	if p.removed || s.stopping {
+		s.qmu.Unlock()
+		return
 	}
-}
-
-func (s *Scheduler) runProbe(p *probe, due time.Time) {
-	defer s.inflight.Done()
-	start := s.clock.Now()
+	due := p.due
 	// Not derived from Run's context: thousands of probes a second would
-	// all register with, and contend on, one parent. stop cancels instead.
+	// all register with, and contend on, one parent. Run cancels instead.
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
-	s.qmu.Lock()
 	p.cancel = cancel
-	if p.removed || s.stopping {
-		cancel()
-	}
+	s.inflight.Add(1)
 	s.qmu.Unlock()
+	defer s.inflight.Done()
 
+	start := s.clock.Now()
 	r := p.checker.Check(ctx)
 	end := s.clock.Now()
 	if r.Duration == 0 {
@@ -308,16 +246,21 @@ func (s *Scheduler) runProbe(p *probe, due time.Time) {
 	}
 
 	s.qmu.Lock()
-	p.running = false
 	p.cancel = nil
 	dropped := p.removed || s.stopping
+	skipped := 0
+	if !dropped {
+		// The next turn is armed only now, so runs of one probe never overlap.
+		p.due, skipped = nextDue(due, p.interval, end)
+		s.arm(p)
+	}
 	s.qmu.Unlock()
 	if dropped {
 		// A probe stopped by Update or shutdown says nothing about the server.
 		return
 	}
 	s.mu.Lock()
-	s.metrics.probed(start.Sub(due), r)
+	s.metrics.probed(start.Sub(due), skipped, r)
 	var transitions []Transition
 	for _, sl := range p.slots {
 		if tr, ok := s.observe(sl, r, end); ok {
@@ -433,22 +376,25 @@ func (s *Scheduler) Update(targets []Target) {
 	for key, p := range s.probes {
 		if used[key] != p {
 			p.removed = true
+			if p.timer != nil {
+				p.timer.Stop()
+			}
 			if p.cancel != nil {
 				p.cancel()
-			}
-			if p.index >= 0 {
-				heap.Remove(&s.queue, p.index)
 			}
 		}
 	}
 	for key, p := range used {
 		if s.probes[key] != p {
+			// Spread first runs over the interval, or over warmup.
 			span := p.interval
 			if p.warmup > 0 {
 				span = p.warmup
 			}
 			p.due = now.Add(time.Duration(rand.Int64N(int64(span))))
-			heap.Push(&s.queue, p)
+			if s.started && !s.stopping {
+				s.arm(p)
+			}
 		}
 	}
 	s.qmu.Unlock()
@@ -460,10 +406,6 @@ func (s *Scheduler) Update(targets []Target) {
 	s.targets, s.probes = next, used
 	for _, t := range next {
 		s.metrics.track(t)
-	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
 	}
 	s.deliverMu.Lock()
 	s.mu.Unlock()
@@ -539,7 +481,7 @@ func (s *Scheduler) sharedProbe(key string, c *config.Check, addr netip.AddrPort
 		return p
 	}
 	p := &probe{
-		key: key, typ: c.Type, addr: addr, checker: checker, index: -1,
+		key: key, typ: c.Type, addr: addr, checker: checker,
 		interval: c.Interval.Duration, timeout: c.Timeout.Duration, warmup: c.Warmup.Duration,
 	}
 	used[key] = p
@@ -617,29 +559,6 @@ func (s *Scheduler) Status() []TargetStatus {
 		return out[i].RealServer < out[j].RealServer
 	})
 	return out
-}
-
-// probeQueue is a min-heap of probes by due time.
-type probeQueue []*probe
-
-func (q probeQueue) Len() int           { return len(q) }
-func (q probeQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
-func (q probeQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *probeQueue) Push(x any) {
-	p := x.(*probe)
-	p.index = len(*q)
-	*q = append(*q, p)
-}
-func (q *probeQueue) Pop() any {
-	old := *q
-	p := old[len(old)-1]
-	old[len(old)-1] = nil
-	p.index = -1
-	*q = old[:len(old)-1]
-	return p
 }
 
 // probeKeyOf identifies a probe: everything that changes what goes on the

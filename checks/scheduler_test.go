@@ -398,7 +398,7 @@ func TestSchedulerSpreadsFirstRuns(t *testing.T) {
 	now := s.clock.Now()
 	s.Update(targets)
 	var early, late int
-	for _, p := range s.queue {
+	for _, p := range s.probes {
 		limit := p.interval
 		if p.warmup > 0 {
 			limit = p.warmup
