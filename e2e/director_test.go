@@ -317,6 +317,7 @@ func TestDirectorNAT(t *testing.T) {
 			break
 		}
 	}
+	t.Logf("weights of rs1 seen during its warmup: %v", seen)
 	if len(seen) < 3 || seen[0] > 2 || seen[len(seen)-1] != 5 || !slices.IsSorted(seen) {
 		t.Errorf("weights seen during warmup %v: want a rise from 1 to 5 in steps", seen)
 	}
