@@ -83,3 +83,32 @@ func TestVRRPKeepalivedInterop(t *testing.T) {
 		})
 	}
 }
+
+// TestVRRPUnicast: unicast_peers instead of multicast, between two lvsd and
+// with keepalived (whose RFC 5798 checksum then covers the real unicast
+// destination, not the group).
+func TestVRRPUnicast(t *testing.T) {
+	for _, peer := range []string{"lvsd", "keepalived"} {
+		t.Run(peer, func(t *testing.T) {
+			if peer == "keepalived" {
+				requireKeepalived(t)
+			}
+			l := newVRRPLab(t)
+			p1 := l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: true, peer: "10.9.0.2"})
+			low := lvsdVRRP{priority: 100, preempt: true, peer: "10.9.0.1"}
+			if peer == "lvsd" {
+				l.startLVSD(l.d2, low)
+			} else {
+				l.startKeepalived(l.d2, low)
+			}
+			l.master(l.d1, l.d2, vrrpVIP, 2*takeoverWithin)
+			l.stillMaster(l.d1, l.d2, vrrpVIP, 1500*time.Millisecond)
+			p1.Signal(syscall.SIGTERM)
+			p1.Wait(5 * time.Second)
+			l.master(l.d2, l.d1, vrrpVIP, takeoverWithin)
+			// The old master returns and preempts over unicast too.
+			l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: true, peer: "10.9.0.2"})
+			l.master(l.d1, l.d2, vrrpVIP, 2*takeoverWithin)
+		})
+	}
+}

@@ -117,6 +117,7 @@ type lvsdVRRP struct {
 	checksum string // "" = default
 	v6       bool
 	track    []string // track_interfaces
+	peer     string   // unicast peer; "" = multicast
 }
 
 func (v lvsdVRRP) config(socket string) string {
@@ -140,6 +141,9 @@ garp_repeat = 3
 `, socket, v.priority, vrrpInterval().Milliseconds(), v.preempt, vip)
 	if v.checksum != "" {
 		s += fmt.Sprintf("checksum = %q\n", v.checksum)
+	}
+	if v.peer != "" {
+		s += fmt.Sprintf("unicast_peers = [%q]\n", v.peer)
 	}
 	if len(v.track) > 0 {
 		s += fmt.Sprintf("track_interfaces = [%q]\n", strings.Join(v.track, `", "`))
@@ -181,6 +185,9 @@ func keepalivedConfig(v lvsdVRRP) string {
 	preempt := ""
 	if !v.preempt {
 		preempt = "nopreempt"
+	}
+	if v.peer != "" {
+		preempt += "\n  unicast_peer {\n    " + v.peer + "\n  }"
 	}
 	return fmt.Sprintf(`global_defs {
   router_id ka
