@@ -8,7 +8,7 @@
 //   - Transport and Conn: one raw IP socket (protocol 112) per instance,
 //     bound to the interface, TTL/hop limit 255, multicast loop off
 //     (RawTransport). Received packets are dropped, and counted in
-//     lvsd_vrrp_drops_total{instance,reason}, for: ttl (multicast only),
+//     lvsd_vrrp_drops_total{vrrp_instance,reason}, for: ttl (multicast only),
 //     version, type, checksum, truncated, own_address, unknown_sender
 //     (unicast mode: not a unicast peer), interval (zero). Adverts of other
 //     VRIDs on the link are ignored without counting. VIP or interval
