@@ -4,6 +4,7 @@
 #
 # The VM sees the host's whole filesystem read-only (so host binaries, the repo
 # and bin/ are all there), with fresh tmpfs on /tmp, /run, /var/tmp and /var/log.
+# The repo's bin/ is a snapshot taken when run.sh starts.
 # The command starts in the caller's working directory with PATH, HOME=/tmp and
 # any LVSD_*, E2E_* and GO* debug variables of the caller, plus LVSD_IN_VM=1.
 # Its output is streamed to stdout.
@@ -62,9 +63,20 @@ else
 	keep_share=
 fi
 rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
+
+# The VM sees a copy of bin/ taken now. Others rebuild bin/ while tests run,
+# and go build rewrites a binary in place: a guest executing it (with its
+# pages cached) would run a torn mix of two builds.
+snap=
+if [ -d "$repo/bin" ]; then
+	mkdir -p "$cache/runs"
+	snap=$(mktemp -d "$cache/runs/bin.XXXXXX")
+	cp -a "$repo/bin/." "$snap/"
+fi
 cleanup() {
 	rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
 	[ -n "$keep_share" ] || rm -rf "$share"
+	[ -z "$snap" ] || rm -rf "$snap"
 }
 trap cleanup EXIT
 
@@ -88,6 +100,11 @@ trap cleanup EXIT
 	printf '\n'
 } >"$share/cmd.sh"
 
+bin_args=()
+if [ -n "$snap" ]; then
+	bin_args=(-virtfs "local,path=$snap,mount_tag=bin,security_model=none,readonly=on,multidevs=remap")
+fi
+
 start=$(date +%s%N)
 set +e
 timeout -k 10 "$limit" qemu-system-x86_64 \
@@ -95,9 +112,10 @@ timeout -k 10 "$limit" qemu-system-x86_64 \
 	-display none -vga none -monitor none -serial stdio -no-reboot -nic none \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel "$cache/kernel" -initrd "$cache/initrd" \
-	-append "console=ttyS0 quiet loglevel=1 panic=-1 lvsd.share=$share ${LVSD_VM_APPEND:-}" \
+	-append "console=ttyS0 quiet loglevel=1 panic=-1 lvsd.share=$share ${snap:+lvsd.bin=$repo/bin} ${LVSD_VM_APPEND:-}" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$share,mount_tag=out,security_model=none,multidevs=remap" \
+	"${bin_args[@]}" \
 	</dev/null
 qemu_rc=$?
 set -e
