@@ -71,7 +71,13 @@ snap=
 if [ -d "$repo/bin" ]; then
 	mkdir -p "$cache/runs"
 	snap=$(mktemp -d "$cache/runs/bin.XXXXXX")
-	cp -a "$repo/bin/." "$snap/"
+	# Copy again if a build wrote to bin/ during the copy.
+	for _ in 1 2 3 4 5; do
+		before=$(stat -c '%n %s %Y' "$repo"/bin/* 2>/dev/null || true)
+		rm -rf "${snap:?}"/* && cp -a "$repo/bin/." "$snap/"
+		[ "$before" = "$(stat -c '%n %s %Y' "$repo"/bin/* 2>/dev/null || true)" ] && break
+		sleep 1
+	done
 fi
 cleanup() {
 	rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
