@@ -363,6 +363,9 @@ func (in *instance) afterGARP(gen uint64, d time.Duration, f func()) {
 }
 
 func (in *instance) sendAdvert(priority int) {
+	if in.conn == nil {
+		return // not open yet: the instance is in Fault until it is
+	}
 	ad := Advert{VRID: in.cfg.vrid, Priority: uint8(priority), Interval: in.cfg.interval, Addrs: in.cfg.vipAddrs()}
 	dsts := in.cfg.peers
 	if in.cfg.multicast() {
@@ -523,6 +526,20 @@ func (in *instance) reannounce() {
 		}
 		in.metrics.announced(in.cfg.name)
 	}
+}
+
+func (in *instance) closeConn() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.conn != nil {
+		in.conn.Close()
+	}
+}
+
+func (in *instance) source() netip.Addr {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.cfg.source
 }
 
 // seeMaster records who is master now, for Status and the metric.

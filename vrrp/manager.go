@@ -212,18 +212,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.running = true
 	m.mu.Unlock()
 
-	var wg sync.WaitGroup
-	var opened []*instance
+	var wg, openers sync.WaitGroup
 	for _, in := range m.instances {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.eventLoop(in) }()
 	}
+	openCtx, stopOpening := context.WithCancel(ctx)
+	defer stopOpening()
 	// stop resigns every master, then lets the event loops drain, so the
 	// final transitions reach the callback and notify too.
 	stop := func() {
-		for _, in := range opened {
+		stopOpening()
+		openers.Wait() // no connection appears after this
+		for _, in := range m.instances {
 			in.shutdown("lvsd stopping")
-			in.conn.Close()
+			in.closeConn()
 		}
 		for _, in := range m.instances {
 			in.events.close()
@@ -231,23 +234,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		wg.Wait()
 	}
 	for _, in := range m.instances {
-		if !in.cfg.source.IsValid() {
-			src, err := primaryAddress(in.cfg.iface, in.cfg.vips[0].Addr().Is4())
-			if err != nil {
-				stop()
-				return fmt.Errorf("vrrp: instance %q: %w", in.cfg.name, err)
-			}
-			in.cfg.source = src
+		if err := m.open(in, &wg); err != nil {
+			// At boot the address may not be there yet (an IPv6 link-local
+			// one is tentative for a while): wait in Fault, not exit.
+			m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
+			in.setFault(faultNoSocket, true)
+			openers.Add(1)
+			go func() { defer openers.Done(); m.openWhenReady(openCtx, in, &wg, err) }()
 		}
-		conn, err := m.opts.Transport.Open(in.cfg.iface, in.cfg.source, in.cfg.multicast())
-		if err != nil {
-			stop()
-			return fmt.Errorf("vrrp: instance %q: %w", in.cfg.name, err)
-		}
-		in.conn = conn
-		opened = append(opened, in)
-		wg.Add(1)
-		go func() { defer wg.Done(); m.receiveLoop(in) }()
 	}
 
 	linkCtx, stopLinks := context.WithCancel(ctx)
@@ -264,9 +258,56 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) receiveLoop(in *instance) {
+// faultNoSocket is the fault of an instance that cannot send yet.
+const faultNoSocket = "no address or socket to send adverts"
+
+// open finds the instance's source address (unless configured), opens its
+// connection and starts receiving.
+func (m *Manager) open(in *instance, wg *sync.WaitGroup) error {
+	src := in.cfg.source
+	if !src.IsValid() {
+		var err error
+		if src, err = primaryAddress(in.cfg.iface, in.cfg.vips[0].Addr().Is4()); err != nil {
+			return err
+		}
+	}
+	conn, err := m.opts.Transport.Open(in.cfg.iface, src, in.cfg.multicast())
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.cfg.source, in.conn = src, conn
+	in.mu.Unlock()
+	wg.Add(1)
+	go func() { defer wg.Done(); m.receiveLoop(in, conn) }()
+	return nil
+}
+
+// openWhenReady retries open twice a second until it works or ctx ends,
+// logging only when the reason changes.
+func (m *Manager) openWhenReady(ctx context.Context, in *instance, wg *sync.WaitGroup, last error) {
 	for {
-		p, err := in.conn.Receive()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		err := m.open(in, wg)
+		if err == nil {
+			m.log.Info("vrrp: sending adverts now", "instance", in.cfg.name, "source", in.source())
+			in.setFault(faultNoSocket, false)
+			return
+		}
+		if err.Error() != last.Error() {
+			m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
+			last = err
+		}
+	}
+}
+
+func (m *Manager) receiveLoop(in *instance, conn Conn) {
+	for {
+		p, err := conn.Receive()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -67,11 +68,16 @@ type fakeTransport struct {
 	clock *fakeClock
 	mu    sync.Mutex
 	conns map[string]*fakeConn
+	fail  int // Opens that fail before one works
 }
 
 func (f *fakeTransport) Open(iface string, src netip.Addr, multicast bool) (Conn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail > 0 {
+		f.fail--
+		return nil, fmt.Errorf("interface %s has no IPv6 link-local address yet", iface)
+	}
 	c := &fakeConn{clock: f.clock, src: src, closed: make(chan struct{})}
 	f.conns[iface] = c
 	return c, nil
@@ -248,5 +254,34 @@ func TestNotifyTimeout(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "notify failed") {
 		t.Errorf("timeout not logged: %s", log.String())
+	}
+}
+
+// TestManagerWaitsForSocket: an instance that cannot open its socket at
+// start (say its link-local address is still tentative) waits in Fault and
+// joins when the retry succeeds, instead of stopping lvsd.
+func TestManagerWaitsForSocket(t *testing.T) {
+	clock := newFakeClock()
+	tr := &fakeTransport{clock: clock, conns: map[string]*fakeConn{}, fail: 2}
+	m, err := NewManager([]config.VRRP{vrrpConfig("vi1", 51, "eth0", "10.0.0.100/24")}, Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Addresses: &fakeAddrs{held: map[netip.Prefix]bool{}},
+		Clock: clock, Transport: tr, Announcer: &fakeAnnouncer{clock: clock}, Links: &fakeLinks{},
+		OwnAddress: func(netip.Addr) bool { return false },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	waitUntil(t, "fault while the socket cannot open", func() bool { return states(m) == "vi1=fault" })
+	waitUntil(t, "backup once it opens", func() bool { return states(m) == "vi1=backup" })
+	clock.Advance(4 * time.Second)
+	if got := states(m); got != "vi1=master" {
+		t.Fatalf("after opening: %s", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
