@@ -51,7 +51,7 @@ case "$PWD/" in
 	exit 2 ;;
 esac
 
-"$here/prepare.sh"
+"$here/prepare.sh" --quick
 
 if [ -n "${LVSD_VM_OUT:-}" ]; then
 	mkdir -p "$LVSD_VM_OUT"
