@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lvsd/lvsd/config"
@@ -94,13 +95,16 @@ type Scheduler struct {
 	mu      sync.Mutex
 	targets map[targetKey]*target
 	probes  map[string]*probe
-	// qmu guards each probe's due, timer, cancel and removed, and the run
-	// state, so timing never waits for result processing.
+	// qmu guards each probe's due and timer, and started, so timing never
+	// waits for result processing. A probe's start takes no lock at all:
+	// under CPU contention a lock there convoys thousands of due probes.
 	qmu      sync.Mutex
 	started  bool
-	stopping bool
-	metrics  *metrics
-	inflight sync.WaitGroup // probes running
+	stopping atomic.Bool
+	// running is read-held by every probe while it runs; Run write-locks it
+	// to wait for them.
+	running sync.RWMutex
+	metrics *metrics
 
 	// deliverMu keeps transitions in the order state changed: it is taken
 	// before mu is released, and held while the callback runs.
@@ -140,8 +144,8 @@ type probe struct {
 	warmup            time.Duration
 	due               time.Time
 	timer             Timer // nil until Run arms it
-	cancel            context.CancelFunc
-	removed           bool
+	cancel            atomic.Pointer[context.CancelFunc]
+	removed           atomic.Bool
 	slots             []*slot
 }
 
@@ -169,8 +173,8 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 	return s
 }
 
-// Run runs probes until ctx is done, then waits for running probes, which
-// are cancelled, to return. Run may be called once.
+// Run runs probes until ctx is done, then cancels running probes and waits
+// for them to return. Run may be called once.
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.qmu.Lock()
@@ -181,7 +185,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.started = true
 	for _, p := range s.probes {
-		s.arm(p)
+		s.arm(p, p.due)
 	}
 	s.qmu.Unlock()
 	s.mu.Unlock()
@@ -189,24 +193,31 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.mu.Lock()
 	s.qmu.Lock()
-	s.stopping = true
+	s.stopping.Store(true)
 	for _, p := range s.probes {
-		if p.timer != nil {
-			p.timer.Stop()
-		}
-		if p.cancel != nil {
-			p.cancel()
-		}
+		s.halt(p)
 	}
 	s.qmu.Unlock()
 	s.mu.Unlock()
-	s.inflight.Wait()
+	s.running.Lock()
+	s.running.Unlock()
 	return nil
 }
 
-// arm sets p's timer for p.due. qmu must be held.
-func (s *Scheduler) arm(p *probe) {
-	p.timer = s.clock.AfterFunc(p.due, func() { s.fire(p) })
+// arm sets p's timer for due. qmu must be held.
+func (s *Scheduler) arm(p *probe, due time.Time) {
+	p.due = due
+	p.timer = s.clock.AfterFunc(due, func() { s.fire(p, due) })
+}
+
+// halt stops p's timer and cancels its run, if any. qmu must be held.
+func (s *Scheduler) halt(p *probe) {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	if cancel := p.cancel.Load(); cancel != nil {
+		(*cancel)()
+	}
 }
 
 // nextDue keeps a probe on its phase: due plus whole intervals, after now.
@@ -221,44 +232,42 @@ func nextDue(due time.Time, interval time.Duration, now time.Time) (next time.Ti
 	return next, skipped
 }
 
-// fire runs one turn of p in the timer's goroutine.
-func (s *Scheduler) fire(p *probe) {
-	s.qmu.Lock()
-	if p.removed || s.stopping {
-		s.qmu.Unlock()
+func (s *Scheduler) dropped(p *probe) bool { return p.removed.Load() || s.stopping.Load() }
+
+// fire runs the turn of p due at due, in the timer's goroutine.
+func (s *Scheduler) fire(p *probe, due time.Time) {
+	s.running.RLock()
+	defer s.running.RUnlock()
+	if s.dropped(p) {
 		return
 	}
-	due := p.due
 	// Not derived from Run's context: thousands of probes a second would
-	// all register with, and contend on, one parent. Run cancels instead.
+	// all register with, and contend on, one parent. halt cancels instead.
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
-	p.cancel = cancel
-	s.inflight.Add(1)
-	s.qmu.Unlock()
-	defer s.inflight.Done()
-
+	p.cancel.Store(&cancel)
+	if s.dropped(p) {
+		cancel() // halted between the check above and the Store
+	}
 	start := s.clock.Now()
 	r := p.checker.Check(ctx)
 	end := s.clock.Now()
+	p.cancel.Store(nil)
 	if r.Duration == 0 {
 		r.Duration = end.Sub(start)
 	}
-
-	s.qmu.Lock()
-	p.cancel = nil
-	dropped := p.removed || s.stopping
-	skipped := 0
-	if !dropped {
-		// The next turn is armed only now, so runs of one probe never overlap.
-		p.due, skipped = nextDue(due, p.interval, end)
-		s.arm(p)
-	}
-	s.qmu.Unlock()
-	if dropped {
+	if s.dropped(p) {
 		// A probe stopped by Update or shutdown says nothing about the server.
 		return
 	}
+	// The next turn is armed only now, so runs of one probe never overlap.
+	next, skipped := nextDue(due, p.interval, end)
+	s.qmu.Lock()
+	if !s.dropped(p) {
+		s.arm(p, next)
+	}
+	s.qmu.Unlock()
+
 	s.mu.Lock()
 	s.metrics.probed(start.Sub(due), skipped, r)
 	var transitions []Transition
@@ -375,13 +384,8 @@ func (s *Scheduler) Update(targets []Target) {
 	s.qmu.Lock()
 	for key, p := range s.probes {
 		if used[key] != p {
-			p.removed = true
-			if p.timer != nil {
-				p.timer.Stop()
-			}
-			if p.cancel != nil {
-				p.cancel()
-			}
+			p.removed.Store(true)
+			s.halt(p)
 		}
 	}
 	for key, p := range used {
@@ -392,8 +396,8 @@ func (s *Scheduler) Update(targets []Target) {
 				span = p.warmup
 			}
 			p.due = now.Add(time.Duration(rand.Int64N(int64(span))))
-			if s.started && !s.stopping {
-				s.arm(p)
+			if s.started && !s.stopping.Load() {
+				s.arm(p, p.due)
 			}
 		}
 	}
