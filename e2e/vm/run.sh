@@ -52,6 +52,8 @@ case "$PWD/" in
 esac
 
 "$here/prepare.sh" --quick
+# Leftovers of runs that were killed outright (none lives this long).
+find "$cache/runs" -mindepth 1 -maxdepth 1 -mmin +720 -exec rm -rf {} + 2>/dev/null || true
 
 if [ -n "${LVSD_VM_OUT:-}" ]; then
 	mkdir -p "$LVSD_VM_OUT"
