@@ -8,6 +8,10 @@
 # is missing is installed with apt-get.
 set -euo pipefail
 
+# Everything runs from main, parsed in full before it starts: bash reads a
+# script as it executes, so editing a running one would otherwise break it.
+main() {
+
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cache=${LVSD_VM_CACHE:-$repo/.cache/vm}
 mkdir -p "$cache"
@@ -197,3 +201,7 @@ mv "$kernel" "$cache/kernel"
 echo "$kver" >"$cache/kernel-version"
 echo "$stamp" >"$cache/stamp"
 log "ready: kernel $kver ($(basename "$kernel")), ${#order[@]} modules -> $cache"
+}
+
+main "$@"
+exit

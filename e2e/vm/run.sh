@@ -10,6 +10,10 @@
 # Its output is streamed to stdout.
 set -euo pipefail
 
+# Everything runs from main, parsed in full before it starts: bash reads a
+# script as it executes, so editing a running one would otherwise break it.
+main() {
+
 usage() {
 	cat >&2 <<'USAGE'
 usage: e2e/vm/run.sh [-m MB] [-smp N] [-timeout SECONDS] [-e VAR=VALUE]... -- CMD [ARGS...]
@@ -55,6 +59,14 @@ esac
 # Leftovers of runs that were killed outright (none lives this long).
 find "$cache/runs" -mindepth 1 -maxdepth 1 -mmin +720 -exec rm -rf {} + 2>/dev/null || true
 
+share= keep_share= snap=
+cleanup() {
+	[ -z "$share" ] || rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
+	[ -n "$keep_share" ] || [ -z "$share" ] || rm -rf "$share"
+	[ -z "$snap" ] || rm -rf "$snap"
+}
+trap cleanup EXIT
+
 if [ -n "${LVSD_VM_OUT:-}" ]; then
 	mkdir -p "$LVSD_VM_OUT"
 	share=$(cd "$LVSD_VM_OUT" && pwd)
@@ -62,14 +74,12 @@ if [ -n "${LVSD_VM_OUT:-}" ]; then
 else
 	mkdir -p "$cache/runs"
 	share=$(mktemp -d "$cache/runs/run.XXXXXX")
-	keep_share=
 fi
 rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
 
 # The VM sees a copy of bin/ taken now. Others rebuild bin/ while tests run,
 # and go build rewrites a binary in place: a guest executing it (with its
 # pages cached) would run a torn mix of two builds.
-snap=
 if [ -d "$repo/bin" ]; then
 	mkdir -p "$cache/runs"
 	snap=$(mktemp -d "$cache/runs/bin.XXXXXX")
@@ -81,12 +91,6 @@ if [ -d "$repo/bin" ]; then
 		sleep 1
 	done
 fi
-cleanup() {
-	rm -f "$share/rc" "$share/cmd.sh" "$share/booted"
-	[ -n "$keep_share" ] || rm -rf "$share"
-	[ -z "$snap" ] || rm -rf "$snap"
-}
-trap cleanup EXIT
 
 # The command travels as a script in the share: no kernel command-line quoting.
 {
@@ -146,3 +150,7 @@ if [ -e "$share/booted" ]; then
 fi
 echo "run.sh: command exited $rc; VM ran ${elapsed}s (boot ${boot}s)" >&2
 exit "$rc"
+}
+
+main "$@"
+exit
