@@ -1,5 +1,3 @@
-// Package director owns the kernel's IPVS table: it computes the table that
-// config plus health asks for, and reconciles the kernel against it.
 package director
 
 import (

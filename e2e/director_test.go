@@ -528,3 +528,39 @@ func TestDirectorKernelLargeTable(t *testing.T) {
 		t.Fatalf("one-weight reload of a 1600-object table: ops %v, %v", res.Ops, err)
 	}
 }
+
+// TestDirectorDrainThenDelete: on_failure = drain keeps a failed server at
+// weight 0 while the kernel counts connections on it, and deletes it once
+// they are gone (as kube-proxy's graceful termination does). The one
+// connection ends with a reset, which IPVS expires in 10 s; a normal close
+// would sit in TIME_WAIT for 2 minutes.
+func TestDirectorDrainThenDelete(t *testing.T) {
+	l := natLab(t)
+	l.start(l.webConfig(func(s *config.Service) { s.Alpha = new(bool); s.OnFailure = "drain" }))
+	l.pass()
+	conn := l.connTo("rs1")
+	l.health("rs1", false)
+	l.pass()
+	if st := l.status("rs1"); !st.InKernel || st.KernelWeight != 0 || st.ActiveConns == 0 {
+		t.Fatalf("failed rs1 with an open connection: %+v", st)
+	}
+	l.expectOnly(4, "rs2")
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		t.Fatalf("connection is a %T, not TCP", conn)
+	}
+	tcp.SetLinger(0)
+	tcp.Close()
+	start := time.Now()
+	for l.status("rs1").InKernel {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("rs1 still in the table 60 s after its last connection ended: %+v\n%s", l.status("rs1"), l.dir.Run("ipvsadm", "-Lnc"))
+		}
+		time.Sleep(time.Second)
+		l.pass()
+	}
+	t.Logf("drained rs1 deleted %.1fs after its last connection was reset", time.Since(start).Seconds())
+	if res := l.pass(); len(res.Ops) != 0 {
+		t.Errorf("deleted server came back: %v", res.Ops)
+	}
+}
