@@ -260,14 +260,7 @@ func (s *Scheduler) fire(p *probe, due time.Time) {
 		// A probe stopped by Update or shutdown says nothing about the server.
 		return
 	}
-	// The next turn is armed only now, so runs of one probe never overlap.
 	next, skipped := nextDue(due, p.interval, end)
-	s.qmu.Lock()
-	if !s.dropped(p) {
-		s.arm(p, next)
-	}
-	s.qmu.Unlock()
-
 	s.mu.Lock()
 	s.metrics.probed(start.Sub(due), skipped, r)
 	var transitions []Transition
@@ -281,6 +274,13 @@ func (s *Scheduler) fire(p *probe, due time.Time) {
 	s.deliver(transitions)
 	s.deliverMu.Unlock()
 
+	// The next turn is armed only now, so runs of one probe never overlap
+	// and their results are applied in order.
+	s.qmu.Lock()
+	if !s.dropped(p) {
+		s.arm(p, next)
+	}
+	s.qmu.Unlock()
 	if s.hook != nil {
 		s.hook(ProbeRun{Due: due, Start: start, Result: r})
 	}
