@@ -446,7 +446,7 @@ func runTrial(o benchOpts, arm string, id int) (res trialResult) {
 	lines := bufio.NewScanner(stdout)
 	if !lines.Scan() || lines.Text() != "READY" {
 		cmd.Wait()
-		res.err = fmt.Errorf("client did not get ready: %q", lines.Text())
+		res.err = fmt.Errorf("client could not open its connections before any failover (did the backup take over early? see d2.log): %q", lines.Text())
 		return
 	}
 
