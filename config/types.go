@@ -65,7 +65,10 @@ type Sync struct {
 	Port      int    `toml:"port"`      // default 8848
 	Group     Addr   `toml:"group"`     // default 224.0.0.81
 	TTL       int    `toml:"ttl"`       // default 1
-	MaxLen    int    `toml:"maxlen"`    // default 0 (kernel picks from MTU)
+	// MaxLen is the sync message size. Default 0: the master sends one
+	// connection per message, so a record never waits for the kernel's 2 s
+	// flush timer; the backup reads messages up to the MTU (see director/sync.go).
+	MaxLen int `toml:"maxlen"`
 }
 
 // Service is one IPVS virtual service and its pool of real servers.

@@ -140,6 +140,16 @@ func NewSyncManager(cfg *config.Config, opts SyncOptions) (*SyncManager, error) 
 	m := &SyncManager{log: opts.Logger, opts: opts, kick: make(chan struct{}, 1),
 		done: make(chan struct{}), stopped: make(chan struct{})}
 	m.instance, m.want = syncWanted(cfg)
+	m.ctl = opts.Control
+	if m.want != nil && m.ctl == nil {
+		// Dialing first: resolving the IPVS family can load ip_vs, and
+		// the sysctls below only exist once it is loaded.
+		k, err := DialKernelSync(0)
+		if err != nil {
+			return nil, err
+		}
+		m.ctl, m.closer = k, k.Close
+	}
 	if m.want != nil {
 		var errs []error
 		for _, s := range SyncSysctls {
@@ -148,10 +158,12 @@ func NewSyncManager(cfg *config.Config, opts SyncOptions) (*SyncManager, error) 
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
+			if m.closer != nil {
+				m.closer()
+			}
 			return nil, fmt.Errorf("connection sync: %w", err)
 		}
 	}
-	m.ctl = opts.Control
 	// The first reconcile runs here so a bad interface fails the start.
 	if err := m.reconcile(); err != nil {
 		if m.closer != nil {
