@@ -51,6 +51,13 @@
 //     to yield (a healed partition) announces again, since the link's ARP
 //     caches may point at the loser. Leaving master: RemoveVIPs. At startup
 //     the VIPs are removed, in case a killed predecessor left them.
+//   - Reload (Manager.Update, lvsd's SIGHUP): unchanged instances are not
+//     touched; priority, interval, preempt, VIPs, peers, checksum, garp,
+//     notify and track lists change in place with no transition (a master
+//     adds, announces and removes only the VIPs that changed); a new
+//     interface, VRID, family, source_address or multicast/unicast restarts
+//     that instance alone (priority 0, then backup); removed instances
+//     resign and their metric series go; added ones start as backup.
 //   - notify: the argv runs on every transition with instance, state and
 //     priority appended, without a shell, in order per instance, killed
 //     (with its process group) after notify_timeout.

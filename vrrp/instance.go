@@ -150,6 +150,7 @@ type instance struct {
 	ownAddr func(netip.Addr) bool
 	changed func(StateChange)
 	events  *queue
+	life    lifecycle
 
 	mu       sync.Mutex
 	state    State
@@ -423,6 +424,8 @@ func (in *instance) handle(p Packet) {
 	if ad.VRID != in.cfg.vrid {
 		return // another virtual router sharing the link: not an error
 	}
+	in.mu.Lock() // a reload may change the peers
+	defer in.mu.Unlock()
 	if !in.cfg.multicast() && !slices.Contains(in.cfg.peers, p.Src) {
 		in.metrics.drop(name, "unknown_sender")
 		return
@@ -432,8 +435,6 @@ func (in *instance) handle(p Packet) {
 		return
 	}
 	in.metrics.received(name)
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	in.checkConsistency(p.Src, ad)
 	in.receive(p.Src, ad)
 }
@@ -534,6 +535,13 @@ func (in *instance) closeConn() {
 	if in.conn != nil {
 		in.conn.Close()
 	}
+}
+
+// notifyCommand is the notify argv and timeout, which a reload may change.
+func (in *instance) notifyCommand() ([]string, time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.cfg.notify, in.cfg.notifyTimeout
 }
 
 func (in *instance) source() netip.Addr {

@@ -52,15 +52,27 @@ type Options struct {
 
 // Manager runs every VRRP instance of a director.
 type Manager struct {
-	opts      Options
-	log       *slog.Logger
-	metrics   *metrics
-	instances []*instance
-	byName    map[string]*instance
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
 
+	// ops serializes Run's start and stop with Update, which start and
+	// stop instances. Order: ops, then mu, then an instance's mu.
+	ops     sync.Mutex
+	started bool
+	running bool
+	runCtx  context.Context
+	wg      sync.WaitGroup // every goroutine of every instance
+
+	// mu guards the instance list, what is known about links and
+	// services, and the track lists of the instances (written under both
+	// mu and the instance's mu).
 	mu          sync.Mutex
+	instances   []*instance
+	byName      map[string]*instance
 	serviceDown map[string]bool
-	running     bool
+	linkUp      map[string]bool
+	watches     []*linkWatch
 }
 
 // NewManager checks and normalizes the instances and registers the metrics.
@@ -91,29 +103,17 @@ func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: registering metrics: %w", err)
 	}
-	m := &Manager{opts: opts, log: opts.Logger, metrics: met, byName: map[string]*instance{}, serviceDown: map[string]bool{}}
-	vrids := map[string]string{}
-	for i := range cfgs {
-		s, err := normalize(&cfgs[i])
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := m.byName[s.name]; dup {
-			return nil, fmt.Errorf("vrrp: instance %q defined twice", s.name)
-		}
-		key := fmt.Sprintf("%s/%d/%v", s.iface, s.vrid, s.vips[0].Addr().Is4())
-		if other, dup := vrids[key]; dup {
-			return nil, fmt.Errorf("vrrp: instances %q and %q share VRID %d on %s", other, s.name, s.vrid, s.iface)
-		}
-		vrids[key] = s.name
-		in := &instance{
-			cfg: s, clock: opts.Clock, addrs: opts.Addresses, ann: opts.Announcer,
-			log: m.log, metrics: met, ownAddr: opts.OwnAddress, faults: map[string]bool{},
-		}
-		in.changed = m.changeHook(in)
+	all, err := validate(cfgs)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{opts: opts, log: opts.Logger, metrics: met, byName: map[string]*instance{},
+		serviceDown: map[string]bool{}, linkUp: map[string]bool{}}
+	for _, s := range all {
+		in := m.newInstance(s)
+		met.transition(s.name, StateInit)
 		m.instances = append(m.instances, in)
 		m.byName[s.name] = in
-		met.transition(s.name, StateInit)
 	}
 	return m, nil
 }
@@ -202,60 +202,90 @@ func (m *Manager) changeHook(in *instance) func(StateChange) {
 
 // Run opens every instance's connection, starts the state machines and
 // blocks until ctx ends. Then every master resigns with priority 0 and
-// releases its VIPs before Run returns.
+// releases its VIPs before Run returns. Update may add, change and remove
+// instances meanwhile.
 func (m *Manager) Run(ctx context.Context) error {
-	m.mu.Lock()
-	if m.running {
-		m.mu.Unlock()
+	m.ops.Lock()
+	if m.started {
+		m.ops.Unlock()
 		return errors.New("vrrp: manager already running")
 	}
-	m.running = true
-	m.mu.Unlock()
-
-	var wg, openers sync.WaitGroup
-	for _, in := range m.instances {
-		wg.Add(1)
-		go func() { defer wg.Done(); m.eventLoop(in) }()
-	}
-	openCtx, stopOpening := context.WithCancel(ctx)
-	defer stopOpening()
-	// stop resigns every master, then lets the event loops drain, so the
-	// final transitions reach the callback and notify too.
-	stop := func() {
-		stopOpening()
-		openers.Wait() // no connection appears after this
-		for _, in := range m.instances {
-			in.shutdown("lvsd stopping")
-			in.closeConn()
-		}
-		for _, in := range m.instances {
-			in.events.close()
-		}
-		wg.Wait()
-	}
-	for _, in := range m.instances {
-		if err := m.open(in, &wg); err != nil {
-			// At boot the address may not be there yet (an IPv6 link-local
-			// one is tentative for a while): wait in Fault, not exit.
-			m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
-			in.setFault(faultNoSocket, true)
-			openers.Add(1)
-			go func() { defer openers.Done(); m.openWhenReady(openCtx, in, &wg, err) }()
-		}
-	}
-
-	linkCtx, stopLinks := context.WithCancel(ctx)
-	defer stopLinks()
-	if err := m.opts.Links.Watch(linkCtx, m.trackedInterfaces(), m.linkChanged); err != nil {
-		stop()
+	m.started = true
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	m.runCtx = runCtx
+	// Link states first, so an instance whose link is down starts in Fault.
+	if err := m.watchLinks(m.trackedInterfaces()); err != nil {
+		m.ops.Unlock()
 		return fmt.Errorf("vrrp: watching links: %w", err)
 	}
-	for _, in := range m.instances {
-		in.start()
+	m.running = true
+	for _, in := range m.instanceList() {
+		m.launch(in)
 	}
+	m.ops.Unlock()
+
 	<-ctx.Done()
-	stop()
+
+	// Resign every master, then let the event loops drain, so the final
+	// transitions reach the callback and notify too.
+	m.ops.Lock()
+	m.running = false
+	stopRun()
+	ins := m.instanceList()
+	for _, in := range ins {
+		in.life.stopOpening()
+	}
+	for _, in := range ins {
+		in.life.openers.Wait() // no connection appears after this
+	}
+	for _, in := range ins {
+		in.shutdown("lvsd stopping")
+		in.closeConn()
+	}
+	for _, in := range ins {
+		in.events.close()
+	}
+	m.ops.Unlock()
+	m.wg.Wait()
 	return nil
+}
+
+// launch starts one instance of a running Manager (m.ops held): its event
+// loop, its connection (or, when that cannot open yet, Fault and a retry),
+// then its state machine.
+func (m *Manager) launch(in *instance) {
+	in.life.launched = true
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if in.life.after != nil {
+			<-in.life.after
+		}
+		m.eventLoop(in)
+	}()
+	openCtx, stopOpening := context.WithCancel(m.runCtx)
+	in.life.stopOpening = stopOpening
+	if err := m.open(in); err != nil {
+		// At boot the address may not be there yet (an IPv6 link-local
+		// one is tentative for a while): wait in Fault, not exit.
+		m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
+		in.setFault(faultNoSocket, true)
+		m.wg.Add(1)
+		in.life.openers.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer in.life.openers.Done()
+			m.openWhenReady(openCtx, in, err)
+		}()
+	}
+	in.start()
+}
+
+func (m *Manager) instanceList() []*instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.instances)
 }
 
 // faultNoSocket is the fault of an instance that cannot send yet.
@@ -263,7 +293,7 @@ const faultNoSocket = "no address or socket to send adverts"
 
 // open finds the instance's source address (unless configured), opens its
 // connection and starts receiving.
-func (m *Manager) open(in *instance, wg *sync.WaitGroup) error {
+func (m *Manager) open(in *instance) error {
 	src := in.cfg.source
 	if !src.IsValid() {
 		var err error
@@ -278,21 +308,26 @@ func (m *Manager) open(in *instance, wg *sync.WaitGroup) error {
 	in.mu.Lock()
 	in.cfg.source, in.conn = src, conn
 	in.mu.Unlock()
-	wg.Add(1)
-	go func() { defer wg.Done(); m.receiveLoop(in, conn) }()
+	m.wg.Add(1)
+	in.life.receivers.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer in.life.receivers.Done()
+		m.receiveLoop(in, conn)
+	}()
 	return nil
 }
 
 // openWhenReady retries open twice a second until it works or ctx ends,
 // logging only when the reason changes.
-func (m *Manager) openWhenReady(ctx context.Context, in *instance, wg *sync.WaitGroup, last error) {
+func (m *Manager) openWhenReady(ctx context.Context, in *instance, last error) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(500 * time.Millisecond):
 		}
-		err := m.open(in, wg)
+		err := m.open(in)
 		if err == nil {
 			m.log.Info("vrrp: sending adverts now", "instance", in.cfg.name, "source", in.source())
 			in.setFault(faultNoSocket, false)
@@ -323,6 +358,7 @@ func (m *Manager) receiveLoop(in *instance, conn Conn) {
 // eventLoop delivers one instance's transitions to the callback and the
 // notify command, in order.
 func (m *Manager) eventLoop(in *instance) {
+	defer close(in.life.eventsDone)
 	for {
 		c, ok := in.events.pop()
 		if !ok {
@@ -331,7 +367,7 @@ func (m *Manager) eventLoop(in *instance) {
 		if m.opts.OnStateChange != nil {
 			m.opts.OnStateChange(c)
 		}
-		if len(in.cfg.notify) > 0 {
+		if argv, _ := in.notifyCommand(); len(argv) > 0 {
 			m.runNotify(in, c)
 		}
 	}
@@ -340,10 +376,14 @@ func (m *Manager) eventLoop(in *instance) {
 // runNotify runs the notify argv with instance, state and priority
 // appended, without a shell, killed after notify_timeout.
 func (m *Manager) runNotify(in *instance, c StateChange) {
-	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.notifyTimeout)
+	notify, timeout := in.notifyCommand()
+	if len(notify) == 0 {
+		return // a reload removed it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	argv := append(slices.Clone(in.cfg.notify[1:]), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
-	cmd := exec.CommandContext(ctx, in.cfg.notify[0], argv...)
+	argv := append(slices.Clone(notify[1:]), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
+	cmd := exec.CommandContext(ctx, notify[0], argv...)
 	// A group of its own, so the timeout also kills what the command started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -355,6 +395,12 @@ func (m *Manager) runNotify(in *instance, c StateChange) {
 }
 
 func (m *Manager) trackedInterfaces() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.trackedInterfacesLocked()
+}
+
+func (m *Manager) trackedInterfacesLocked() []string {
 	var out []string
 	for _, in := range m.instances {
 		for _, ifc := range append([]string{in.cfg.iface}, in.cfg.trackIfaces...) {
@@ -366,10 +412,11 @@ func (m *Manager) trackedInterfaces() []string {
 	return out
 }
 
-func (m *Manager) linkChanged(iface string, up bool) {
+func (m *Manager) linkChangedLocked(iface string, up bool) {
+	m.linkUp[iface] = up
 	for _, in := range m.instances {
 		if in.cfg.iface == iface || slices.Contains(in.cfg.trackIfaces, iface) {
-			in.setFault("interface "+iface+" down", !up)
+			in.setFault(linkFault(iface), !up)
 		}
 	}
 }
@@ -381,16 +428,18 @@ func (m *Manager) linkChanged(iface string, up bool) {
 // When the last fault clears the instance starts again as backup.
 func (m *Manager) SetServiceDown(service string, down bool) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.serviceDown[service] = down
-	m.mu.Unlock()
 	for _, in := range m.instances {
 		if slices.Contains(in.cfg.trackServices, service) {
-			in.setFault("service "+service+" down", down)
+			in.setFault(serviceFault(service), down)
 		}
 	}
 }
 
 func (m *Manager) lookup(name string) (*instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	in, ok := m.byName[name]
 	if !ok {
 		return nil, fmt.Errorf("vrrp: no instance %q", name)
@@ -433,8 +482,9 @@ func (m *Manager) Reset(name string) error {
 
 // Status returns every instance, in config order.
 func (m *Manager) Status() []InstanceStatus {
-	out := make([]InstanceStatus, len(m.instances))
-	for i, in := range m.instances {
+	ins := m.instanceList()
+	out := make([]InstanceStatus, len(ins))
+	for i, in := range ins {
 		out[i] = in.status()
 	}
 	return out

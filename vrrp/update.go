@@ -1,0 +1,482 @@
+package vrrp
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// A reload changes the VRRP instances of a running Manager the way
+// keepalived's SIGHUP does, but without a transition where none is needed:
+//
+//   - an unchanged instance is not touched (no advert, no announcement);
+//   - a change that the same socket can carry is applied in place: a new
+//     priority goes out with the next advert (a master that drops below its
+//     peer is preempted by the peer, as the RFC has it), a master adds and
+//     announces new VIPs and removes dropped ones, a backup only records
+//     them; faults are re-evaluated against the new track lists;
+//   - a change of interface, VRID, address family, source_address or
+//     multicast/unicast needs a new socket: that instance alone resigns
+//     (priority 0 if master) and starts again as backup;
+//   - a removed instance resigns, releases its VIPs and stops, and its
+//     metric series go; an added one starts as backup.
+
+// lifecycle is what a running Manager keeps per instance to start and stop
+// it on its own.
+type lifecycle struct {
+	// configured is the normalized config as given: Update compares it,
+	// since the running cfg has the source address that open found.
+	configured  settings
+	launched    bool
+	after       chan struct{} // event loop of the replaced instance, if any
+	eventsDone  chan struct{} // closed when this instance's event loop ends
+	stopOpening context.CancelFunc
+	openers     sync.WaitGroup // the retry goroutine while the socket cannot open
+	receivers   sync.WaitGroup // the receive loop
+}
+
+// linkWatch is one LinkWatcher.Watch call: Update starts one for the
+// interfaces no earlier call covers, and stops it once none is tracked.
+type linkWatch struct {
+	ifaces  []string
+	cancel  context.CancelFunc
+	stopped bool // under Manager.mu: its late reports are ignored
+}
+
+// validate normalizes every instance and checks what holds across them.
+func validate(cfgs []config.VRRP) ([]settings, error) {
+	out := make([]settings, 0, len(cfgs))
+	names := map[string]bool{}
+	vrids := map[string]string{}
+	for i := range cfgs {
+		s, err := normalize(&cfgs[i])
+		if err != nil {
+			return nil, err
+		}
+		if names[s.name] {
+			return nil, fmt.Errorf("vrrp: instance %q defined twice", s.name)
+		}
+		names[s.name] = true
+		key := fmt.Sprintf("%s/%d/%v", s.iface, s.vrid, s.vips[0].Addr().Is4())
+		if other, dup := vrids[key]; dup {
+			return nil, fmt.Errorf("vrrp: instances %q and %q share VRID %d on %s", other, s.name, s.vrid, s.iface)
+		}
+		vrids[key] = s.name
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (m *Manager) newInstance(s settings) *instance {
+	in := &instance{
+		cfg: s, clock: m.opts.Clock, addrs: m.opts.Addresses, ann: m.opts.Announcer,
+		log: m.log, metrics: m.metrics, ownAddr: m.opts.OwnAddress, faults: map[string]bool{},
+	}
+	in.life.configured = s
+	in.life.eventsDone = make(chan struct{})
+	in.changed = m.changeHook(in)
+	return in
+}
+
+// Update applies a reloaded [[vrrp]] section: Prepare, then apply. On an
+// error nothing has changed. Safe to call while Run runs.
+func (m *Manager) Update(cfgs []config.VRRP) error {
+	apply, err := m.Prepare(cfgs)
+	if err != nil {
+		return err
+	}
+	apply()
+	return nil
+}
+
+// Prepare checks cfgs as NewManager does and readies what applying them
+// needs that can fail (watching links no instance tracked before), without
+// changing any instance. The returned apply changes the instances and
+// cannot fail; a caller that does not call it leaves them as they were.
+// lvsd's reload prepares VRRP, then updates the director, then applies, so
+// a rejected reload changes neither.
+func (m *Manager) Prepare(cfgs []config.VRRP) (apply func(), err error) {
+	next, err := validate(cfgs)
+	if err != nil {
+		return nil, err
+	}
+	m.ops.Lock()
+	defer m.ops.Unlock()
+	if m.running {
+		if err := m.watchLinks(interfacesOf(next)); err != nil {
+			return nil, fmt.Errorf("vrrp: watching links: %w", err)
+		}
+	}
+	return func() { m.apply(next) }, nil
+}
+
+// apply moves the instances to next. VIPs are released everywhere before
+// any are added, so a VIP moving between instances is never removed after
+// its new owner added it.
+func (m *Manager) apply(next []settings) {
+	m.ops.Lock()
+	defer m.ops.Unlock()
+	if m.running {
+		// Normally Prepare did this; a concurrent update may have pruned.
+		if err := m.watchLinks(interfacesOf(next)); err != nil {
+			m.log.Error("vrrp: watching links", "err", err)
+		}
+	}
+
+	m.mu.Lock()
+	wanted := map[string]settings{}
+	for _, s := range next {
+		wanted[s.name] = s
+	}
+	var retire []*instance
+	var removed []string
+	inPlace := map[string]settings{}
+	for _, in := range m.instances {
+		s, keep := wanted[in.cfg.name]
+		switch {
+		case !keep:
+			retire = append(retire, in)
+			removed = append(removed, in.cfg.name)
+			m.log.Info("vrrp: instance removed by reload", "instance", in.cfg.name)
+		case restartReason(in.life.configured, s) != "":
+			retire = append(retire, in)
+			m.log.Info("vrrp: instance restarts for reload", "instance", in.cfg.name, "reason", restartReason(in.life.configured, s))
+		case len(changedSettings(in.life.configured, s)) > 0:
+			inPlace[in.cfg.name] = s
+		}
+	}
+	old := m.byName
+	// Retiring instances leave the list first, so link and service
+	// events no longer reach them.
+	m.instances = slices.DeleteFunc(slices.Clone(m.instances), func(in *instance) bool { return slices.Contains(retire, in) })
+	m.mu.Unlock()
+
+	for _, in := range retire {
+		reason := "removed by reload"
+		if !slices.Contains(removed, in.cfg.name) {
+			reason = "restart for reload: " + restartReason(in.life.configured, wanted[in.cfg.name])
+		}
+		m.retire(in, reason)
+	}
+	for _, name := range removed {
+		m.metrics.forget(name)
+	}
+
+	m.mu.Lock()
+	for name, s := range inPlace {
+		old[name].dropVIPs(s.vips)
+	}
+	var list, launch []*instance
+	byName := map[string]*instance{}
+	for _, s := range next {
+		in := old[s.name]
+		switch {
+		case in != nil && !slices.Contains(retire, in):
+			if _, ok := inPlace[s.name]; ok {
+				m.log.Info("vrrp: instance updated in place", "instance", s.name, "changed", strings.Join(changedSettings(in.life.configured, s), ","))
+				in.reconfigure(s)
+				m.refreshFaultsLocked(in)
+			}
+		default:
+			fresh := m.newInstance(s)
+			switch {
+			case in == nil:
+				m.metrics.transition(s.name, StateInit)
+			case in.life.launched:
+				fresh.life.after = in.life.eventsDone // notify stays in order across the restart
+			}
+			in = fresh
+			m.refreshFaultsLocked(in)
+			launch = append(launch, in)
+		}
+		list = append(list, in)
+		byName[s.name] = in
+	}
+	m.instances, m.byName = list, byName
+	m.mu.Unlock()
+
+	if m.running {
+		for _, in := range launch {
+			m.launch(in)
+		}
+		m.pruneWatches()
+	}
+}
+
+// retire stops one instance of a running Manager: a master resigns with
+// priority 0 and releases its VIPs. Its notify calls still run, in order.
+func (m *Manager) retire(in *instance, reason string) {
+	if !m.running || !in.life.launched {
+		return // never started, or Run already stopped it
+	}
+	in.life.stopOpening()
+	in.life.openers.Wait()
+	in.shutdown(reason)
+	in.closeConn()
+	in.life.receivers.Wait() // so no packet counts into a forgotten series
+	in.events.close()
+}
+
+// restartReason says why moving from old to next needs a new socket, or "".
+func restartReason(old, next settings) string {
+	switch {
+	case old.iface != next.iface:
+		return fmt.Sprintf("interface %s -> %s", old.iface, next.iface)
+	case old.vrid != next.vrid:
+		return fmt.Sprintf("vrid %d -> %d", old.vrid, next.vrid)
+	case old.vips[0].Addr().Is4() != next.vips[0].Addr().Is4():
+		return "address family changed"
+	case old.source != next.source:
+		return fmt.Sprintf("source_address %v -> %v", old.source, next.source)
+	case old.multicast() != next.multicast():
+		if next.multicast() {
+			return "unicast -> multicast"
+		}
+		return "multicast -> unicast"
+	}
+	return ""
+}
+
+// changedSettings names the settings that differ and apply in place.
+func changedSettings(old, next settings) []string {
+	var out []string
+	add := func(changed bool, name string) {
+		if changed {
+			out = append(out, name)
+		}
+	}
+	add(old.priority != next.priority, "priority")
+	add(old.interval != next.interval, "advert_interval")
+	add(old.preempt != next.preempt, "preempt")
+	add(old.preemptDelay != next.preemptDelay, "preempt_delay")
+	add(!slices.Equal(old.vips, next.vips), "vips")
+	add(!slices.Equal(old.peers, next.peers), "unicast_peers")
+	add(old.checksum != next.checksum, "checksum")
+	add(garpChanged(old, next), "garp")
+	add(!slices.Equal(old.notify, next.notify), "notify")
+	add(old.notifyTimeout != next.notifyTimeout, "notify_timeout")
+	add(!slices.Equal(old.trackServices, next.trackServices), "track_services")
+	add(!slices.Equal(old.trackIfaces, next.trackIfaces), "track_interfaces")
+	return out
+}
+
+func garpChanged(old, next settings) bool {
+	return old.garpRepeat != next.garpRepeat || old.garpInterval != next.garpInterval || old.garpRefresh != next.garpRefresh
+}
+
+// dropVIPs is the first half of an in-place VIP change: a master removes
+// the VIPs that next no longer lists.
+func (in *instance) dropVIPs(next []netip.Prefix) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	gone := without(in.cfg.vips, next)
+	if len(gone) == 0 {
+		return
+	}
+	in.cfg.vips = without(in.cfg.vips, gone)
+	if in.holdsVIPs {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := in.addrs.RemoveVIPs(ctx, in.cfg.iface, gone); err != nil {
+			in.log.Error("vrrp: removing VIPs", "instance", in.cfg.name, "vip", gone, "err", err)
+		}
+	}
+}
+
+// reconfigure applies settings that the same socket carries, without a
+// transition. The caller re-evaluates faults afterwards.
+func (in *instance) reconfigure(s settings) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	prev := in.cfg
+	in.life.configured = s
+	s.source = prev.source // the one open found, when not configured
+	added := without(s.vips, prev.vips)
+	in.cfg = s
+	if in.state != StateMaster {
+		return // adverts, VIPs and announcements follow when it becomes master
+	}
+	if prev.priority != s.priority {
+		in.seeMaster(in.cfg.source, in.effectivePriority())
+	}
+	if garpChanged(prev, s) {
+		// Restart the refresh cycle on the new settings, from now.
+		in.garpGen++
+		if in.garpTimer != nil {
+			in.garpTimer.Stop()
+			in.garpTimer = nil
+		}
+		if s.garpRefresh > 0 {
+			gen := in.garpGen
+			in.garpBurstStart = in.clock.Now()
+			in.afterGARP(gen, s.garpRefresh, func() { in.announceBurst(gen, in.cfg.garpRepeat, false) })
+		}
+	}
+	if len(added) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := in.addrs.AddVIPs(ctx, in.cfg.iface, added); err != nil {
+			in.log.Error("vrrp: adding VIPs", "instance", in.cfg.name, "vip", added, "err", err)
+		}
+		in.announceAdded(in.garpGen, added, in.cfg.garpRepeat)
+	}
+}
+
+// announceAdded announces VIPs a master gained by a reload, garp_repeat
+// times garp_interval apart; later refreshes cover every VIP anyway.
+func (in *instance) announceAdded(gen uint64, vips []netip.Prefix, left int) {
+	for left > 0 && gen == in.garpGen && in.state == StateMaster {
+		if err := in.ann.Announce(in.cfg.iface, vips); err != nil {
+			in.log.Warn("vrrp: announcing VIPs", "instance", in.cfg.name, "err", err)
+		}
+		in.metrics.announced(in.cfg.name)
+		left--
+		if left > 0 && in.cfg.garpInterval > 0 {
+			in.clock.AfterFunc(in.cfg.garpInterval, func() {
+				in.mu.Lock()
+				defer in.mu.Unlock()
+				in.announceAdded(gen, vips, left)
+			})
+			return
+		}
+	}
+}
+
+// refreshFaultsLocked makes the instance's link and service faults match
+// its track lists and what the Manager knows (m.mu held). New faults are
+// set before stale ones clear, so swapping one for another makes no
+// transition.
+func (m *Manager) refreshFaultsLocked(in *instance) {
+	want := map[string]bool{}
+	for _, ifc := range append([]string{in.cfg.iface}, in.cfg.trackIfaces...) {
+		if up, known := m.linkUp[ifc]; known && !up {
+			want[linkFault(ifc)] = true
+		}
+	}
+	for _, svc := range in.cfg.trackServices {
+		if m.serviceDown[svc] {
+			want[serviceFault(svc)] = true
+		}
+	}
+	for r := range want {
+		in.setFault(r, true)
+	}
+	for _, r := range in.faultList() {
+		if trackFault(r) && !want[r] {
+			in.setFault(r, false)
+		}
+	}
+}
+
+func linkFault(iface string) string  { return "interface " + iface + " down" }
+func serviceFault(svc string) string { return "service " + svc + " down" }
+func trackFault(reason string) bool {
+	return (strings.HasPrefix(reason, "interface ") || strings.HasPrefix(reason, "service ")) && strings.HasSuffix(reason, " down")
+}
+
+func (in *instance) faultList() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []string
+	for r := range in.faults {
+		out = append(out, r)
+	}
+	return out
+}
+
+// watchLinks starts one watch for the interfaces in ifaces that no watch
+// covers yet (m.ops held, m.mu not: the watcher reports at once).
+func (m *Manager) watchLinks(ifaces []string) error {
+	m.mu.Lock()
+	var fresh []string
+	for _, ifc := range ifaces {
+		if !slices.ContainsFunc(m.watches, func(w *linkWatch) bool { return slices.Contains(w.ifaces, ifc) }) {
+			fresh = append(fresh, ifc)
+		}
+	}
+	m.mu.Unlock()
+	if len(fresh) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(m.runCtx)
+	w := &linkWatch{ifaces: fresh, cancel: cancel}
+	report := func(iface string, up bool) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if !w.stopped {
+			m.linkChangedLocked(iface, up)
+		}
+	}
+	if err := m.opts.Links.Watch(ctx, fresh, report); err != nil {
+		cancel()
+		return err
+	}
+	m.mu.Lock()
+	m.watches = append(m.watches, w)
+	m.mu.Unlock()
+	return nil
+}
+
+// pruneWatches stops watches none of whose interfaces is tracked any more,
+// and forgets those links' states, so a later watch reports them afresh.
+func (m *Manager) pruneWatches() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tracked := m.trackedInterfacesLocked()
+	m.watches = slices.DeleteFunc(m.watches, func(w *linkWatch) bool {
+		if slices.ContainsFunc(w.ifaces, func(ifc string) bool { return slices.Contains(tracked, ifc) }) {
+			return false
+		}
+		w.cancel()
+		w.stopped = true
+		for _, ifc := range w.ifaces {
+			delete(m.linkUp, ifc)
+		}
+		return true
+	})
+}
+
+func interfacesOf(ss []settings) []string {
+	var out []string
+	for _, s := range ss {
+		for _, ifc := range append([]string{s.iface}, s.trackIfaces...) {
+			if !slices.Contains(out, ifc) {
+				out = append(out, ifc)
+			}
+		}
+	}
+	return out
+}
+
+// without returns the prefixes of a that are not in b.
+func without(a, b []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// forget deletes every series of a removed instance.
+func (m *metrics) forget(instance string) {
+	if m == nil {
+		return
+	}
+	l := prometheus.Labels{"vrrp_instance": instance}
+	m.state.DeletePartialMatch(l)
+	m.transitions.DeletePartialMatch(l)
+	m.sentTotal.DeletePartialMatch(l)
+	m.receivedTotal.DeletePartialMatch(l)
+	m.drops.DeletePartialMatch(l)
+	m.masterPriority.DeletePartialMatch(l)
+	m.announcements.DeletePartialMatch(l)
+}
