@@ -291,7 +291,10 @@ func (m *SyncManager) run() {
 }
 
 func (m *SyncManager) report(err error) {
-	m.log.Error("connection sync", "instance", m.instance, "err", err)
+	m.mu.Lock()
+	inst := m.instance
+	m.mu.Unlock()
+	m.log.Error("connection sync", "instance", inst, "err", err)
 	if m.opts.OnError != nil {
 		m.opts.OnError(err)
 	}
@@ -311,7 +314,7 @@ func (m *SyncManager) drainLeft() time.Duration {
 // backup daemon unless closing, the master daemon while master or draining.
 func (m *SyncManager) reconcile() error {
 	m.mu.Lock()
-	want, closing := m.want, m.closing
+	want, closing, inst := m.want, m.closing, m.instance
 	masterOn := m.master || (!m.leftMaster.IsZero() && time.Since(m.leftMaster) < m.opts.Drain)
 	if want != nil {
 		m.managed = true
@@ -347,7 +350,7 @@ func (m *SyncManager) reconcile() error {
 			d := daemonFor(*want, state)
 			target = &d
 		}
-		if err := m.converge(ctx, state, running[state], target); err != nil {
+		if err := m.converge(ctx, inst, state, running[state], target); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -357,7 +360,7 @@ func (m *SyncManager) reconcile() error {
 // converge stops or (re)starts one daemon. A running daemon counts as
 // right when the settings lvsd chose match; fields the kernel fills in
 // (maxlen, group, port, ttl left at 0) are compared only when set.
-func (m *SyncManager) converge(ctx context.Context, state SyncState, have, want *SyncDaemon) error {
+func (m *SyncManager) converge(ctx context.Context, inst string, state SyncState, have, want *SyncDaemon) error {
 	if have != nil && want != nil && sameDaemon(*have, *want) {
 		return nil
 	}
@@ -365,7 +368,7 @@ func (m *SyncManager) converge(ctx context.Context, state SyncState, have, want 
 		if err := m.ctl.StopDaemon(ctx, state); err != nil && !errors.Is(err, ErrNoDaemon) {
 			return err
 		}
-		m.log.Info("stopped sync daemon", "instance", m.instance, "state", state.String(), "interface", have.Interface)
+		m.log.Info("stopped sync daemon", "instance", inst, "state", state.String(), "interface", have.Interface)
 	}
 	if want == nil {
 		return nil
@@ -373,7 +376,7 @@ func (m *SyncManager) converge(ctx context.Context, state SyncState, have, want 
 	if err := m.ctl.StartDaemon(ctx, *want); err != nil {
 		return err
 	}
-	m.log.Info("started sync daemon", "instance", m.instance, "state", state.String(),
+	m.log.Info("started sync daemon", "instance", inst, "state", state.String(),
 		"interface", want.Interface, "sync_id", want.SyncID, "maxlen", want.MaxLen)
 	return nil
 }
