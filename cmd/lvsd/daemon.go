@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -35,9 +34,18 @@ type lvsdDaemon struct {
 
 	dir   *director.Director // nil when the kernel has no IPVS (VRRP-only)
 	sched *checks.Scheduler
-	vr    *vrrp.Manager // nil without [[vrrp]]
-	sync  syncFollower  // nil without [vrrp.sync]
-	vips  vrrp.AddressManager
+	// vr runs even without [[vrrp]], so a reload can add the first
+	// instance and remove the last.
+	vr   *vrrp.Manager
+	sync syncFollower // nil without [vrrp.sync] at start
+	vips vrrp.AddressManager
+
+	// vrrpMu orders the sync follower's updates: VRRP transitions and a
+	// reload moving [vrrp.sync] to another instance.
+	vrrpMu     sync.Mutex
+	vrrpMaster map[string]bool // instance -> master, as last reported
+
+	reloadMu sync.Mutex // one reload at a time (SIGHUP and lvsd reload)
 
 	applySysctls func(*config.Config) error
 
@@ -98,7 +106,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 		return nil, err
 	}
 	d := &lvsdDaemon{log: log, cfg: cfg, healthy: map[string]map[string]bool{}, reg: prometheus.NewRegistry(),
-		vips: h.addrs, applySysctls: h.sysctls}
+		vips: h.addrs, applySysctls: h.sysctls, vrrpMaster: map[string]bool{}}
 	reg := h.metrics(d.reg)
 	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
@@ -130,12 +138,14 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 		if err != nil {
 			return nil, err
 		}
-		vo := h.vrrp
-		vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, reg, d.vips, d.onStateChange
-		d.vr, err = vrrp.NewManager(cfg.VRRP, vo)
-		if err != nil {
-			return nil, err
-		}
+	}
+	// Without instances the manager opens no socket and watches no link.
+	vo := h.vrrp
+	vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, reg, d.vips, d.onStateChange
+	var err error
+	d.vr, err = vrrp.NewManager(cfg.VRRP, vo)
+	if err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -428,37 +438,45 @@ func (d *lvsdDaemon) serviceDownLocked(name string) bool {
 }
 
 func (d *lvsdDaemon) onStateChange(c vrrp.StateChange) {
+	d.vrrpMu.Lock()
+	defer d.vrrpMu.Unlock()
+	d.vrrpMaster[c.Instance] = c.To == vrrp.StateMaster
 	if d.sync != nil {
 		d.sync.OnState(c.Instance, c.To == vrrp.StateMaster)
+	}
+}
+
+// syncInstance is the VRRP instance with [vrrp.sync], or "".
+func syncInstance(cfg *config.Config) string {
+	for _, v := range cfg.VRRP {
+		if v.Sync != nil {
+			return v.Name
+		}
+	}
+	return ""
+}
+
+// updateSync hands a reloaded config to the sync follower. When
+// [vrrp.sync] moved to another instance, the follower hears that
+// instance's state now, not at its next transition.
+func (d *lvsdDaemon) updateSync(old, next *config.Config) {
+	if d.sync == nil {
+		return
+	}
+	d.vrrpMu.Lock()
+	defer d.vrrpMu.Unlock()
+	d.sync.Update(next)
+	if inst := syncInstance(next); inst != "" && inst != syncInstance(old) {
+		d.sync.OnState(inst, d.vrrpMaster[inst])
 	}
 }
 
 // syncStaticVIPs moves the always-held VIPs from what old needs to what
 // next needs (either may be nil).
 func (d *lvsdDaemon) syncStaticVIPs(ctx context.Context, old, next *config.Config) error {
-	var have, want []netip.Prefix
-	iface := ""
-	if old != nil {
-		have = director.StaticVIPs(old)
-		iface = old.Director.Interface
-	}
-	if next != nil {
-		want = director.StaticVIPs(next)
-		iface = next.Director.Interface
-	}
-	var add, del []netip.Prefix
-	for _, p := range want {
-		if !slices.Contains(have, p) {
-			add = append(add, p)
-		}
-	}
-	for _, p := range have {
-		if !slices.Contains(want, p) {
-			del = append(del, p)
-		}
-	}
-	if len(add)+len(del) > 0 && iface == "" {
-		return errors.New("director.interface is needed to hold service VIPs that no VRRP instance covers")
+	iface, add, del, err := staticVIPChanges(old, next)
+	if err != nil {
+		return err
 	}
 	if len(del) > 0 {
 		if err := d.vips.RemoveVIPs(ctx, iface, del); err != nil {
@@ -471,10 +489,40 @@ func (d *lvsdDaemon) syncStaticVIPs(ctx context.Context, old, next *config.Confi
 	return nil
 }
 
+// staticVIPChanges lists the always-held VIPs to add and remove going
+// from old to next (either may be nil), on iface.
+func staticVIPChanges(old, next *config.Config) (iface string, add, del []netip.Prefix, err error) {
+	var have, want []netip.Prefix
+	if old != nil {
+		have = director.StaticVIPs(old)
+		iface = old.Director.Interface
+	}
+	if next != nil {
+		want = director.StaticVIPs(next)
+		iface = next.Director.Interface
+	}
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			add = append(add, p)
+		}
+	}
+	for _, p := range have {
+		if !slices.Contains(want, p) {
+			del = append(del, p)
+		}
+	}
+	if len(add)+len(del) > 0 && iface == "" {
+		return "", nil, nil, errors.New("director.interface is needed to hold service VIPs that no VRRP instance covers")
+	}
+	return iface, add, del, nil
+}
+
 // Reload re-reads the config file. Everything is validated before anything
 // changes; on error the old config keeps running and the error is kept for
 // status and metrics.
 func (d *lvsdDaemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReloading)
 	defer daemon.SdNotify(false, daemon.SdNotifyReady)
 	old := d.config()
@@ -498,11 +546,22 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if !reflect.DeepEqual(old.VRRP, next.VRRP) {
-		return errors.New("vrrp instances changed: VRRP changes are applied by a restart, not a reload")
-	}
 	if d.dir == nil && len(next.Services) > 0 {
 		return director.ErrNoIPVS
+	}
+	if inst := syncInstance(next); inst != "" && d.sync == nil {
+		return fmt.Errorf("vrrp[%s]: [vrrp.sync] added: connection sync is set up when lvsd starts; restart lvsd to start it", inst)
+	}
+	staticIface, addStatic, delStatic, err := staticVIPChanges(old, next)
+	if err != nil {
+		return err
+	}
+	// Everything that can reject the reload runs before anything changes:
+	// VRRP is checked (and newly tracked links watched) before the
+	// director takes the new table, and applied after.
+	applyVRRP, err := d.vr.Prepare(next.VRRP)
+	if err != nil {
+		return err
 	}
 	if d.dir != nil {
 		if err := d.dir.Update(next); err != nil {
@@ -524,9 +583,21 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 		}
 	}
 	d.mu.Unlock()
-	if d.sync != nil {
-		d.sync.Update(next)
+
+	// A VIP moving between the static set and a VRRP instance must not be
+	// removed after its new holder added it: static VIPs leave first, then
+	// VRRP changes, then static VIPs arrive.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var vipErrs []error
+	if len(delStatic) > 0 {
+		vipErrs = append(vipErrs, d.vips.RemoveVIPs(ctx, staticIface, delStatic))
 	}
+	applyVRRP()
+	if len(addStatic) > 0 {
+		vipErrs = append(vipErrs, d.vips.AddVIPs(ctx, staticIface, addStatic))
+	}
+	d.updateSync(old, next)
 	d.sched.Update(targetsOf(next))
 	d.markUncheckedHealthy(next)
 	if d.dir != nil {
@@ -534,9 +605,7 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 			d.log.Warn("kernel settings", "err", err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return d.syncStaticVIPs(ctx, old, next)
+	return errors.Join(vipErrs...)
 }
 
 func findService(cfg *config.Config, name string) *config.Service {

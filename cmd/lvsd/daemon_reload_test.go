@@ -105,11 +105,14 @@ func TestBadReloadKeepsOldConfigRunning(t *testing.T) {
 			wantErr: []string{"lvsd.toml:"},
 		},
 		{
-			name: "vrrp added", via: "socket",
+			// A reload may add VRRP instances (daemon_vrrp_reload_test.go),
+			// but not two on one VRID.
+			name: "vrrp instances share a VRID", via: "socket",
 			edit: func(s string) string {
-				return s + "\n[[vrrp]]\nname = \"vi1\"\nvrid = 7\ninterface = \"lab0\"\nvips = [\"192.0.2.10/32\"]\n"
+				vi := "\n[[vrrp]]\nname = %q\nvrid = 7\ninterface = \"lab0\"\nvips = [%q]\n"
+				return s + fmt.Sprintf(vi, "vi1", "192.0.2.10/32") + fmt.Sprintf(vi, "vi2", "192.0.2.11/32")
 			},
-			wantErr: []string{"vrrp"},
+			wantErr: []string{"lvsd.toml:", "VRID 7 is already used"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

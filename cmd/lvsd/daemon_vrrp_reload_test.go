@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lvsd/lvsd/director"
+)
+
+// vrrpTransitions sums lvsd_vrrp_transitions_total of vi1 over every state.
+func (l *lab) vrrpTransitions() float64 {
+	l.t.Helper()
+	s := l.scrape()
+	sum := 0.0
+	for _, to := range []string{"init", "backup", "master", "fault"} {
+		sum += s.count("lvsd_vrrp_transitions_total", "vrrp_instance", "vi1", "to", to)
+	}
+	return sum
+}
+
+func (l *lab) reload() {
+	l.t.Helper()
+	if code, out, errOut := l.lvsd("reload"); code != 0 || out != "reload: ok\n" {
+		l.t.Fatalf("lvsd reload: exit %d, %q %q", code, out, errOut)
+	}
+}
+
+func hasVIP(vips []netip.Prefix, p string) bool {
+	return slices.Contains(vips, netip.MustParsePrefix(p))
+}
+
+// TestReloadChangesVRRPInPlace: a reload that changes a master's priority
+// and VIPs applies them with no VRRP transition and no kernel op: the new
+// priority is advertised, the added VIP is held, a dropped one released.
+func TestReloadChangesVRRPInPlace(t *testing.T) {
+	c := newLabConfig(t)
+	c.Extra = labVRRP
+	l := startLab(t, c)
+	l.steady(c)
+	l.waitVRRP("master", 2)
+	transitions := l.vrrpTransitions()
+	since := l.d.vr.Status()[0].Since
+	logBefore := len(l.logs.String())
+	l.ipvs.ResetOps()
+
+	c.Extra = strings.NewReplacer("priority = 150", "priority = 120",
+		`vips = ["192.0.2.10/32"]`, `vips = ["192.0.2.10/32", "192.0.2.11/32"]`).Replace(labVRRP)
+	l.write(c.render(t))
+	l.reload()
+
+	v := l.status().VRRP
+	if len(v) != 1 || v[0].State != "master" || v[0].Priority != 120 || v[0].MasterPriority != 120 ||
+		!slices.Equal(v[0].VIPs, []string{"192.0.2.10/32", "192.0.2.11/32"}) {
+		t.Errorf("status after the reload: %+v; want master at priority 120 with both VIPs", v)
+	}
+	if vips := l.addrs.on("lab0"); !hasVIP(vips, "192.0.2.10/32") || !hasVIP(vips, "192.0.2.11/32") {
+		t.Errorf("VIPs on lab0 after adding one: %v", vips)
+	}
+	if p := l.scrape().value("lvsd_vrrp_master_priority", "vrrp_instance", "vi1"); p != 120 {
+		t.Errorf("lvsd_vrrp_master_priority = %v, want 120", p)
+	}
+	l.passes(2)
+	if n := l.vrrpTransitions(); n != transitions {
+		t.Errorf("the reload made VRRP transitions: %v -> %v", transitions, n)
+	}
+	if st := l.d.vr.Status()[0]; !st.Since.Equal(since) {
+		t.Errorf("vi1 in its state since %v, was %v", st.Since, since)
+	}
+	if ops := l.ipvs.Ops(); !maps.Equal(ops, map[director.OpKind]int{}) {
+		t.Errorf("a VRRP-only reload made kernel ops %v", ops)
+	}
+	logs := l.logs.String()[logBefore:]
+	if !strings.Contains(logs, "instance updated in place") || strings.Contains(logs, "state change") {
+		t.Errorf("reload log:\n%s", logs)
+	}
+
+	// Dropping the VIP again releases it, still without a transition.
+	c.Extra = strings.Replace(labVRRP, "priority = 150", "priority = 120", 1)
+	l.write(c.render(t))
+	l.reload()
+	if vips := l.addrs.on("lab0"); !hasVIP(vips, "192.0.2.10/32") || hasVIP(vips, "192.0.2.11/32") {
+		t.Errorf("VIPs on lab0 after dropping one: %v", vips)
+	}
+	if n := l.vrrpTransitions(); n != transitions {
+		t.Errorf("dropping a VIP made VRRP transitions: %v -> %v", transitions, n)
+	}
+}
+
+// TestReloadAddsAndRemovesVRRP: a director running without VRRP gets its
+// first instance by a reload, which takes over the service VIP it held as
+// a static VIP; removing the instance again makes the VIP static again.
+func TestReloadAddsAndRemovesVRRP(t *testing.T) {
+	c := newLabConfig(t)
+	l := startLab(t, c)
+	l.steady(c)
+	if vips := l.addrs.on("lab0"); !hasVIP(vips, "192.0.2.10/32") {
+		t.Fatalf("static VIP not held: %v", vips)
+	}
+
+	c.Extra = labVRRP
+	l.write(c.render(t))
+	l.reload()
+	l.waitVRRP("master", 2)
+	if vips := l.addrs.on("lab0"); !hasVIP(vips, "192.0.2.10/32") {
+		t.Errorf("the VRRP master does not hold the VIP: %v", vips)
+	}
+	sent := l.vrrp.sent.Load()
+	l.eventually("adverts from vi1", func() error {
+		if l.vrrp.sent.Load() <= sent {
+			return fmt.Errorf("no advert since the reload")
+		}
+		return nil
+	})
+
+	c.Extra = ""
+	l.write(c.render(t))
+	l.reload()
+	if st := l.status(); len(st.VRRP) != 0 {
+		t.Errorf("status lists VRRP after removing it: %+v", st.VRRP)
+	}
+	if v := l.scrape().value("lvsd_vrrp_state", "vrrp_instance", "vi1"); v != -1 {
+		t.Errorf("lvsd_vrrp_state{vrrp_instance=vi1} = %v after removing vi1, want no series", v)
+	}
+	if vips := l.addrs.on("lab0"); !hasVIP(vips, "192.0.2.10/32") {
+		t.Errorf("the VIP is not held as a static VIP again: %v", vips)
+	}
+	sent = l.vrrp.sent.Load()
+	l.passes(2)
+	if n := l.vrrp.sent.Load(); n != sent {
+		t.Errorf("%d adverts after the instance was removed", n-sent)
+	}
+}
+
+// TestReloadRejectsSyncAdded: connection sync is set up at start, so a
+// reload adding [vrrp.sync] is rejected and changes nothing, not even the
+// VRRP priority changed in the same file.
+func TestReloadRejectsSyncAdded(t *testing.T) {
+	c := newLabConfig(t)
+	c.Extra = labVRRP
+	l := startLab(t, c)
+	l.steady(c)
+	l.waitVRRP("master", 2)
+	cfg := l.d.config()
+
+	c.Extra = strings.Replace(labVRRP, "priority = 150", "priority = 120", 1) + "\n  [vrrp.sync]\n"
+	l.write(c.render(t))
+	code, _, errOut := l.lvsd("reload")
+	if code != 1 || !strings.Contains(errOut, "[vrrp.sync] added") || !strings.Contains(errOut, "restart") {
+		t.Fatalf("lvsd reload adding [vrrp.sync]: exit %d, %q; want a rejection asking for a restart", code, errOut)
+	}
+	if l.d.config() != cfg {
+		t.Error("the daemon switched config after a rejected reload")
+	}
+	if v := l.status().VRRP; len(v) != 1 || v[0].Priority != 150 || v[0].State != "master" {
+		t.Errorf("VRRP after the rejected reload: %+v; want priority 150 unchanged", v)
+	}
+}
