@@ -70,7 +70,8 @@ type Option func(*Scheduler)
 // WithClock replaces the wall clock, for tests.
 func WithClock(c Clock) Option { return func(s *Scheduler) { s.clock = c } }
 
-// WithProbeHook calls f after every probe, from the probe's goroutine.
+// WithProbeHook calls f after every probe's result has been applied and
+// its transitions delivered.
 func WithProbeHook(f func(ProbeRun)) Option { return func(s *Scheduler) { s.hook = f } }
 
 // Scheduler runs every check of every target on its own timer and turns the
@@ -104,6 +105,9 @@ type Scheduler struct {
 	// running is read-held by every probe while it runs; Run write-locks it
 	// to wait for them.
 	running sync.RWMutex
+	// results carries finished probes to the one goroutine that applies
+	// them: a mutex taken by every probe instead convoys under contention.
+	results chan finished
 	metrics *metrics
 
 	// deliverMu keeps transitions in the order state changed: it is taken
@@ -166,6 +170,7 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 		newChecker:   New,
 		targets:      map[targetKey]*target{},
 		probes:       map[string]*probe{},
+		results:      make(chan finished, 4096),
 	}
 	for _, o := range opts {
 		o(s)
@@ -190,6 +195,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.qmu.Unlock()
 	s.mu.Unlock()
 
+	applied := make(chan struct{})
+	go func() {
+		for f := range s.results {
+			s.apply(f)
+		}
+		close(applied)
+	}()
+
 	<-ctx.Done()
 	s.mu.Lock()
 	s.qmu.Lock()
@@ -199,9 +212,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.qmu.Unlock()
 	s.mu.Unlock()
-	s.running.Lock()
+	s.running.Lock() // every probe has returned and sent its result
+	close(s.results)
 	s.running.Unlock()
+	<-applied
 	return nil
+}
+
+// finished is one probe run on its way to apply.
+type finished struct {
+	probe      *probe
+	due, start time.Time
+	end        time.Time
+	skipped    int
+	result     Result
 }
 
 // arm sets p's timer for due. qmu must be held.
@@ -261,28 +285,41 @@ func (s *Scheduler) fire(p *probe, due time.Time) {
 		return
 	}
 	next, skipped := nextDue(due, p.interval, end)
-	s.mu.Lock()
-	s.metrics.probed(start.Sub(due), skipped, r)
-	var transitions []Transition
-	for _, sl := range p.slots {
-		if tr, ok := s.observe(sl, r, end); ok {
-			transitions = append(transitions, tr)
-		}
-	}
-	s.deliverMu.Lock()
-	s.mu.Unlock()
-	s.deliver(transitions)
-	s.deliverMu.Unlock()
-
+	s.results <- finished{probe: p, due: due, start: start, end: end, skipped: skipped, result: r}
 	// The next turn is armed only now, so runs of one probe never overlap
-	// and their results are applied in order.
+	// and their results reach apply in order.
 	s.qmu.Lock()
 	if !s.dropped(p) {
 		s.arm(p, next)
 	}
 	s.qmu.Unlock()
+}
+
+// apply feeds one probe result to every target using the probe and
+// delivers the transitions that follow.
+func (s *Scheduler) apply(f finished) {
+	s.mu.Lock()
+	if f.probe.removed.Load() {
+		s.mu.Unlock()
+		return
+	}
+	s.metrics.probed(f.start.Sub(f.due), f.skipped, f.result)
+	var transitions []Transition
+	for _, sl := range f.probe.slots {
+		if tr, ok := s.observe(sl, f.result, f.end); ok {
+			transitions = append(transitions, tr)
+		}
+	}
+	if len(transitions) > 0 {
+		s.deliverMu.Lock()
+		s.mu.Unlock()
+		s.deliver(transitions)
+		s.deliverMu.Unlock()
+	} else {
+		s.mu.Unlock()
+	}
 	if s.hook != nil {
-		s.hook(ProbeRun{Due: due, Start: start, Result: r})
+		s.hook(ProbeRun{Due: f.due, Start: f.start, Result: f.result})
 	}
 }
 
