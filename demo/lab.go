@@ -100,7 +100,7 @@ func plan(bin, logDir string, n *narrator, configs [2]string) (*lab, error) {
 	for i, r := range web.RealServers {
 		name := fmt.Sprintf("rs%d", i+1)
 		rs := &realServer{name: name, service: web.Name, addr: r.AddrPort()}
-		rs.argv = []string{filepath.Join(bin, "testserver"), "-name", name, "-http", fmt.Sprintf(":%d", r.Port)}
+		rs.argv = []string{"nice", "-n", "10", filepath.Join(bin, "testserver"), "-name", name, "-http", fmt.Sprintf(":%d", r.Port)}
 		l.web = append(l.web, rs)
 	}
 	if len(l.web) < 2 {
@@ -112,7 +112,7 @@ func plan(bin, logDir string, n *narrator, configs [2]string) (*lab, error) {
 	if name == "" {
 		return nil, fmt.Errorf("%s: service dns needs a dns check with query_name and expect_answer (an address)", a.cfgPath)
 	}
-	l.dns.argv = []string{"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+	l.dns.argv = []string{"nice", "-n", "10", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
 		"--bind-interfaces", "--listen-address=" + d.Address.IP.String(), "--listen-address=" + l.vip.String(),
 		fmt.Sprintf("--port=%d", d.Port), "--host-record=" + name + "," + answer,
 		"--pid-file=" + filepath.Join(logDir, "dnsmasq.pid"), "--log-facility=-"}
@@ -258,10 +258,11 @@ func (l *lab) startServer(rs *realServer) error {
 }
 
 // startLvsd starts lvsd on d with its example config, JSON logs feeding the
-// journal. lvsd runs at a higher priority than the real servers, the client
-// and this driver: the lab packs seven machines into one (often emulated)
-// CPU, where a real director has its own box, and the VRRP adverts of one
-// director must not wait behind another machine's HTTP requests.
+// journal. lvsd runs at a higher priority (nice -10) than the real servers
+// (nice 10), the client and this driver: the lab packs seven machines into
+// one (often emulated) CPU, where a real director has its own box, and the
+// VRRP adverts of one director must not wait behind another machine's HTTP
+// requests.
 func (l *lab) startLvsd(d *director) error {
 	l.journal.forget(d.name)
 	p, err := d.host.start("lvsd-"+d.name, l.logDir, func(line string) {

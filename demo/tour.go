@@ -10,9 +10,11 @@ import (
 )
 
 const (
-	// burstTimeout bounds one HTTP request of a burst; streamTimeout one
-	// query of a stream.
-	burstTimeout  = 2 * time.Second
+	// burstTimeout bounds one HTTP request of a burst: long, because a slow
+	// answer is not a failure (the client's TCP retries a lost SYN after 1s,
+	// and an emulated CPU can be slow); streamTimeout bounds one query of a
+	// stream, short, because the stream measures how long answers stopped.
+	burstTimeout  = 10 * time.Second
 	streamTimeout = 500 * time.Millisecond
 	// streamEvery is how often a stream sends a query.
 	streamEvery = 20 * time.Millisecond
@@ -119,6 +121,9 @@ func elect(l *lab, m *measurements) bool {
 		return false
 	}
 	m.ready = time.Since(t0)
+	if !calm(l, 2*time.Second, 20*time.Second) {
+		return false
+	}
 	n.say("%s: all %d web servers and the DNS server passed their checks and are in the IPVS table, %s after the start", a.name, len(l.web), secs(m.ready))
 	return true
 }
@@ -133,7 +138,7 @@ func spread(l *lab, m *measurements) {
 	m.spread = fmt.Sprintf("%d requests: %s", count, t)
 	n.say("%d HTTP requests to http://%s/, each on a new connection: %s; %d failed", count, l.vip, t, t.failed)
 	if t.failed > 0 {
-		n.fail("%d of %d requests failed (last: %v)", t.failed, count, t.lastErr)
+		n.fail("%d of %d requests failed (last: %v); the client's ARP entry for the VIP: %s", t.failed, count, t.lastErr, l.arpOfVIP())
 	}
 	for _, rs := range l.web {
 		if t.byServer[rs.name] == 0 {
@@ -211,7 +216,7 @@ func evict(l *lab, m *measurements, victim *realServer) bool {
 	t := c.burst(10 * len(l.web))
 	n.say("%d HTTP requests: %s; %d failed", t.total(), t, t.failed)
 	if t.failed > 0 || t.byServer[victim.name] > 0 {
-		n.fail("after the eviction: %d failed (last: %v), %d answered by %s; want none of either", t.failed, t.lastErr, t.byServer[victim.name], victim.name)
+		n.fail("after the eviction: %d failed (last: %v), %d answered by %s; want none of either; the client's ARP entry for the VIP: %s", t.failed, t.lastErr, t.byServer[victim.name], victim.name, l.arpOfVIP())
 	}
 	return true
 }
@@ -267,7 +272,7 @@ func restore(l *lab, m *measurements, victim *realServer) {
 	t := c.burst(10 * len(l.web))
 	n.say("%d requests: %s; %d failed", t.total(), t, t.failed)
 	if t.failed > 0 || t.byServer[victim.name] == 0 {
-		n.fail("after the restore: %d failed, %d answered by %s; want none failed and %s answering again", t.failed, t.byServer[victim.name], victim.name, victim.name)
+		n.fail("after the restore: %d failed (last: %v), %d answered by %s; want none failed and %s answering again; the client's ARP entry for the VIP: %s", t.failed, t.lastErr, t.byServer[victim.name], victim.name, victim.name, l.arpOfVIP())
 	}
 }
 
@@ -279,17 +284,22 @@ func crash(l *lab, m *measurements) bool {
 	adv := b.vrrp().AdvertInterval.Duration
 	skew := time.Duration(256-b.vrrp().Priority) * adv / 256
 	expected := 3*adv + skew
+	if !calm(l, 2*time.Second, 20*time.Second) {
+		return false
+	}
 	s, ok := startQueries(l)
 	if !ok {
 		return false
 	}
 	time.Sleep(time.Second)
+	// The cable first: until it is out, the kernel of a machine whose lvsd
+	// is dead still holds the VIP and forwards with its IPVS table.
 	t0 := time.Now()
-	a.lvsd.kill()
 	if err := a.host.unplug(l.lan); err != nil {
 		n.fail("pulling %s's cable: %v", a.name, err)
 	}
-	n.say("%s crashed: lvsd got SIGKILL and the machine dropped off the network (its cable is pulled: a killed lvsd alone would leave the VIP and the IPVS table in %s's kernel, still forwarding)", a.name, a.name)
+	a.lvsd.kill()
+	n.sayAt(t0, "%s crashed: the machine dropped off the network (its cable is pulled) and lvsd got SIGKILL. (A killed lvsd alone would leave the VIP and the IPVS table in %s's kernel, still forwarding.)", a.name, a.name)
 	bound := 5*expected + slack
 	ev, ok := l.journal.wait(t0, bound, vrrpTo(b.name, "master"))
 	if !ok {
@@ -313,7 +323,9 @@ func crash(l *lab, m *measurements) bool {
 		n.say("client: %d of %d queries failed, all sent between %s and %s; no query was answered for %s; every query after that was",
 			o.failed, o.total, o.firstFail.Format("15:04:05.000"), o.lastFail.Format("15:04:05.000"), secs(o.gap))
 	}
-	if bad := failedOutside(results, t0.Add(-streamTimeout), ev.Time.Add(time.Second)); len(bad) > 0 {
+	// A query sent just before the crash may still be waiting for the answer
+	// when the cable goes: the window opens one timeout (and a little) before.
+	if bad := failedOutside(results, t0.Add(-streamTimeout-100*time.Millisecond), ev.Time.Add(time.Second)); len(bad) > 0 {
 		n.fail("%d queries failed outside the failover window (first sent at %s: %v)", len(bad), bad[0].start.Format("15:04:05.000"), bad[0].err)
 		n.say("the stream: %s", timeline(results))
 		n.say("the client's ARP entry for the VIP: %s", l.arpOfVIP())
@@ -325,6 +337,26 @@ func crash(l *lab, m *measurements) bool {
 		n.fail("after the takeover %d of %d HTTP requests failed (last: %v)", t.failed, t.total(), t.lastErr)
 	}
 	return true
+}
+
+// calm waits until the first director is master, the second backup, and
+// neither has changed state for quiet: a measurement must start from a
+// settled pair, not from the tail of an earlier transition.
+func calm(l *lab, quiet, limit time.Duration) bool {
+	a, b := l.dirs[0], l.dirs[1]
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		since := time.Now().Add(-quiet)
+		_, moved := l.journal.find(since, func(e event) bool { return e.isVRRP() })
+		sa, errA := a.ctl.status()
+		sb, errB := b.ctl.status()
+		if !moved && errA == nil && errB == nil && sa.vrrpState(a.vrrp().Name) == "master" && sb.vrrpState(b.vrrp().Name) == "backup" {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	l.n.fail("the pair did not settle (%s master, %s backup, no VRRP change for %v) within %v", a.name, b.name, quiet, limit)
+	return false
 }
 
 // startQueries starts the client's stream of DNS queries through the VIP.
@@ -402,7 +434,7 @@ func comeBack(l *lab, m *measurements) {
 	default:
 		n.say("client: %d of %d queries failed while the VIP moved back; no query was answered for %s", o.failed, o.total, secs(o.gap))
 	}
-	if bad := failedOutside(results, ev.Time.Add(-streamTimeout), ev.Time.Add(time.Second)); len(bad) > 0 {
+	if bad := failedOutside(results, ev.Time.Add(-streamTimeout-100*time.Millisecond), ev.Time.Add(time.Second)); len(bad) > 0 {
 		n.fail("%d queries failed outside the moment the VIP moved (first sent at %s: %v)", len(bad), bad[0].start.Format("15:04:05.000"), bad[0].err)
 		n.say("the stream: %s", timeline(results))
 		n.say("the client's ARP entry for the VIP: %s", l.arpOfVIP())

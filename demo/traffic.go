@@ -14,6 +14,8 @@ import (
 	"github.com/miekg/dns"
 )
 
+const burstGap = 50 * time.Millisecond
+
 // client sends the demo's traffic from inside the client host. Every HTTP
 // request is a new connection, which is what IPVS schedules.
 type client struct {
@@ -86,10 +88,14 @@ func (t tally) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// burst sends n requests one after the other.
+// burst sends n requests one after the other, burstGap apart: back to back
+// they would keep an emulated CPU busy and delay the directors' adverts.
 func (c *client) burst(n int) tally {
 	t := tally{byServer: map[string]int{}}
-	for range n {
+	for i := range n {
+		if i > 0 {
+			time.Sleep(burstGap)
+		}
 		server, err := c.get(context.Background())
 		if err != nil {
 			t.failed++
@@ -119,7 +125,9 @@ type stream struct {
 	every   time.Duration
 	timeout time.Duration
 	query   *dns.Msg
-	stopped chan struct{}
+	quiet   chan struct{} // closed: send no more queries
+	stopped chan struct{} // closed: stop reading answers
+	sending sync.WaitGroup
 	done    sync.WaitGroup
 
 	mu      sync.Mutex
@@ -132,22 +140,23 @@ func (c *client) startStream(server, name string, every, timeout time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	s := &stream{conn: conn, every: every, timeout: timeout, stopped: make(chan struct{}), pending: map[uint16]time.Time{}}
+	s := &stream{conn: conn, every: every, timeout: timeout, quiet: make(chan struct{}), stopped: make(chan struct{}), pending: map[uint16]time.Time{}}
 	s.query = new(dns.Msg)
 	s.query.SetQuestion(dns.Fqdn(name), dns.TypeA)
-	s.done.Add(2)
+	s.sending.Add(1)
+	s.done.Add(1)
 	go s.send()
 	go s.receive()
 	return s, nil
 }
 
 func (s *stream) send() {
-	defer s.done.Done()
+	defer s.sending.Done()
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
 	for id := uint16(1); ; id++ {
 		select {
-		case <-s.stopped:
+		case <-s.quiet:
 			return
 		case <-tick.C:
 		}
@@ -214,6 +223,8 @@ func (s *stream) receive() {
 // way, and returns the results in order of sending. A query never answered
 // is a failure.
 func (s *stream) stop() []result {
+	close(s.quiet)
+	s.sending.Wait()
 	time.Sleep(s.timeout)
 	close(s.stopped)
 	s.done.Wait()
