@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -367,6 +368,13 @@ func TestUpdatePriorityBelowPeer(t *testing.T) {
 	if a.status("vi").State != "backup" || b.status("vi").State != "master" {
 		t.Fatalf("after lowering a's priority to 50: a %s, b %s; want b preempting", states(a.m), states(b.m))
 	}
+	// Raised above b's again, backup a preempts b in turn.
+	ca.Priority = 250
+	a.update(ca)
+	clock.Advance(time.Second + masterDown(250, time.Second) + 10*time.Millisecond)
+	if a.status("vi").State != "master" || b.status("vi").State != "backup" {
+		t.Fatalf("after raising a's priority to 250: a %s, b %s; want a preempting", states(a.m), states(b.m))
+	}
 }
 
 // TestUpdateVIPsOnMaster: a master adds and announces only the new VIP,
@@ -668,4 +676,58 @@ func TestUpdateConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestUpdatePeersAndNotify: new unicast peers get the next advert and
+// adverts from the old peer are refused; a notify command added by a
+// reload runs on the next transition. Neither makes a transition itself.
+func TestUpdatePeersAndNotify(t *testing.T) {
+	web := vrrpConfig("web", 51, "eth0", "10.0.0.100/24")
+	web.UnicastPeers = []config.Addr{{IP: addrHigh}}
+	r := startManager(t, nil, nil, nil, web)
+	r.masters()
+	before, _ := r.transitions("web")
+	if a := r.conn("eth0").last(); a.dst != addrHigh {
+		t.Fatalf("advert to %v, want the peer %v", a.dst, addrHigh)
+	}
+
+	dir := t.TempDir()
+	notifyLog := dir + "/notify.log"
+	script := dir + "/notify.sh"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$@\" >> "+notifyLog+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	web.UnicastPeers = []config.Addr{{IP: addrLow}}
+	web.Notify = []string{script}
+	r.update(web)
+	r.clock.Advance(time.Second)
+	if a := r.conn("eth0").last(); a.dst != addrLow {
+		t.Errorf("advert after the update to %v, want the new peer %v", a.dst, addrLow)
+	}
+	if after, _ := r.transitions("web"); after != before {
+		t.Errorf("changing peers and notify made transitions: %v -> %v", before, after)
+	}
+
+	// The old peer is a stranger now; the new one is heard.
+	r.m.mu.Lock()
+	in := r.m.byName["web"]
+	r.m.mu.Unlock()
+	ad := Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{testVIP.Addr()}}
+	for _, src := range []netip.Addr{addrHigh, addrLow} {
+		b, err := ad.Encode(src, addrMid, ChecksumRFC5798)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.handle(Packet{Src: src, Dst: addrMid, TTL: 64, Payload: b})
+		if src == addrHigh && r.status("web").State != "master" {
+			t.Fatal("a master stepped down for an advert from a peer no longer configured")
+		}
+	}
+	if st := r.status("web"); st.State != "backup" || st.Master != addrLow.String() {
+		t.Fatalf("after a higher priority advert from the new peer: %+v", st)
+	}
+	waitUntil(t, "notify of the step-down", func() bool {
+		b, _ := os.ReadFile(notifyLog)
+		return string(b) == "web backup 100\n"
+	})
 }
