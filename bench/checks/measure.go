@@ -128,7 +128,7 @@ func measure(o options) (result, error) {
 		CPUSec: (cpu1 - cpu0).Seconds(), MaxRSSKB: maxRSS}
 	design := "one goroutine and timer per check"
 	if o.role == "lvsd" {
-		design = "timer heap + elastic worker pool (checks.Scheduler)"
+		design = "a runtime timer per probe, a goroutine only while it runs (checks.Scheduler)"
 	}
 	r.Note = fmt.Sprintf("%s; peak goroutines %d, Go heap in use %.1f MB, stacks %.1f MB, GC cycles %d",
 		design, peakG, float64(ms.HeapInuse)/(1<<20), float64(ms.StackInuse)/(1<<20), ms.NumGC)
