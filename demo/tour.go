@@ -346,7 +346,10 @@ func crash(l *lab, m *measurements) bool {
 	}
 	m.takeover = ev.Time.Sub(t0)
 	m.takeoverExpected = expected
-	n.say("%s is MASTER %s after the crash (expected 3 × %v + skew %v = %s)", b.name, secs(m.takeover), adv, skew.Round(100*time.Microsecond), secs(expected))
+	// Master_Down_Interval runs from the last advert heard, which came up
+	// to one interval before the crash.
+	n.say("%s is MASTER %s after the crash (expected %s to %s: Master_Down_Interval 3 × %v + skew %v, counted from the last advert)",
+		b.name, secs(m.takeover), secs(expected-adv), secs(expected), adv, skew.Round(100*time.Microsecond))
 	time.Sleep(1500 * time.Millisecond)
 	results := s.stop()
 	o := analyse(results)
@@ -534,13 +537,17 @@ func (m *measurements) print(n *narrator) {
 		lines = append(lines, fmt.Sprintf("  restore            up after %s, back in the table after %s", secs(m.restoreUp), secs(m.restoreIn)))
 	}
 	if m.takeover > 0 {
-		lines = append(lines, fmt.Sprintf("  takeover (SIGKILL) backup master after %s (expected %s); client gap %s", secs(m.takeover), secs(m.takeoverExpected), gap(m.takeoverGap, m.takeoverFailed)))
+		lines = append(lines, fmt.Sprintf("  takeover (SIGKILL) backup master after %s (at most %s expected); client gap %s", secs(m.takeover), secs(m.takeoverExpected), gap(m.takeoverGap, m.takeoverFailed)))
 	}
 	if m.preempt > 0 {
 		lines = append(lines, fmt.Sprintf("  preempt            old master back after %s; client gap %s", secs(m.preempt), gap(m.preemptGap, m.preemptFailed)))
 	}
 	if m.flaps > 0 {
-		lines = append(lines, fmt.Sprintf("  unplanned          the backup took the VIP %d times while the master was alive (its adverts came over 3 intervals late)", m.flaps))
+		times := fmt.Sprintf("%d times", m.flaps)
+		if m.flaps == 1 {
+			times = "once"
+		}
+		lines = append(lines, fmt.Sprintf("  unplanned          the backup took the VIP %s while the master was alive (the master's adverts came over 3 intervals late)", times))
 	}
 	for _, line := range lines {
 		n.say("%s", line)
