@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// measurements are the numbers the summary repeats.
+type measurements struct {
+	election, ready                         time.Duration
+	spread                                  string
+	evictDown, evictOut                     time.Duration
+	restoreUp, restoreIn                    time.Duration
+	takeover, takeoverExpected, takeoverGap time.Duration
+	takeoverFailed                          int
+	preempt, preemptGap                     time.Duration
+	preemptFailed                           int
+	settled, crashAt                        time.Time
+	flaps                                   int
+}
+
+func (m *measurements) print(n *narrator) {
+	gap := func(d time.Duration, failed int) string {
+		switch {
+		case failed == 0:
+			return "none"
+		case d < 0:
+			return fmt.Sprintf("never recovered (%d queries failed)", failed)
+		}
+		return fmt.Sprintf("%s (%d queries failed)", secs(d), failed)
+	}
+	lines := []string{
+		"SUMMARY",
+		fmt.Sprintf("  election           master after %s, all servers in the table after %s", secs(m.election), secs(m.ready)),
+		fmt.Sprintf("  spread             %s", m.spread),
+	}
+	if m.evictDown > 0 {
+		lines = append(lines, fmt.Sprintf("  eviction           down after %s, out of the table after %s", secs(m.evictDown), secs(m.evictOut)))
+	}
+	if m.restoreUp > 0 {
+		lines = append(lines, fmt.Sprintf("  restore            up after %s, back in the table after %s", secs(m.restoreUp), secs(m.restoreIn)))
+	}
+	if m.takeover > 0 {
+		lines = append(lines, fmt.Sprintf("  takeover (SIGKILL) backup master after %s (at most %s expected); client gap %s", secs(m.takeover), secs(m.takeoverExpected), gap(m.takeoverGap, m.takeoverFailed)))
+	}
+	if m.preempt > 0 {
+		lines = append(lines, fmt.Sprintf("  preempt            old master back after %s; client gap %s", secs(m.preempt), gap(m.preemptGap, m.preemptFailed)))
+	}
+	if m.flaps > 0 {
+		times := fmt.Sprintf("%d times", m.flaps)
+		if m.flaps == 1 {
+			times = "once"
+		}
+		lines = append(lines, fmt.Sprintf("  unplanned          the backup took the VIP %s while the master was alive (the master's adverts came over 3 intervals late)", times))
+	}
+	for _, line := range lines {
+		n.say("%s", line)
+	}
+}
+
+// countFlaps counts the times the backup became master while the master
+// was alive, after the first election settled: outside the crash, that only
+// happens when adverts come late.
+func countFlaps(l *lab, m *measurements) int {
+	b := l.dirs[1]
+	flaps := 0
+	l.journal.mu.Lock()
+	defer l.journal.mu.Unlock()
+	for _, e := range l.journal.events {
+		if e.Time.Before(m.settled) || !e.isVRRP() || e.Director != b.name || e.To != "master" {
+			continue
+		}
+		if !m.crashAt.IsZero() && !e.Time.Before(m.crashAt) && e.Time.Before(m.crashAt.Add(5*time.Second)) {
+			continue // the takeover the demo caused
+		}
+		flaps++
+	}
+	return flaps
+}
+
+// timerLateness sleeps 10 ms at a time for d and returns the worst lateness.
+func timerLateness(d time.Duration) time.Duration {
+	var worst time.Duration
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		t := time.Now()
+		time.Sleep(10 * time.Millisecond)
+		worst = max(worst, time.Since(t)-10*time.Millisecond)
+	}
+	return worst
+}
