@@ -363,9 +363,18 @@ func testSyncFailover(t *testing.T, forwarding string) {
 	if err := l.lvsd1.Kill(); err == nil {
 		t.Fatal("lvsd on d1 exited cleanly before SIGKILL")
 	}
+	// Take over at once instead of after Master_Down (3 s here): the dead
+	// master's kernel then sends its last records only after d2 is master,
+	// which is when keepalived has already stopped its backup daemon.
+	if out, err := exec.Command(lab.Bin(t, "lvsd"), "takeover", "-socket", filepath.Join(l.dir, "d2.sock"), "front").CombinedOutput(); err != nil {
+		t.Fatalf("lvsd takeover on d2: %v: %s", err, out)
+	}
 	waitFor(t, 10*time.Second, "d2 to take the VIP", func() bool { return syncHoldsVIP(l.d2) })
 	t.Logf("d2 holds the VIP %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	waitFor(t, 10*time.Second, "master daemon on d2", func() bool { return hasDaemon(syncDaemons(t, l.d2), director.SyncMaster) })
+	if !hasDaemon(syncDaemons(t, l.d2), director.SyncBackup) {
+		t.Error("d2 stopped its backup daemon on becoming master: records the dead master's kernel still sends are lost")
+	}
 	// The connections stay idle across the takeover, as pooled LDAP
 	// connections do; the dead master's kernel thread sends its last
 	// records within IPVS_SYNC_FLUSH_TIME (2 s) plus a check period (1 s).
