@@ -16,7 +16,7 @@ package director
 //     messages to one record, so a record leaves as soon as the next one is
 //     queued instead of waiting for the flush timer.
 //  2. Stopping the master daemon frees its unsent tail. lvsd stops it only
-//     Drain (3 s) after the instance leaves master, so a give-up or a
+//     Drain (4 s) after the instance leaves master, so a give-up or a
 //     preemption does not drop the last records the new master needs.
 //  3. With the default sync_threshold "3 50", a connection is synced at its
 //     3rd inbound packet and then every 50th: a connection idle after its
@@ -40,8 +40,9 @@ import (
 )
 
 // DefaultSyncDrain is how long the master daemon outlives mastership: the
-// kernel's flush time (2 s) plus its check period (1 s).
-const DefaultSyncDrain = 3 * time.Second
+// kernel's flush time (IPVS_SYNC_FLUSH_TIME, 2 s) plus its check period
+// (IPVS_SYNC_CHECK_PERIOD, 1 s) plus a second of margin.
+const DefaultSyncDrain = 4 * time.Second
 
 // oneRecordMaxLen is a master sync_maxlen holding one IPv4 record: the
 // 8-byte message header plus a 36-byte struct ip_vs_sync_v4. Larger records
