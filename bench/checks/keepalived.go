@@ -18,7 +18,7 @@ import (
 func runKeepalived(o options, lis *listeners) (result, error) {
 	if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
 		return result{}, errors.New("this kernel has no IPVS (/proc/net/ip_vs missing), which keepalived's checker needs; " +
-			"run `make bench-checks-vm` (or this binary under e2e/vm/run.sh) for the anchor")
+			"`make bench-checks` then runs this binary in the VM (e2e/vm/run.sh) for the anchor")
 	}
 	if _, err := os.Stat(o.keepalived); err != nil {
 		return result{}, fmt.Errorf("keepalived not installed: %w", err)
