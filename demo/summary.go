@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -17,6 +18,8 @@ type measurements struct {
 	preemptFailed                           int
 	settled, crashAt                        time.Time
 	flaps                                   int
+	adverts                                 *advertLog
+	master                                  netip.Addr // the first director's address
 }
 
 func (m *measurements) print(n *narrator) {
@@ -52,6 +55,16 @@ func (m *measurements) print(n *narrator) {
 			times = "once"
 		}
 		lines = append(lines, fmt.Sprintf("  unplanned          the backup took the VIP %s while the master was alive (the master's adverts came over 3 intervals late)", times))
+	}
+	if m.adverts != nil && !m.settled.IsZero() {
+		end := m.crashAt
+		if end.IsZero() {
+			end = time.Now()
+		}
+		if median, worst, at, count := m.adverts.gaps(m.master, m.settled, end); count > 1 {
+			lines = append(lines, fmt.Sprintf("  adverts            the client heard %d from the master between the election and the crash: gaps median %s, largest %s (ending %s)",
+				count, median.Round(time.Millisecond), worst.Round(time.Millisecond), at.Format("15:04:05.000")))
+		}
 	}
 	for _, line := range lines {
 		n.say("%s", line)

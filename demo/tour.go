@@ -54,6 +54,12 @@ func tour(l *lab) bool {
 	l.journal.onNew = func(e event) { printEvent(n, e) }
 
 	m := &measurements{}
+	if adverts, err := listenAdverts(l.client); err != nil {
+		n.say("note: cannot listen to VRRP adverts from the client (%v); the summary will not say how regular they were", err)
+	} else {
+		m.adverts = adverts
+		defer adverts.close()
+	}
 	if !elect(l, m) {
 		return false
 	}
@@ -128,7 +134,7 @@ func elect(l *lab, m *measurements) bool {
 	if !calm(l, 2*time.Second, 20*time.Second) {
 		return false
 	}
-	m.settled = time.Now()
+	m.settled, m.master = time.Now(), a.addr
 	n.say("%s: all %d web servers and the DNS server passed their checks and are in the IPVS table, %s after the start", a.name, len(l.web), secs(m.ready))
 	return true
 }
