@@ -49,10 +49,21 @@ repo=$(cd "$here/../.." && pwd)
 cache=${LVSD_VM_CACHE:-$repo/.cache/vm}
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: must run as root (qemu exports / with the caller's rights)" >&2; exit 2; }
+# The VM mounts fresh tmpfs over /tmp, /run, /var/tmp and /var/log. A clone
+# that lives there (CI may clone anywhere) is exported on its own and mounted
+# back at the same path, so tests still find the repo where they expect it.
+hidden() { case "$1/" in /tmp/* | /run/* | /var/tmp/* | /var/log/*) return 0 ;; esac; return 1; }
+repo_args=() repo_append=
+if hidden "$repo"; then
+	repo_args=(-virtfs "local,path=$repo,mount_tag=repo,security_model=none,readonly=on,multidevs=remap")
+	repo_append="lvsd.repo=$repo"
+fi
 case "$PWD/" in
-/tmp/* | /run/* | /var/tmp/* | /var/log/*)
-	echo "run.sh: working directory $PWD is hidden inside the VM (tmpfs there); run from elsewhere" >&2
-	exit 2 ;;
+"$repo"/*) ;;
+*) if hidden "$PWD"; then
+	echo "run.sh: working directory $PWD is hidden inside the VM (tmpfs there); run from the repo or elsewhere" >&2
+	exit 2
+fi ;;
 esac
 
 "$here/prepare.sh" --quick
@@ -124,10 +135,10 @@ timeout -k 10 "$limit" qemu-system-x86_64 \
 	-display none -vga none -monitor none -serial stdio -no-reboot -nic none \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel "$cache/kernel" -initrd "$cache/initrd" \
-	-append "console=ttyS0 quiet loglevel=1 panic=-1 lvsd.share=$share ${snap:+lvsd.bin=$repo/bin} ${LVSD_VM_APPEND:-}" \
+	-append "console=ttyS0 quiet loglevel=1 panic=-1 $repo_append lvsd.share=$share ${snap:+lvsd.bin=$repo/bin} ${LVSD_VM_APPEND:-}" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$share,mount_tag=out,security_model=none,multidevs=remap" \
-	"${bin_args[@]}" \
+	"${repo_args[@]}" "${bin_args[@]}" \
 	</dev/null
 qemu_rc=$?
 set -e
