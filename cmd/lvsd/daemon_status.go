@@ -48,6 +48,7 @@ func (d *lvsdDaemon) Status() StatusReport {
 				if p, ok := probes[key{s.Name, r.Name}]; ok {
 					rs.Health = p.Health.String()
 					rs.Reason, rs.Latency, rs.LastCheck = p.Reason, p.Latency, p.LastCheck
+					rs.Successes, rs.Failures = p.Successes, p.Failures
 				}
 				ss.RealServers = append(ss.RealServers, rs)
 			}

@@ -42,6 +42,10 @@ type RealServerStatus struct {
 	Drained      bool          `json:"drained"`
 	ActiveConns  uint64        `json:"active_conns"`
 	InactConns   uint64        `json:"inactive_conns"`
+	// Consecutive probe results (the fewest successes and the most failures
+	// of any of the server's checks): how far it is from rise or fall.
+	Successes int `json:"consecutive_successes"`
+	Failures  int `json:"consecutive_failures"`
 }
 
 type InstanceStatus struct {
