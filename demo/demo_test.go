@@ -105,3 +105,28 @@ func TestAnalyse(t *testing.T) {
 		t.Errorf("failedOutside found %d, want the failures at 0 and 500 ms", len(bad))
 	}
 }
+
+// A failure is excused only by the backup taking the VIP while the request
+// ran (or up to a second before it started), not by the planned crash.
+func TestUnexplained(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	l := &lab{journal: &journal{}, dirs: []*director{{name: "lvs-a"}, {name: "lvs-b"}}}
+	m := &measurements{settled: at(0), crashAt: at(20000)}
+	l.journal.add(event{Time: at(5000), Director: "lvs-b", Instance: "front", From: "backup", To: "master"})
+	l.journal.add(event{Time: at(20300), Director: "lvs-b", Instance: "front", From: "backup", To: "master"})
+	lost := errors.New("timeout")
+	failures := []result{
+		{start: at(4500), end: at(14500), err: lost},  // ran across the flap
+		{start: at(5800), end: at(5900), err: lost},   // within a second after it
+		{start: at(8000), end: at(8100), err: lost},   // long after
+		{start: at(21500), end: at(21600), err: lost}, // after the planned takeover
+	}
+	bad := l.unexplained(failures, m)
+	if len(bad) != 2 || !bad[0].start.Equal(at(8000)) || !bad[1].start.Equal(at(21500)) {
+		t.Errorf("unexplained = %v, want the failures at 8000 and 21500 ms", bad)
+	}
+	if n := countFlaps(l, m); n != 1 {
+		t.Errorf("countFlaps = %d, want 1 (the crash's takeover is planned)", n)
+	}
+}

@@ -58,7 +58,7 @@ func crash(l *lab, m *measurements) bool {
 	}
 	// A query sent just before the crash may still be waiting for the answer
 	// when the cable goes: the window opens one timeout (and a little) before.
-	if bad := failedOutside(results, t0.Add(-streamTimeout-100*time.Millisecond), ev.Time.Add(time.Second)); len(bad) > 0 {
+	if bad := l.unexplained(failedOutside(results, t0.Add(-streamTimeout-100*time.Millisecond), ev.Time.Add(time.Second)), m); len(bad) > 0 {
 		n.fail("%d queries failed outside the failover window (first sent at %s: %v)", len(bad), bad[0].start.Format("15:04:05.000"), bad[0].err)
 		n.say("the stream: %s", timeline(results))
 		n.say("the client's ARP entry for the VIP: %s", l.arpOfVIP())
@@ -167,7 +167,7 @@ func comeBack(l *lab, m *measurements) {
 	default:
 		n.say("client: %d of %d queries failed while the VIP moved back; no query was answered for %s", o.failed, o.total, secs(o.gap))
 	}
-	if bad := failedOutside(results, ev.Time.Add(-streamTimeout-100*time.Millisecond), ev.Time.Add(time.Second)); len(bad) > 0 {
+	if bad := l.unexplained(failedOutside(results, ev.Time.Add(-streamTimeout-100*time.Millisecond), ev.Time.Add(time.Second)), m); len(bad) > 0 {
 		n.fail("%d queries failed outside the moment the VIP moved (first sent at %s: %v)", len(bad), bad[0].start.Format("15:04:05.000"), bad[0].err)
 		n.say("the stream: %s", timeline(results))
 		n.say("the client's ARP entry for the VIP: %s", l.arpOfVIP())

@@ -147,8 +147,9 @@ func spread(l *lab, m *measurements) {
 	count := 10 * len(l.web)
 	t := c.burst(count)
 	m.spread = fmt.Sprintf("%d requests: %s", count, t)
-	n.say("%d HTTP requests to http://%s/, each on a new connection: %s; %d failed", count, l.vip, t, t.failed)
-	if t.failed > 0 {
+	bad, note := l.judge(t, m)
+	n.say("%d HTTP requests to http://%s/, each on a new connection: %s; %d failed%s", count, l.vip, t, t.failed, note)
+	if bad > 0 {
 		n.fail("%d of %d requests failed (last: %v); the client's ARP entry for the VIP: %s", t.failed, count, t.lastErr, l.arpOfVIP())
 	}
 	for _, rs := range l.web {
@@ -225,8 +226,9 @@ func evict(l *lab, m *measurements, victim *realServer) bool {
 	}
 	c := newClient(l.client, l.vip.String(), burstTimeout)
 	t := c.burst(10 * len(l.web))
-	n.say("%d HTTP requests: %s; %d failed", t.total(), t, t.failed)
-	if t.failed > 0 || t.byServer[victim.name] > 0 {
+	bad, note := l.judge(t, m)
+	n.say("%d HTTP requests: %s; %d failed%s", t.total(), t, t.failed, note)
+	if bad > 0 || t.byServer[victim.name] > 0 {
 		n.fail("after the eviction: %d failed (last: %v), %d answered by %s; want none of either; the client's ARP entry for the VIP: %s", t.failed, t.lastErr, t.byServer[victim.name], victim.name, l.arpOfVIP())
 	}
 	return true
@@ -281,8 +283,9 @@ func restore(l *lab, m *measurements, victim *realServer) {
 		a.name, victim.name, secs(m.restoreUp), check.Rise, check.Interval.Duration, secs(m.restoreIn))
 	c := newClient(l.client, l.vip.String(), burstTimeout)
 	t := c.burst(10 * len(l.web))
-	n.say("%d requests: %s; %d failed", t.total(), t, t.failed)
-	if t.failed > 0 || t.byServer[victim.name] == 0 {
+	bad, note := l.judge(t, m)
+	n.say("%d HTTP requests: %s; %d failed%s", t.total(), t, t.failed, note)
+	if bad > 0 || t.byServer[victim.name] == 0 {
 		n.fail("after the restore: %d failed (last: %v), %d answered by %s; want none failed and %s answering again; the client's ARP entry for the VIP: %s", t.failed, t.lastErr, t.byServer[victim.name], victim.name, victim.name, l.arpOfVIP())
 	}
 }

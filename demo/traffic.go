@@ -61,6 +61,7 @@ type tally struct {
 	byServer map[string]int
 	failed   int
 	lastErr  error
+	failures []result
 }
 
 func (t tally) total() int {
@@ -96,10 +97,12 @@ func (c *client) burst(n int) tally {
 		if i > 0 {
 			time.Sleep(burstGap)
 		}
+		start := time.Now()
 		server, err := c.get(context.Background())
 		if err != nil {
 			t.failed++
 			t.lastErr = err
+			t.failures = append(t.failures, result{start: start, end: time.Now(), err: err})
 			continue
 		}
 		t.byServer[server]++
