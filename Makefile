@@ -150,3 +150,18 @@ bench-checks:
 		echo "make bench-checks: no IPVS here, so the keepalived anchor runs in the VM (e2e/vm/run.sh)"; \
 		$(e2e_sudo) e2e/vm/run.sh -timeout 1200 -- bin/bench-checks $(BENCH_CHECKS_VM_ARGS); \
 	fi
+
+# bench/eviction (checks): SIGKILL a real server, time until it leaves the
+# IPVS table: lvsd's tcp check beside keepalived's TCP_CHECK with the same
+# interval/timeout/fall, alternating in one run; p50/p99 against the bound
+# fall × interval + timeout. In the VM unless this kernel has IPVS.
+# BENCH_EVICTION_ARGS='-rounds 20 -interval 2s -timeout 1s'
+BENCH_EVICTION_ARGS ?= -rounds 10
+.PHONY: bench-eviction
+bench-eviction: build
+	CGO_ENABLED=0 $(GO) build -o bin/bench-eviction ./bench/eviction
+	@if [ -e /proc/net/ip_vs ]; then \
+		$(e2e_sudo) bin/bench-eviction -lvsd bin/lvsd -testserver bin/testserver $(BENCH_EVICTION_ARGS); \
+	else \
+		$(e2e_sudo) e2e/vm/run.sh -timeout 1200 -- bin/bench-eviction -lvsd bin/lvsd -testserver bin/testserver $(BENCH_EVICTION_ARGS); \
+	fi

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lvsd/lvsd/director"
+)
+
+// impl is one director implementation with its namespaces: dirNS holds its
+// IPVS table, rsNS its two real servers at 10.<subnet>.0.11 and .12.
+type impl struct {
+	name   string
+	subnet int
+	start  func(*impl) (*proc, error)
+
+	dirNS, rsNS string
+	testserver  string
+	kernel      director.IPVS
+	daemon      *proc
+	servers     map[netip.AddrPort]*proc
+	victim      netip.AddrPort
+
+	evictions, restores []time.Duration
+	falseEvictions      int
+}
+
+func (i *impl) addr(host int) netip.AddrPort {
+	return netip.MustParseAddrPort(fmt.Sprintf("10.%d.0.%d:80", i.subnet, host))
+}
+
+func (i *impl) vip() string { return fmt.Sprintf("10.%d.1.100", i.subnet) }
+
+func (i *impl) reals() []netip.AddrPort { return []netip.AddrPort{i.addr(11), i.addr(12)} }
+
+func (i *impl) setup(testserver string) error {
+	i.dirNS, i.rsNS = "lvsd-ev-"+i.name+"-dir", "lvsd-ev-"+i.name+"-rs"
+	i.testserver, i.servers, i.victim = testserver, map[netip.AddrPort]*proc{}, i.addr(12)
+	i.teardown() // a previous run killed before its cleanup
+	net := fmt.Sprintf("10.%d.0", i.subnet)
+	for _, c := range [][]string{
+		{"ip", "netns", "add", i.dirNS},
+		{"ip", "netns", "add", i.rsNS},
+		{"ip", "-n", i.dirNS, "link", "set", "lo", "up"},
+		{"ip", "-n", i.rsNS, "link", "set", "lo", "up"},
+		{"ip", "-n", i.dirNS, "link", "add", "veth0", "type", "veth", "peer", "name", "eth0", "netns", i.rsNS},
+		{"ip", "-n", i.dirNS, "addr", "add", net + ".1/24", "dev", "veth0"},
+		{"ip", "-n", i.dirNS, "link", "set", "veth0", "up"},
+		{"ip", "-n", i.rsNS, "addr", "add", net + ".11/24", "dev", "eth0"},
+		{"ip", "-n", i.rsNS, "addr", "add", net + ".12/24", "dev", "eth0"},
+		{"ip", "-n", i.rsNS, "link", "set", "eth0", "up"},
+		{"ip", "-n", i.rsNS, "route", "add", "default", "via", net + ".1"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w: %s", strings.Join(c, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	for _, a := range i.reals() {
+		if err := i.startServer(a); err != nil {
+			return err
+		}
+	}
+	k, err := director.OpenKernelAt("/run/netns/" + i.dirNS)
+	if err != nil {
+		return err
+	}
+	i.kernel = k
+	return nil
+}
+
+func (i *impl) teardown() {
+	if i.kernel != nil {
+		i.kernel.Close()
+	}
+	for _, p := range i.servers {
+		p.stop()
+	}
+	exec.Command("ip", "netns", "del", i.dirNS).Run()
+	exec.Command("ip", "netns", "del", i.rsNS).Run()
+}
+
+// startServer starts the testserver of one real server and waits until it listens.
+func (i *impl) startServer(a netip.AddrPort) error {
+	p, err := startIn(i.rsNS, i.testserver, "-name", a.Addr().String(), "-http", a.String())
+	if err != nil {
+		return err
+	}
+	i.servers[a] = p
+	return p.waitOutput("http on", 30*time.Second)
+}
+
+func startLvsd(i *impl, lvsd, dir string, s settings) (*proc, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[director]\nname = \"bench-eviction\"\ninterface = \"veth0\"\nmetrics_listen = \"\"\n")
+	fmt.Fprintf(&b, "control_socket = %q\non_exit = \"flush\"\n\n", filepath.Join(dir, "lvsd.sock"))
+	fmt.Fprintf(&b, "[[service]]\nname = \"web\"\nvip = %q\nport = 80\nscheduler = \"rr\"\nforwarding = \"nat\"\n", i.vip())
+	fmt.Fprintf(&b, "  [[service.check]]\n  type = \"tcp\"\n  interval = %q\n  timeout = %q\n  fall = %d\n  rise = %d\n",
+		s.interval, s.timeout, s.fall, s.rise)
+	for _, a := range i.reals() {
+		fmt.Fprintf(&b, "  [[service.realserver]]\n  address = %q\n", a.Addr())
+	}
+	conf := filepath.Join(dir, "lvsd.toml")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return startIn(i.dirNS, lvsd, "run", "-config", conf)
+}
+
+// startKeepalived runs keepalived's checker process alone (-C) in the
+// director namespace. retry counts the probes after a first failure, each
+// delay_before_retry apart, so fall = retry+1 at the same spacing as lvsd's.
+func startKeepalived(i *impl, keepalived, dir string, s settings) (*proc, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global_defs {\n  router_id bench_eviction\n}\n")
+	fmt.Fprintf(&b, "virtual_server %s 80 {\n  delay_loop %s\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n", i.vip(), secs(s.interval))
+	for _, a := range i.reals() {
+		fmt.Fprintf(&b, "  real_server %s 80 {\n    weight 1\n    TCP_CHECK {\n      connect_timeout %s\n      retry %d\n      delay_before_retry %s\n    }\n  }\n",
+			a.Addr(), secs(s.timeout), s.fall-1, secs(s.interval))
+	}
+	b.WriteString("}\n")
+	conf := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	pids := []string{filepath.Join(dir, "keepalived.pid"), filepath.Join(dir, "checkers.pid"), filepath.Join(dir, "vrrp.pid")}
+	for _, p := range pids {
+		os.Remove(p) // a zombie's stale pid file makes keepalived refuse to start
+	}
+	argv := []string{keepalived, "-n", "-C", "-f", conf, "-p", pids[0], "-c", pids[1], "-r", pids[2]}
+	if verbose {
+		// -l writes to the console too, where it mixes with the rounds.
+		argv = append(argv, "-l", "-D")
+	}
+	return startIn(i.dirNS, argv...)
+}
+
+// proc is a process started in a namespace, in a process group of its own.
+type proc struct {
+	cmd  *exec.Cmd
+	out  syncBuffer
+	done chan struct{}
+}
+
+func startIn(ns string, argv ...string) (*proc, error) {
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", strings.Join(argv, " "), err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) kill() error {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-p.done
+	return nil
+}
+
+func (p *proc) stop() {
+	if p.exited() {
+		return
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.kill()
+	}
+}
+
+func (p *proc) waitOutput(substr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(p.out.String(), substr) {
+		if p.exited() || time.Now().After(deadline) {
+			return fmt.Errorf("%s: no %q in its output:\n%s", strings.Join(p.cmd.Args, " "), substr, p.tail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func (p *proc) tail() string {
+	lines := strings.Split(strings.TrimSpace(p.out.String()), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
