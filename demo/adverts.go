@@ -99,3 +99,16 @@ func (a *advertLog) gaps(src netip.Addr, from, to time.Time) (median, worst time
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	return ds[len(ds)/2], worst, at, len(ds) + 1
 }
+
+// lastBefore returns when the client last heard src before t (zero if never).
+func (a *advertLog) lastBefore(src netip.Addr, t time.Time) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var last time.Time
+	for _, at := range a.arrived[src] {
+		if at.Before(t) {
+			last = at
+		}
+	}
+	return last
+}
