@@ -127,7 +127,7 @@ func elect(l *lab, m *measurements) bool {
 		return false
 	}
 	if first, ok := l.journal.find(t0, vrrpTo(b.name, "master")); ok && first.Time.Before(ev.Time) {
-		n.say("%s's Master_Down timer ran out first (both started as backup; %s's process was still starting), so %s held the VIP for %s until %s preempted it after its preempt_delay %v",
+		n.say("both started as backup and %s's Master_Down timer ran out before an advert of %s reached it, so %s held the VIP for %s until %s preempted it after its preempt_delay %v",
 			b.name, a.name, b.name, secs(ev.Time.Sub(first.Time)), a.name, a.vrrp().PreemptDelay.Duration)
 	}
 	n.say("%s is MASTER %s after the start (priority %d beats %d); %s is BACKUP", a.name, secs(m.election), a.vrrp().Priority, b.vrrp().Priority, b.name)
