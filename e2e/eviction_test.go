@@ -382,7 +382,7 @@ func testEvictionOf(t *testing.T, l *evictionLab, tm evictionTiming, check strin
 	}
 	s := d.metrics()
 	if v := s.get("lvsd_check_transitions_total", "realserver", rs2, "to", "down"); v != 1 {
-		t.Errorf("lvsd_check_transitions_total{%s,to=down} = %v, want 1", rs2, v)
+		t.Errorf("lvsd_check_transitions_total{%s,to=down} = %v, want 1: more is a false eviction while it was alive", rs2, v)
 	}
 	if v := s.get("lvsd_check_last_failure_info", "realserver", rs2, "reason", reason); v != 1 {
 		t.Errorf("lvsd_check_last_failure_info{%s,reason=%s} = %v, want 1", rs2, reason, v)
@@ -436,8 +436,10 @@ func testEvictionOf(t *testing.T, l *evictionLab, tm evictionTiming, check strin
 	if v := s.get("lvsd_check_transitions_total", "realserver", rs2, "to", "up"); v != 2 {
 		t.Errorf("lvsd_check_transitions_total{%s,to=up} = %v, want 2 (start and restore)", rs2, v)
 	}
+	// A live server evicted is a defect (probes timing out against a
+	// server that answers): the timeouts here are generous for the VM.
 	if v := s.get("lvsd_check_transitions_total", "realserver", l.rs("rs1"), "to", "down"); v > 0 {
-		t.Errorf("the survivor rs1 went down %v times", v)
+		t.Errorf("the survivor rs1, alive throughout, went down %v times", v)
 	}
 	l.expectOnly(6, "rs1", "rs2")
 }
