@@ -99,7 +99,7 @@ func (i *impl) startServer(a netip.AddrPort) error {
 
 func startLvsd(i *impl, lvsd, dir string, s settings) (*proc, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[director]\nname = \"bench-eviction\"\ninterface = \"veth0\"\nmetrics_listen = \"\"\n")
+	fmt.Fprintf(&b, "[director]\nname = \"bench-eviction\"\ninterface = \"veth0\"\nmetrics_listen = %q\n", lvsdMetrics)
 	fmt.Fprintf(&b, "control_socket = %q\non_exit = \"flush\"\n\n", filepath.Join(dir, "lvsd.sock"))
 	fmt.Fprintf(&b, "[[service]]\nname = \"web\"\nvip = %q\nport = 80\nscheduler = \"rr\"\nforwarding = \"nat\"\n", i.vip())
 	fmt.Fprintf(&b, "  [[service.check]]\n  type = \"tcp\"\n  interval = %q\n  timeout = %q\n  fall = %d\n  rise = %d\n",

@@ -166,6 +166,11 @@ func run(rounds int, lvsd, keepalived, testserver string, s settings) error {
 		fmt.Printf("  %s %d", i.name, i.falseEvictions)
 	}
 	fmt.Println()
+	if stats, err := lvsdProbeStats(impls[0]); err != nil {
+		fmt.Println("lvsd probe stats:", err)
+	} else {
+		fmt.Printf("lvsd's own histograms, whole run (timeout %v):\n%s", s.timeout, stats)
+	}
 	fmt.Printf("restore, restart -> back in the table (lvsd waits for rise=%d passes, keepalived for one):\n", s.rise)
 	for _, i := range impls {
 		fmt.Printf("  %-10s  p50 %6.0f ms  p99 %6.0f ms\n", i.name, ms(pct(i.restores, 50)), ms(pct(i.restores, 99)))
