@@ -9,7 +9,16 @@
 // table over netlink every few milliseconds until the server is gone, then
 // restarts it and waits for it to come back. Rounds alternate between the
 // two implementations; the summary gives p50/p99 of each, their ratio, and
-// the bound the project promises: fall × interval + timeout.
+// the bound the project promises: fall × interval + timeout. Before each
+// kill the table is watched for a live server leaving it (a false eviction:
+// probes timing out against a server that answers), and lvsd's own probe
+// duration and start-lag histograms say how close its probes came to the
+// timeout.
+//
+// keepalived has no fall: after a failed probe it retries `retry` times,
+// each `delay_before_retry` later, and removes the server when the last
+// fails. retry = fall-1 with delay_before_retry = delay_loop = interval is
+// lvsd's fall at the same spacing; connect_timeout is the timeout.
 //
 // Needs root, a kernel with IPVS, ip(8) and keepalived; `make bench-eviction`
 // runs it inside the e2e VM when this kernel has no IPVS.
@@ -171,7 +180,10 @@ func run(rounds int, lvsd, keepalived, testserver string, s settings) error {
 	} else {
 		fmt.Printf("lvsd's own histograms, whole run (timeout %v):\n%s", s.timeout, stats)
 	}
-	fmt.Printf("restore, restart -> back in the table (lvsd waits for rise=%d passes, keepalived for one):\n", s.rise)
+	// The restart follows the eviction at once, so it lands just after a
+	// probe: the next comes an interval later.
+	fmt.Printf("restore, restart -> back in the table (restart follows the eviction, just after a probe; lvsd needs rise=%d passes, %v expected; keepalived one, %v):\n",
+		s.rise, time.Duration(s.rise)*s.interval, s.interval)
 	for _, i := range impls {
 		fmt.Printf("  %-10s  p50 %6.0f ms  p99 %6.0f ms\n", i.name, ms(pct(i.restores, 50)), ms(pct(i.restores, 99)))
 	}

@@ -64,6 +64,9 @@ func writeBuckets(b *strings.Builder, ms []*dto.Metric) {
 		if ub < 0.005 {
 			continue
 		}
-		fmt.Fprintf(b, " ≤%gms %.1f%%", ub*1000, 100*float64(under[ub])/float64(max(total, 1)))
+		fmt.Fprintf(b, " ≤%.3gms %.1f%%", ub*1000, 100*float64(under[ub])/float64(max(total, 1)))
+		if under[ub] == total {
+			break
+		}
 	}
 }
