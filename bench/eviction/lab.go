@@ -16,25 +16,32 @@ import (
 )
 
 // impl is one director implementation with its namespaces: dirNS holds its
-// IPVS table, rsNS its two real servers at 10.<subnet>.0.11 and .12.
+// IPVS table; each real server, 10.<subnet>.<host>.2 for host 11 and 12, has
+// a namespace of its own behind a veth "rs<host>", so one can be cut off alone.
 type impl struct {
 	name   string
 	subnet int
 	start  func(*impl) (*proc, error)
 
-	dirNS, rsNS string
-	testserver  string
-	kernel      director.IPVS
-	daemon      *proc
-	servers     map[netip.AddrPort]*proc
-	victim      netip.AddrPort
+	dirNS      string
+	testserver string
+	kernel     director.IPVS
+	daemon     *proc
+	servers    map[netip.AddrPort]*proc
+	victim     netip.AddrPort
 
 	evictions, restores []time.Duration
 	falseEvictions      int
 }
 
+var hosts = []int{11, 12}
+
 func (i *impl) addr(host int) netip.AddrPort {
-	return netip.MustParseAddrPort(fmt.Sprintf("10.%d.0.%d:80", i.subnet, host))
+	return netip.MustParseAddrPort(fmt.Sprintf("10.%d.%d.2:80", i.subnet, host))
+}
+
+func (i *impl) rsNS(a netip.AddrPort) string {
+	return fmt.Sprintf("lvsd-ev-%s-rs%d", i.name, a.Addr().As4()[2])
 }
 
 func (i *impl) vip() string { return fmt.Sprintf("10.%d.1.100", i.subnet) }
@@ -42,25 +49,29 @@ func (i *impl) vip() string { return fmt.Sprintf("10.%d.1.100", i.subnet) }
 func (i *impl) reals() []netip.AddrPort { return []netip.AddrPort{i.addr(11), i.addr(12)} }
 
 func (i *impl) setup(testserver string) error {
-	i.dirNS, i.rsNS = "lvsd-ev-"+i.name+"-dir", "lvsd-ev-"+i.name+"-rs"
+	i.dirNS = "lvsd-ev-" + i.name + "-dir"
 	i.testserver, i.servers, i.victim = testserver, map[netip.AddrPort]*proc{}, i.addr(12)
 	i.teardown() // a previous run killed before its cleanup
-	net := fmt.Sprintf("10.%d.0", i.subnet)
-	for _, c := range [][]string{
+	cmds := [][]string{
 		{"ip", "netns", "add", i.dirNS},
-		{"ip", "netns", "add", i.rsNS},
 		{"ip", "-n", i.dirNS, "link", "set", "lo", "up"},
-		{"ip", "-n", i.rsNS, "link", "set", "lo", "up"},
-		{"ip", "-n", i.dirNS, "link", "add", "veth0", "type", "veth", "peer", "name", "eth0", "netns", i.rsNS},
-		{"ip", "-n", i.dirNS, "addr", "add", net + ".1/24", "dev", "veth0"},
-		{"ip", "-n", i.dirNS, "link", "set", "veth0", "up"},
-		{"ip", "-n", i.rsNS, "addr", "add", net + ".11/24", "dev", "eth0"},
-		{"ip", "-n", i.rsNS, "addr", "add", net + ".12/24", "dev", "eth0"},
-		{"ip", "-n", i.rsNS, "link", "set", "eth0", "up"},
-		{"ip", "-n", i.rsNS, "route", "add", "default", "via", net + ".1"},
-	} {
-		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %w: %s", strings.Join(c, " "), err, bytes.TrimSpace(out))
+	}
+	for _, h := range hosts {
+		rs, net, dev := i.rsNS(i.addr(h)), fmt.Sprintf("10.%d.%d", i.subnet, h), fmt.Sprintf("rs%d", h)
+		cmds = append(cmds, [][]string{
+			{"ip", "netns", "add", rs},
+			{"ip", "-n", rs, "link", "set", "lo", "up"},
+			{"ip", "-n", i.dirNS, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", rs},
+			{"ip", "-n", i.dirNS, "addr", "add", net + ".1/24", "dev", dev},
+			{"ip", "-n", i.dirNS, "link", "set", dev, "up"},
+			{"ip", "-n", rs, "addr", "add", net + ".2/24", "dev", "eth0"},
+			{"ip", "-n", rs, "link", "set", "eth0", "up"},
+			{"ip", "-n", rs, "route", "add", "default", "via", net + ".1"},
+		}...)
+	}
+	for _, c := range cmds {
+		if err := sh(c...); err != nil {
+			return err
 		}
 	}
 	for _, a := range i.reals() {
@@ -76,6 +87,23 @@ func (i *impl) setup(testserver string) error {
 	return nil
 }
 
+func sh(argv ...string) error {
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// cutOff makes a real server drop everything it sends (netem loss 100% on
+// its only link), so probes get no SYN-ACK and time out; on false it
+// answers again.
+func (i *impl) cutOff(a netip.AddrPort, on bool) error {
+	if on {
+		return sh("ip", "netns", "exec", i.rsNS(a), "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "100%")
+	}
+	return sh("ip", "netns", "exec", i.rsNS(a), "tc", "qdisc", "del", "dev", "eth0", "root")
+}
+
 func (i *impl) teardown() {
 	if i.kernel != nil {
 		i.kernel.Close()
@@ -84,12 +112,14 @@ func (i *impl) teardown() {
 		p.stop()
 	}
 	exec.Command("ip", "netns", "del", i.dirNS).Run()
-	exec.Command("ip", "netns", "del", i.rsNS).Run()
+	for _, a := range i.reals() {
+		exec.Command("ip", "netns", "del", i.rsNS(a)).Run()
+	}
 }
 
 // startServer starts the testserver of one real server and waits until it listens.
 func (i *impl) startServer(a netip.AddrPort) error {
-	p, err := startIn(i.rsNS, i.testserver, "-name", a.Addr().String(), "-http", a.String())
+	p, err := startIn(i.rsNS(a), i.testserver, "-name", a.Addr().String(), "-http", a.String())
 	if err != nil {
 		return err
 	}
@@ -99,7 +129,7 @@ func (i *impl) startServer(a netip.AddrPort) error {
 
 func startLvsd(i *impl, lvsd, dir string, s settings) (*proc, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[director]\nname = \"bench-eviction\"\ninterface = \"veth0\"\nmetrics_listen = %q\n", lvsdMetrics)
+	fmt.Fprintf(&b, "[director]\nname = \"bench-eviction\"\ninterface = \"rs11\"\nmetrics_listen = %q\n", lvsdMetrics)
 	fmt.Fprintf(&b, "control_socket = %q\non_exit = \"flush\"\n\n", filepath.Join(dir, "lvsd.sock"))
 	fmt.Fprintf(&b, "[[service]]\nname = \"web\"\nvip = %q\nport = 80\nscheduler = \"rr\"\nforwarding = \"nat\"\n", i.vip())
 	fmt.Fprintf(&b, "  [[service.check]]\n  type = \"tcp\"\n  interval = %q\n  timeout = %q\n  fall = %d\n  rise = %d\n",

@@ -4,10 +4,12 @@
 //
 // Each implementation gets a director namespace of its own (IPVS tables are
 // per namespace, so both run side by side and share the CPU alike) and a
-// real-server namespace with two testservers. A round SIGKILLs one
-// testserver at a random phase of the check interval, polls the director's
-// table over netlink every few milliseconds until the server is gone, then
-// restarts it and waits for it to come back. Rounds alternate between the
+// namespace per real server (a testserver each). A round SIGKILLs one
+// testserver (-fail kill: probes are refused) or makes its namespace drop
+// all it sends (-fail drop, netem loss 100%: probes time out) at a random
+// phase of the check interval, polls the director's table over netlink
+// every few milliseconds until the server is gone, then restores it and
+// waits for it to come back. Rounds alternate between the
 // two implementations; the summary gives p50/p99 of each, their ratio, and
 // the bound the project promises: fall × interval + timeout. Before each
 // kill the table is watched for a live server leaving it (a false eviction:
@@ -20,7 +22,7 @@
 // fails. retry = fall-1 with delay_before_retry = delay_loop = interval is
 // lvsd's fall at the same spacing; connect_timeout is the timeout.
 //
-// Needs root, a kernel with IPVS, ip(8) and keepalived; `make bench-eviction`
+// Needs root, a kernel with IPVS, ip(8), tc(8) for -fail drop, curl and keepalived; `make bench-eviction`
 // runs it inside the e2e VM when this kernel has no IPVS.
 package main
 
@@ -38,7 +40,10 @@ import (
 	"github.com/lvsd/lvsd/director"
 )
 
-var verbose bool
+var (
+	verbose  bool
+	failMode string
+)
 
 type settings struct {
 	interval, timeout time.Duration
@@ -62,8 +67,13 @@ func main() {
 	flag.DurationVar(&s.timeout, "timeout", 500*time.Millisecond, "probe timeout (keepalived: connect_timeout)")
 	flag.IntVar(&s.fall, "fall", 2, "consecutive failures that evict (keepalived: retry = fall-1)")
 	flag.IntVar(&s.rise, "rise", 2, "consecutive passes that restore (lvsd only: keepalived restores on the first)")
+	flag.StringVar(&failMode, "fail", "kill", "how the real server fails: kill (SIGKILL: probes are refused) or drop (it stops sending: probes time out)")
 	flag.BoolVar(&verbose, "v", false, "print each round's kill/evict/restart/restore times and, at the end, each daemon's log")
 	flag.Parse()
+	if failMode != "kill" && failMode != "drop" {
+		fmt.Fprintln(os.Stderr, "bench-eviction: -fail is kill or drop")
+		os.Exit(2)
+	}
 	if err := run(*rounds, *lvsd, *keepalived, *testserver, s); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-eviction:", err)
 		os.Exit(1)
@@ -162,7 +172,11 @@ func run(rounds int, lvsd, keepalived, testserver string, s settings) error {
 			fmt.Printf("\n%s log:\n%s\n", i.name, i.daemon.out.String())
 		}
 	}
-	fmt.Printf("\neviction, SIGKILL of the real server -> gone from the IPVS table, %d rounds each (bound %v):\n", rounds, s.bound())
+	what := "SIGKILL of the real server (probes refused)"
+	if failMode == "drop" {
+		what = "the real server drops all it sends (probes time out)"
+	}
+	fmt.Printf("\neviction, %s -> gone from the IPVS table, %d rounds each (bound %v):\n", what, rounds, s.bound())
 	for _, i := range impls {
 		fmt.Printf("  %-10s  p50 %6.0f ms  p99 %6.0f ms  max %6.0f ms   p99/bound %.2f\n", i.name,
 			ms(pct(i.evictions, 50)), ms(pct(i.evictions, 99)), ms(pct(i.evictions, 100)), pct(i.evictions, 99).Seconds()/s.bound().Seconds())
@@ -193,19 +207,34 @@ func run(rounds int, lvsd, keepalived, testserver string, s settings) error {
 // round kills the victim, times its eviction, restarts it and times its
 // return to the table.
 func (i *impl) round(limit time.Duration) (evict, restore time.Duration, err error) {
-	killed := time.Now()
-	if err := i.servers[i.victim].kill(); err != nil {
+	var failed time.Time
+	switch failMode {
+	case "kill":
+		failed = time.Now()
+		err = i.servers[i.victim].kill()
+	case "drop":
+		// Timed from when tc returns, when the loss is surely in place:
+		// an eviction can only look shorter for it, by the exec's tail.
+		err = i.cutOff(i.victim, true)
+		failed = time.Now()
+	}
+	if err != nil {
 		return 0, 0, err
 	}
 	if err := i.waitIn(i.victim, false, limit); err != nil {
 		return 0, 0, fmt.Errorf("not evicted: %w", err)
 	}
-	evict = time.Since(killed)
+	evict = time.Since(failed)
 	restarted := time.Now()
 	if verbose {
-		fmt.Printf("  %s: killed %s, evicted %s, restart %s\n", i.name, stamp(killed), stamp(killed.Add(evict)), stamp(restarted))
+		fmt.Printf("  %s: failed %s, evicted %s, restart %s\n", i.name, stamp(failed), stamp(failed.Add(evict)), stamp(restarted))
 	}
-	if err := i.startServer(i.victim); err != nil {
+	if failMode == "kill" {
+		err = i.startServer(i.victim)
+	} else {
+		err = i.cutOff(i.victim, false)
+	}
+	if err != nil {
 		return 0, 0, err
 	}
 	if err := i.waitIn(i.victim, true, 60*time.Second); err != nil {
