@@ -194,10 +194,9 @@ func run(rounds int, lvsd, keepalived, testserver string, s settings) error {
 	} else {
 		fmt.Printf("lvsd's own histograms, whole run (timeout %v):\n%s", s.timeout, stats)
 	}
-	// The restart follows the eviction at once, so it lands just after a
-	// probe: the next comes an interval later.
-	fmt.Printf("restore, restart -> back in the table (restart follows the eviction, just after a probe; lvsd needs rise=%d passes, %v expected; keepalived one, %v):\n",
-		s.rise, time.Duration(s.rise)*s.interval, s.interval)
+	// The restore follows the eviction at once, so it is phase-locked to
+	// the check timer: these are not samples of a random phase.
+	fmt.Printf("restore -> back in the table (starts right after the evicting probe, so phase-locked to the check timer; lvsd needs rise=%d passes, keepalived one):\n", s.rise)
 	for _, i := range impls {
 		fmt.Printf("  %-10s  p50 %6.0f ms  p99 %6.0f ms\n", i.name, ms(pct(i.restores, 50)), ms(pct(i.restores, 99)))
 	}
