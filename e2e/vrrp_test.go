@@ -53,9 +53,12 @@ func TestVRRPMasterReturns(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			l := newVRRPLab(t)
+			// d1 is master before d2 starts: without preempt, a d2 that
+			// started first would rightly keep the VIP.
 			p1 := l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: preempt})
-			l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: preempt})
 			l.master(l.d1, l.d2, vrrpVIP, takeoverWithin)
+			l.startLVSD(l.d2, lvsdVRRP{priority: 100, preempt: preempt})
+			l.stillMaster(l.d1, l.d2, vrrpVIP, time.Second)
 			p1.Kill()
 			waitFor(t, scaled(takeoverWithin), "d2 takes over", func() bool { return holdsVIP(l.d2, vrrpVIP) })
 			l.startLVSD(l.d1, lvsdVRRP{priority: 200, preempt: preempt})
