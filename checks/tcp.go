@@ -21,27 +21,43 @@ type tcpChecker struct {
 	send   []byte
 	expect []byte
 	dialer *net.Dialer
+	// connectOnly serves checks with nothing to send or expect, the
+	// common case, with fewer system calls than dialer (see connector).
+	connectOnly *connector
+	connected   string // the Reason of a connect-only success, built once
 }
 
 func newTCP(c *config.Check, target netip.AddrPort) (Checker, error) {
-	return &tcpChecker{
+	t := &tcpChecker{
 		addr:   target.String(),
 		send:   []byte(c.TCP.Send),
 		expect: []byte(c.TCP.Expect),
 		dialer: dialer(c, "tcp"),
-	}, nil
+	}
+	if len(t.send) == 0 && len(t.expect) == 0 {
+		var local netip.AddrPort
+		if ip := c.SourceAddress.IP; ip.IsValid() {
+			local = netip.AddrPortFrom(ip.Unmap(), uint16(c.SourceAddress.Port))
+		}
+		t.connectOnly = newConnector(target, local)
+		t.connected = okf("connected to %s", t.addr).Reason
+	}
+	return t, nil
 }
 
 func (t *tcpChecker) Check(ctx context.Context) Result {
 	start := time.Now()
+	if t.connectOnly != nil {
+		if err := t.connectOnly.connect(ctx); err != nil {
+			return timed(start, netFail(ctx, "connect "+t.addr, &net.OpError{Op: "dial", Net: "tcp", Err: err}))
+		}
+		return timed(start, Result{Healthy: true, Reason: t.connected, Weight: -1})
+	}
 	conn, err := t.dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return timed(start, netFail(ctx, "connect "+t.addr, err))
 	}
 	defer conn.Close()
-	if len(t.send) == 0 && len(t.expect) == 0 {
-		return timed(start, okf("connected to %s", t.addr))
-	}
 	stop := watch(ctx, conn)
 	defer stop()
 	if len(t.send) > 0 {

@@ -2,10 +2,12 @@ package checks
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,5 +110,73 @@ func TestTCPSourceAddress(t *testing.T) {
 	wantResult(t, r, true, "ok")
 	if got := srv.lastRemote(); !strings.HasPrefix(got, "127.0.0.2:") {
 		t.Errorf("server saw the probe from %s, want 127.0.0.2", got)
+	}
+}
+
+// stuckListener returns the address of a listener whose accept queue is
+// full, so the kernel drops further SYNs and a connect hangs.
+func stuckListener(t *testing.T) netip.AddrPort {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	raw, err := l.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) { syscall.Listen(int(fd), 0) })
+	addr := addrOf(t, l.Addr())
+	// Never accepted: they fill the queue (backlog 0 holds one).
+	for range 4 {
+		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+func TestTCPConnectTimeoutAndCancel(t *testing.T) {
+	addr := stuckListener(t)
+	c := &config.Check{Type: "tcp", TCP: &config.TCPCheck{}}
+	start := time.Now()
+	r := runOnce(t, c, addr, 200*time.Millisecond)
+	wantResult(t, r, false, "timeout")
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a 200ms probe took %s", took)
+	}
+
+	checker, err := New(c, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	r = checker.Check(ctx)
+	wantResult(t, r, false, "timeout")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a cancelled probe returned after %s", took)
+	}
+}
+
+// A loopback handshake completes inside connect itself, before the probe
+// waits: that wakeup must not be lost, not even once in many probes.
+func TestTCPConnectLoopbackNeverMissesTheHandshake(t *testing.T) {
+	srv := startLineServer(t)
+	checker, err := New(&config.Check{Type: "tcp", TCP: &config.TCPCheck{}}, addrOf(t, srv.l.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		r := checker.Check(ctx)
+		cancel()
+		if !r.Healthy {
+			t.Fatalf("probe %d: %s", i, r.Reason)
+		}
 	}
 }
