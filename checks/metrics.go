@@ -17,6 +17,10 @@ type metrics struct {
 	lag         prometheus.Histogram
 	probes      *prometheus.CounterVec
 	skipped     prometheus.Counter
+	// probesOK and probesFailed are probes' two series, resolved once:
+	// a label lookup hashes and locks on every one of thousands of
+	// probes a second.
+	probesOK, probesFailed prometheus.Counter
 }
 
 // RegisterMetrics creates the scheduler's metrics on reg. Call it before
@@ -54,6 +58,7 @@ func (s *Scheduler) RegisterMetrics(reg prometheus.Registerer) error {
 			Help: "Turns of a probe skipped because its previous run outlasted the interval.",
 		}),
 	}
+	m.probesOK, m.probesFailed = m.probes.WithLabelValues("ok"), m.probes.WithLabelValues("fail")
 	var errs []error
 	for _, c := range []prometheus.Collector{m.up, m.duration, m.transitions, m.lastFailure, m.lag, m.probes, m.skipped} {
 		errs = append(errs, reg.Register(c))
@@ -108,11 +113,11 @@ func (m *metrics) probed(lag time.Duration, skipped int, r Result) {
 	if skipped > 0 {
 		m.skipped.Add(float64(skipped))
 	}
-	result := "ok"
-	if !r.Healthy {
-		result = "fail"
+	if r.Healthy {
+		m.probesOK.Inc()
+	} else {
+		m.probesFailed.Inc()
 	}
-	m.probes.WithLabelValues(result).Inc()
 }
 
 // observed records one result as seen by one target: its duration, and for
@@ -121,7 +126,13 @@ func (m *metrics) observed(t *target, sl *slot, r Result) {
 	if m == nil {
 		return
 	}
-	m.duration.WithLabelValues(t.Service, t.RealServer, sl.probe.typ).Observe(r.Duration.Seconds())
+	// A slot lives no longer than its target's series (Update builds new
+	// slots and forgets the series of targets it drops), so the series
+	// resolved on its first result serves all the others.
+	if sl.duration == nil {
+		sl.duration = m.duration.WithLabelValues(t.Service, t.RealServer, sl.probe.typ)
+	}
+	sl.duration.Observe(r.Duration.Seconds())
 	if r.Healthy {
 		return
 	}

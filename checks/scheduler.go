@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lvsd/lvsd/config"
 )
 
@@ -137,6 +139,7 @@ type slot struct {
 	successes, failures int
 	last                Result
 	lastAt              time.Time
+	duration            prometheus.Observer // nil until the first result with metrics on
 }
 
 type probe struct {
