@@ -57,7 +57,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "time before the window, for first runs to spread")
 	flag.StringVar(&o.keepalived, "keepalived", "/usr/sbin/keepalived", "keepalived binary for the anchor")
 	flag.StringVar(&o.modes, "modes", "lvsd,goroutines,keepalived", "checkers to run, in order")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "with -role lvsd|goroutines: write a CPU profile of the window")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the window; when orchestrating, each lvsd and goroutines run writes FILE.MODE.ROUND")
 	flag.IntVar(&o.rounds, "rounds", 1, "repeat the modes this many times, alternating, and report median ratios")
 	flag.Parse()
 
@@ -143,7 +143,7 @@ func orchestrate(o options) error {
 			var r result
 			switch mode {
 			case "lvsd", "goroutines":
-				r, err = runChild(o, mode, lis)
+				r, err = runChild(o, mode, round, lis)
 			case "keepalived":
 				r, err = runKeepalived(o, lis)
 			default:
@@ -163,7 +163,7 @@ func orchestrate(o options) error {
 	return nil
 }
 
-func runChild(o options, mode string, lis *listeners) (result, error) {
+func runChild(o options, mode string, round int, lis *listeners) (result, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return result{}, err
@@ -171,6 +171,9 @@ func runChild(o options, mode string, lis *listeners) (result, error) {
 	args := []string{"-role", mode, "-addrs", fmt.Sprint(o.addrs), "-ports", fmt.Sprint(o.ports),
 		"-base-port", fmt.Sprint(o.basePort), "-interval", o.interval.String(), "-timeout", o.timeout.String(),
 		"-duration", o.duration.String(), "-settle", o.settle.String()}
+	if o.cpuProfile != "" {
+		args = append(args, "-cpuprofile", fmt.Sprintf("%s.%s.%d", o.cpuProfile, mode, round))
+	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/config"
 )
@@ -66,6 +68,11 @@ func measure(o options) (result, error) {
 		s := checks.NewScheduler(nil, nil, checks.WithProbeHook(func(p checks.ProbeRun) {
 			rec.record(p.Due, p.Start, p.Result.Healthy)
 		}))
+		// lvsd run exports the scheduler's metrics, so their cost is part
+		// of a probe's.
+		if err := s.RegisterMetrics(prometheus.NewRegistry()); err != nil {
+			return result{}, err
+		}
 		ts := make([]checks.Target, len(tg))
 		for i, t := range tg {
 			ts[i] = checks.Target{Service: "bench", RealServer: t.String(), Addr: t, Checks: []*config.Check{check}}
