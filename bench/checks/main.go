@@ -124,6 +124,10 @@ func orchestrate(o options) error {
 			return fmt.Errorf("ip link set lo up: %v: %s", err, out)
 		}
 	}
+	if cs, err := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource"); err == nil {
+		// hpet makes every clock read an exit to the emulator in the VM.
+		fmt.Printf("bench/checks: clocksource %s\n", strings.TrimSpace(string(cs)))
+	}
 	n := o.addrs * o.ports
 	fmt.Printf("bench/checks: %d TCP checks (%d addresses × %d ports) every %s, timeout %s, window %s after %s settle\n",
 		n, o.addrs, o.ports, o.interval, o.timeout, o.duration, o.settle)
