@@ -180,3 +180,35 @@ func TestTCPConnectLoopbackNeverMissesTheHandshake(t *testing.T) {
 		}
 	}
 }
+
+// The connect-only path builds its own sockaddrs: IPv6, and an IPv4 target
+// written 4-in-6, must reach the listener.
+func TestTCPConnectFamilies(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			l, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
+			if err != nil {
+				t.Skipf("no %s loopback: %v", network, err)
+			}
+			defer l.Close()
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			addr := addrOf(t, l.Addr())
+			targets := []netip.AddrPort{addr}
+			if addr.Addr().Is4() {
+				targets = append(targets, netip.AddrPortFrom(netip.AddrFrom16(addr.Addr().As16()), addr.Port()))
+			}
+			for _, target := range targets {
+				r := runOnce(t, &config.Check{Type: "tcp", TCP: &config.TCPCheck{}}, target, time.Second)
+				wantResult(t, r, true, "ok")
+			}
+		})
+	}
+}
