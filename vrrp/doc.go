@@ -48,9 +48,13 @@
 //     director does netlink), then garp_repeat gratuitous ARPs / unsolicited
 //     NAs (R=0 S=0 O=1) garp_interval apart, the same again 5 s later, then
 //     every garp_refresh if set. A master that hears a second master about
-//     to yield (a healed partition) announces again, since the link's ARP
-//     caches may point at the loser. Leaving master: RemoveVIPs. At startup
-//     the VIPs are removed, in case a killed predecessor left them.
+//     to yield (a healed partition) answers with an advert at once and
+//     announces again, now and after max(2 × interval, garp_repeat ×
+//     garp_interval), at most one such cycle a second, since the link's ARP
+//     caches may point at the loser (keepalived's garp_lower_prio_delay and
+//     garp_lower_prio_repeat). Leaving master: RemoveVIPs, and every pending
+//     announcement is cancelled. At startup the VIPs are removed, in case a
+//     killed predecessor left them.
 //   - Reload (Manager.Update, lvsd's SIGHUP): unchanged instances are not
 //     touched; priority, interval, preempt, VIPs, peers, checksum, garp,
 //     notify and track lists change in place with no transition (a master

@@ -165,12 +165,17 @@ type instance struct {
 	garpTimer           Timer
 	garpGen             uint64
 	garpBurstStart      time.Time
-	lastReannounce      time.Time
-	preemptSince        time.Time
-	masterAddr          netip.Addr
-	masterPriority      int
-	loggedMismatch      string
-	holdsVIPs           bool
+	// reannounceGen and reannounceTimers belong to the answer to a second
+	// master (reannounce), apart from garpGen so that neither schedule
+	// cancels the other.
+	reannounceGen    uint64
+	reannounceTimers []Timer
+	lastReannounce   time.Time
+	preemptSince     time.Time
+	masterAddr       netip.Addr
+	masterPriority   int
+	loggedMismatch   string
+	holdsVIPs        bool
 }
 
 func (in *instance) effectivePriority() int {
@@ -245,6 +250,15 @@ func (in *instance) stopTimers() {
 		in.garpTimer.Stop()
 		in.garpTimer = nil
 	}
+	in.stopReannounce()
+}
+
+func (in *instance) stopReannounce() {
+	in.reannounceGen++
+	for _, t := range in.reannounceTimers {
+		t.Stop()
+	}
+	in.reannounceTimers = nil
 }
 
 // arm replaces the instance's one protocol timer (Master_Down_Timer in
@@ -512,21 +526,65 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 }
 
 // reannounce answers a second master that will step down (a healed
-// partition): the link's ARP caches may point at it, so the winner repeats
-// its announcements, at most once a second, as keepalived's
-// garp_lower_prio_repeat does.
+// partition), as keepalived's garp_lower_prio_delay and
+// garp_lower_prio_repeat do. The advert goes at once so the peer yields
+// now (one for each of its adverts: an answer, never an amplification). The link's ARP caches may point at the peer, so we announce the
+// VIPs now and again reannounceDelay later: the peer's own announcements,
+// sent while it thought it was master, can reach a client after our first
+// burst and win its cache, which in DR mode (the loser has no VIPs and
+// does not forward) loses the traffic until the entry expires. At most one
+// cycle starts a second, so a peer that keeps sending cannot make us
+// flood; the delayed burst belongs to its cycle and is not rate-limited,
+// though a newer cycle replaces it with its own, later one.
 func (in *instance) reannounce() {
+	in.sendAdvert(in.effectivePriority())
 	now := in.clock.Now()
 	if !in.lastReannounce.IsZero() && now.Sub(in.lastReannounce) < time.Second {
 		return
 	}
 	in.lastReannounce = now
-	for range in.cfg.garpRepeat {
+	in.stopReannounce()
+	gen := in.reannounceGen
+	in.reannounceBurst(gen, in.cfg.garpRepeat)
+	in.afterReannounce(gen, in.reannounceDelay(), func() { in.reannounceBurst(gen, in.cfg.garpRepeat) })
+}
+
+// reannounceDelay is how long after answering a second master the VIPs
+// are announced again. The peer yields on our immediate advert or, if
+// that is lost, on the next one an interval later; it may still be adding
+// its VIPs (it handles our advert only after its first announcement), so
+// a second interval is allowed for that: 2 × advert interval. A peer that
+// does not cancel its burst on stepping down (we do) sends garp_repeat
+// frames garp_interval apart, so we also wait out a whole burst.
+func (in *instance) reannounceDelay() time.Duration {
+	return max(2*in.cfg.interval, time.Duration(in.cfg.garpRepeat)*in.cfg.garpInterval)
+}
+
+// reannounceBurst sends left announcements garp_interval apart, like the
+// master burst, unless a newer cycle or leaving master cancelled it.
+func (in *instance) reannounceBurst(gen uint64, left int) {
+	for ; left > 0; left-- {
 		if err := in.ann.Announce(in.cfg.iface, in.cfg.vips); err != nil {
 			in.log.Warn("vrrp: announcing VIPs", "instance", in.cfg.name, "err", err)
 		}
 		in.metrics.announced(in.cfg.name)
+		if left > 1 && in.cfg.garpInterval > 0 {
+			rest := left - 1
+			in.afterReannounce(gen, in.cfg.garpInterval, func() { in.reannounceBurst(gen, rest) })
+			return
+		}
 	}
+}
+
+func (in *instance) afterReannounce(gen uint64, d time.Duration, f func()) {
+	t := in.clock.AfterFunc(d, func() {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if gen == in.reannounceGen && in.state == StateMaster {
+			f()
+		}
+	})
+	in.reannounceTimers = append(in.reannounceTimers, t)
 }
 
 func (in *instance) closeConn() {
