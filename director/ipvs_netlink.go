@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"syscall"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/lvsd/lvsd/internal/netns"
 )
 
 // Kernel is the kernel IPVS table of one network namespace, spoken to
@@ -92,7 +93,7 @@ func OpenNetlinkAt(netnsPath string) (*Kernel, error) {
 		return nil, ErrNoIPVS
 	}
 	var n *Kernel
-	err := inNetns(netnsPath, func() error {
+	err := netns.Do(netnsPath, func() error {
 		c, err := genetlink.Dial(nil)
 		if err != nil {
 			return fmt.Errorf("generic netlink: %w", err)
@@ -125,36 +126,6 @@ func OpenNetlinkAt(netnsPath string) (*Kernel, error) {
 		return nil
 	})
 	return n, err
-}
-
-// inNetns runs fn on a thread switched into the namespace at path.
-func inNetns(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	target, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("network namespace: %w", err)
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer self.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: the runtime discards it with the goroutine.
-		return fmt.Errorf("leave network namespace %s: %w", path, err)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
 }
 
 // Close implements IPVS.

@@ -8,12 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lvsd/lvsd/internal/netns"
 )
 
 // lab is the bench network: namespaces d1, d2 (directors) and cl (client)
@@ -120,7 +121,7 @@ type capture struct {
 
 func openCapture(ns string) (*capture, error) {
 	var fd int
-	err := inNetns(ns, func() error {
+	err := netns.Do(netns.Path(ns), func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
 		if err != nil {
@@ -188,33 +189,6 @@ func (c *capture) waitGARP(mac net.HardwareAddr, ip string, since time.Time, tim
 		}
 	}
 	return time.Time{}, false
-}
-
-// inNetns runs fn on an OS thread inside namespace ns. A socket fn opens
-// stays in that namespace after the thread returns.
-func inNetns(ns string, fn func() error) error {
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer self.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		return err // leave the thread locked: the runtime discards it
-	}
-	runtime.UnlockOSThread()
-	return fnErr
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

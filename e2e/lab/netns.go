@@ -17,6 +17,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	nsrun "github.com/lvsd/lvsd/internal/netns"
 )
 
 // NS is a network namespace created for one test. Its methods fail the test
@@ -272,30 +274,7 @@ func (ns *NS) Sysctl(key, value string) {
 // /proc/sys/net files opened by fn belong to the namespace; goroutines fn
 // starts do not run in it.
 func (ns *NS) Do(fn func() error) error {
-	target, err := os.Open("/run/netns/" + ns.Name)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer self.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns.Name, err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is stuck in the wrong namespace: leave it locked so the
-		// runtime throws it away when this goroutine ends.
-		return fmt.Errorf("setns back from %s: %w", ns.Name, err)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+	return nsrun.Do(nsrun.Path(ns.Name), fn)
 }
 
 // DialContext opens a connection from inside the namespace. Use a literal
