@@ -62,6 +62,8 @@ type Transition struct {
 
 // ProbeRun describes one finished probe, for WithProbeHook.
 type ProbeRun struct {
+	Type       string
+	Addr       netip.AddrPort
 	Due, Start time.Time
 	Result     Result
 }
@@ -79,11 +81,12 @@ func WithProbeHook(f func(ProbeRun)) Option { return func(s *Scheduler) { s.hook
 // Scheduler runs every check of every target on its own timer and turns the
 // results into transitions with rise/fall hysteresis.
 //
-// Each probe is a runtime timer (time.AfterFunc) that starts a goroutine
-// when due: the probe runs in it, re-arms the timer for its next turn and
-// processes the result. Between runs a probe holds no goroutine and no
-// stack, only a timer; while running it holds only its own goroutine, so a
-// hung server never delays another. Checks with the same settings against
+// Connect-only TCP probes, the bulk of a large config, run on one event
+// loop (connectLoop). Every other probe is a runtime timer (time.AfterFunc)
+// that starts a goroutine when due: the probe runs in it, re-arms the timer
+// for its next turn and hands over the result. Between runs such a probe
+// holds no goroutine and no stack, only a timer; while running it holds only
+// its own goroutine. Either way a hung server never delays another. Checks with the same settings against
 // the same address, shared by several services, run once and their results
 // fan out to every target that uses them.
 type Scheduler struct {
@@ -109,7 +112,10 @@ type Scheduler struct {
 	running sync.RWMutex
 	// results carries finished probes to the one goroutine that applies
 	// them: a mutex taken by every probe instead convoys under contention.
-	results chan finished
+	results chan []finished
+	// loop runs connect-only TCP probes, nil when they run as goroutines
+	// (a fake clock, or no epoll).
+	loop    *connectLoop
 	metrics *metrics
 
 	// deliverMu keeps transitions in the order state changed: it is taken
@@ -152,6 +158,7 @@ type probe struct {
 	due               time.Time
 	timer             Timer // nil until Run arms it
 	cancel            atomic.Pointer[context.CancelFunc]
+	tcp               *tcpChecker // set when connectLoop can run the probe
 	removed           atomic.Bool
 	slots             []*slot
 }
@@ -173,7 +180,7 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 		newChecker:   New,
 		targets:      map[targetKey]*target{},
 		probes:       map[string]*probe{},
-		results:      make(chan finished, 4096),
+		results:      make(chan []finished, 4096),
 	}
 	for _, o := range opts {
 		o(s)
@@ -192,6 +199,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return errors.New("checks: scheduler has already run")
 	}
 	s.started = true
+	if _, real := s.clock.(realClock); real {
+		loop, err := newConnectLoop(s)
+		if err != nil {
+			s.log.Warn("connect checks run as goroutines", "err", err)
+		} else {
+			s.loop = loop
+			s.running.RLock()
+			go func() {
+				defer s.running.RUnlock()
+				loop.run()
+			}()
+		}
+	}
 	for _, p := range s.probes {
 		s.arm(p, p.due)
 	}
@@ -200,8 +220,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	applied := make(chan struct{})
 	go func() {
-		for f := range s.results {
-			s.apply(f)
+		for batch := range s.results {
+			for _, f := range batch {
+				s.apply(f)
+			}
 		}
 		close(applied)
 	}()
@@ -212,6 +234,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.stopping.Store(true)
 	for _, p := range s.probes {
 		s.halt(p)
+	}
+	if s.loop != nil {
+		s.loop.stop()
 	}
 	s.qmu.Unlock()
 	s.mu.Unlock()
@@ -234,6 +259,10 @@ type finished struct {
 // arm sets p's timer for due. qmu must be held.
 func (s *Scheduler) arm(p *probe, due time.Time) {
 	p.due = due
+	if s.loop != nil && p.tcp != nil {
+		s.loop.arm(p, due)
+		return
+	}
 	p.timer = s.clock.AfterFunc(due, func() { s.fire(p, due) })
 }
 
@@ -288,7 +317,7 @@ func (s *Scheduler) fire(p *probe, due time.Time) {
 		return
 	}
 	next, skipped := nextDue(due, p.interval, end)
-	s.results <- finished{probe: p, due: due, start: start, end: end, skipped: skipped, result: r}
+	s.results <- []finished{{probe: p, due: due, start: start, end: end, skipped: skipped, result: r}}
 	// The next turn is armed only now, so runs of one probe never overlap
 	// and their results reach apply in order.
 	s.qmu.Lock()
@@ -322,7 +351,7 @@ func (s *Scheduler) apply(f finished) {
 		s.mu.Unlock()
 	}
 	if s.hook != nil {
-		s.hook(ProbeRun{Due: f.due, Start: f.start, Result: f.result})
+		s.hook(ProbeRun{Type: f.probe.typ, Addr: f.probe.addr, Due: f.due, Start: f.start, Result: f.result})
 	}
 }
 
@@ -527,6 +556,9 @@ func (s *Scheduler) sharedProbe(key string, c *config.Check, addr netip.AddrPort
 	p := &probe{
 		key: key, typ: c.Type, addr: addr, checker: checker,
 		interval: c.Interval.Duration, timeout: c.Timeout.Duration, warmup: c.Warmup.Duration,
+	}
+	if tcp, ok := checker.(*tcpChecker); ok && tcp.connectOnly != nil {
+		p.tcp = tcp
 	}
 	used[key] = p
 	return p

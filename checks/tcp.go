@@ -45,13 +45,19 @@ func newTCP(c *config.Check, target netip.AddrPort) (Checker, error) {
 	return t, nil
 }
 
+// connectResult is the Result of a connect-only probe whose connect
+// returned err; ctx tells a timeout from other failures.
+func (t *tcpChecker) connectResult(ctx context.Context, err error) Result {
+	if err != nil {
+		return netFail(ctx, "connect "+t.addr, &net.OpError{Op: "dial", Net: "tcp", Err: err})
+	}
+	return Result{Healthy: true, Reason: t.connected, Weight: -1}
+}
+
 func (t *tcpChecker) Check(ctx context.Context) Result {
 	start := time.Now()
 	if t.connectOnly != nil {
-		if err := t.connectOnly.connect(ctx); err != nil {
-			return timed(start, netFail(ctx, "connect "+t.addr, &net.OpError{Op: "dial", Net: "tcp", Err: err}))
-		}
-		return timed(start, Result{Healthy: true, Reason: t.connected, Weight: -1})
+		return timed(start, t.connectResult(ctx, t.connectOnly.connect(ctx)))
 	}
 	conn, err := t.dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {

@@ -1,0 +1,380 @@
+package checks
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// connectLoop runs the scheduler's connect-only TCP probes, by far the most
+// numerous, from one goroutine around one epoll set, as keepalived runs its
+// checkers: a probe costs socket, connect, epoll_ctl and close, and no
+// goroutine, runtime timer or context of its own. The loop parks on the
+// epoll fd through the Go netpoller, with a read deadline at the next
+// turn or expiry, so the runtime sees an ordinary goroutine that sleeps
+// between bursts. It keeps the scheduler's contract: each probe runs on its
+// phase, never overlapping itself, and its results reach apply in order.
+// Hysteresis stays in apply, off this goroutine.
+type connectLoop struct {
+	s    *Scheduler
+	epfd int
+	ep   *os.File // epfd, registered with the netpoller
+	raw  syscall.RawConn
+	wake int // eventfd: arms from other goroutines, and stop
+	// alarm is a timerfd in the epoll set for the next turn, expiry or
+	// flush. A read deadline would wake the loop through a runtime timer,
+	// and the Go scheduler starts a second thread spinning for every
+	// goroutine a timer readies; a goroutine the netpoller finds runs on
+	// the thread that found it.
+	alarm   int
+	alarmAt time.Time // when alarm is set to ring; zero: disarmed
+
+	mu      sync.Mutex
+	pending []dueProbe
+	stopped bool
+
+	due        dueHeap
+	flights    map[int32]*flight // by fd
+	timeouts   flightHeap
+	gen        int32
+	batch      []finished
+	batchSince time.Time
+}
+
+// flushWindow bounds how long a result waits for others to share its
+// handover to apply: waking apply once per probe cost more than the probe
+// under emulation. It delays a transition by at most this much.
+const flushWindow = 50 * time.Millisecond
+
+type dueProbe struct {
+	at time.Time
+	p  *probe
+}
+
+// wakeSlack is how late a turn may start so that turns due close together
+// share one wakeup: each wakeup of the loop cost the Go runtime and the
+// kernel about as much as a probe under emulation, and keepalived, whose
+// checks fire in bursts, wakes once for many. A twentieth of the interval,
+// at most flushWindow, keeps eviction within its bound.
+func wakeSlack(interval time.Duration) time.Duration {
+	return min(interval/20, flushWindow)
+}
+
+// flight is one connect under way.
+type flight struct {
+	p                  *probe
+	fd                 int
+	gen                int32 // tells this fd from a later socket with its number
+	due, start, expiry time.Time
+	done               bool
+}
+
+func newConnectLoop(s *Scheduler) (*connectLoop, error) {
+	fail := func(call string, err error) (*connectLoop, error) {
+		return nil, fmt.Errorf("checks: connect loop: %w", os.NewSyscallError(call, err))
+	}
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return fail("epoll_create1", err)
+	}
+	// Non-blocking, so os.NewFile hands it to the netpoller.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return fail("fcntl", err)
+	}
+	wake, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if errno != 0 {
+		syscall.Close(epfd)
+		return fail("eventfd2", errno)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wake)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, int(wake), &ev); err != nil {
+		syscall.Close(int(wake))
+		syscall.Close(epfd)
+		return fail("epoll_ctl", err)
+	}
+	l := &connectLoop{s: s, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), wake: int(wake), alarm: -1, flights: map[int32]*flight{}}
+	alarm, _, errno := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, clockMonotonic, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if errno != 0 {
+		l.close()
+		return fail("timerfd_create", errno)
+	}
+	l.alarm = int(alarm)
+	ev = syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(alarm)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.alarm, &ev); err != nil {
+		l.close()
+		return fail("epoll_ctl", err)
+	}
+	if l.raw, err = l.ep.SyscallConn(); err != nil {
+		l.close()
+		return nil, fmt.Errorf("checks: connect loop: %w", err)
+	}
+	return l, nil
+}
+
+func (l *connectLoop) close() {
+	if l.alarm >= 0 {
+		syscall.Close(l.alarm)
+	}
+	syscall.Close(l.wake)
+	l.ep.Close()
+}
+
+const clockMonotonic = 1 // CLOCK_MONOTONIC, which the syscall package lacks
+
+// setAlarm makes alarm ring at t, or never for zero t. The loop polls
+// without waiting when t has come.
+func (l *connectLoop) setAlarm(t, now time.Time) {
+	if t.Equal(l.alarmAt) {
+		return
+	}
+	var spec [4]int64 // struct itimerspec: interval, then value; zero disarms
+	if !t.IsZero() {
+		d := max(t.Sub(now), time.Microsecond)
+		spec[2], spec[3] = int64(d/time.Second), int64(d%time.Second)
+	}
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_TIMERFD_SETTIME, uintptr(l.alarm), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
+	l.alarmAt = t
+}
+
+// arm queues p's turn at due. Safe from any goroutine.
+func (l *connectLoop) arm(p *probe, due time.Time) {
+	l.mu.Lock()
+	l.pending = append(l.pending, dueProbe{due, p})
+	first := len(l.pending) == 1
+	l.mu.Unlock()
+	if first {
+		l.poke()
+	}
+}
+
+// stop makes run close every connect under way and return.
+func (l *connectLoop) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	l.poke()
+}
+
+func (l *connectLoop) poke() {
+	one := [8]byte{1}
+	_, _ = syscall.Write(l.wake, one[:])
+}
+
+// run is the loop. It returns after stop, with every socket closed.
+func (l *connectLoop) run() {
+	defer l.close()
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		now := time.Now()
+		l.expire(now)
+		l.startDue(now)
+		l.flush(now)
+		l.setAlarm(l.nextWake(), now)
+		var n int
+		var errno syscall.Errno
+		err := l.raw.Read(func(uintptr) bool {
+			n, errno = rawEpollPoll(l.epfd, events)
+			return n > 0 || errno != 0 && errno != syscall.EINTR
+		})
+		if err == nil && errno != 0 && errno != syscall.EINTR {
+			err = os.NewSyscallError("epoll_pwait", errno)
+		}
+		if err != nil {
+			l.s.log.Error("connect loop failed; connect checks stop", "err", err)
+			l.abandon()
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == int32(l.alarm) {
+				var buf [8]byte
+				_, _, _ = syscall.RawSyscall(syscall.SYS_READ, uintptr(l.alarm), uintptr(unsafe.Pointer(&buf[0])), 8)
+				l.alarmAt = time.Time{}
+				continue
+			}
+			if ev.Fd == int32(l.wake) {
+				if l.drainWake() {
+					l.abandon()
+					return
+				}
+				continue
+			}
+			l.ready(ev)
+		}
+	}
+}
+
+// drainWake takes the arms queued by other goroutines and reports stop.
+func (l *connectLoop) drainWake() (stopped bool) {
+	var buf [8]byte
+	_, _ = syscall.Read(l.wake, buf[:])
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = nil
+	stopped = l.stopped
+	l.mu.Unlock()
+	for _, d := range pending {
+		heap.Push(&l.due, d)
+	}
+	return stopped
+}
+
+// nextWake is when the loop must wake without an event: the next turn,
+// expiry or flush. Zero means never.
+func (l *connectLoop) nextWake() time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if len(l.due) > 0 {
+		earliest(l.due[0].at.Add(wakeSlack(l.due[0].p.interval)))
+	}
+	if len(l.timeouts) > 0 {
+		earliest(l.timeouts[0].expiry)
+	}
+	if len(l.batch) > 0 {
+		earliest(l.batchSince.Add(flushWindow))
+	}
+	return next
+}
+
+// startDue starts every probe whose turn has come.
+func (l *connectLoop) startDue(now time.Time) {
+	for len(l.due) > 0 && !l.due[0].at.After(now) {
+		d := heap.Pop(&l.due).(dueProbe)
+		if l.s.dropped(d.p) {
+			continue
+		}
+		l.begin(d.p, d.at)
+	}
+}
+
+func (l *connectLoop) begin(p *probe, due time.Time) {
+	start := time.Now()
+	c := p.tcp.connectOnly
+	fd, err := c.open()
+	if err != nil {
+		l.finish(p, due, start, err)
+		return
+	}
+	if done, err := c.start(fd); done {
+		rawClose(fd)
+		l.finish(p, due, start, err)
+		return
+	}
+	l.gen++
+	f := &flight{p: p, fd: fd, gen: l.gen, due: due, start: start, expiry: start.Add(p.timeout)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(fd), Pad: f.gen}
+	if errno := rawEpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); errno != 0 {
+		rawClose(fd)
+		l.finish(p, due, start, os.NewSyscallError("epoll_ctl", errno))
+		return
+	}
+	l.flights[int32(fd)] = f
+	heap.Push(&l.timeouts, f)
+}
+
+// ready handles a socket whose handshake may be over.
+func (l *connectLoop) ready(ev syscall.EpollEvent) {
+	f := l.flights[ev.Fd]
+	if f == nil || f.gen != ev.Pad {
+		return
+	}
+	var err error
+	if ev.Events&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 || ev.Events&syscall.EPOLLOUT == 0 {
+		var pending bool
+		if pending, err = outcome(f.fd); pending {
+			return
+		}
+	}
+	// Writable without an error: a connecting socket turns writable only
+	// once established, so no getsockopt is needed.
+	l.land(f, err)
+}
+
+// expire fails the connects whose timeout has passed.
+func (l *connectLoop) expire(now time.Time) {
+	for len(l.timeouts) > 0 && !l.timeouts[0].expiry.After(now) {
+		f := heap.Pop(&l.timeouts).(*flight)
+		if !f.done {
+			l.land(f, context.DeadlineExceeded)
+		}
+	}
+}
+
+// land ends a flight: its socket closes (a FIN after a success, as
+// keepalived's checker sends) and its result goes out.
+func (l *connectLoop) land(f *flight, err error) {
+	f.done = true
+	delete(l.flights, int32(f.fd))
+	rawClose(f.fd)
+	l.finish(f.p, f.due, f.start, err)
+}
+
+// finish queues a result for apply and arms the probe's next turn.
+func (l *connectLoop) finish(p *probe, due, start time.Time, err error) {
+	end := time.Now()
+	if l.s.dropped(p) {
+		return
+	}
+	r := p.tcp.connectResult(context.Background(), err)
+	r.Duration = end.Sub(start)
+	next, skipped := nextDue(due, p.interval, end)
+	if len(l.batch) == 0 {
+		l.batchSince = end
+	}
+	l.batch = append(l.batch, finished{probe: p, due: due, start: start, end: end, skipped: skipped, result: r})
+	heap.Push(&l.due, dueProbe{next, p})
+}
+
+// flush hands the results gathered over flushWindow to apply in one send.
+func (l *connectLoop) flush(now time.Time) {
+	if len(l.batch) > 0 && (len(l.batch) >= 1024 || now.Sub(l.batchSince) >= flushWindow) {
+		l.s.results <- l.batch
+		l.batch = nil
+	}
+}
+
+// abandon closes every socket under way: the scheduler is stopping.
+func (l *connectLoop) abandon() {
+	for fd, f := range l.flights {
+		f.done = true
+		rawClose(int(fd))
+	}
+	clear(l.flights)
+}
+
+type dueHeap []dueProbe
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueProbe)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = dueProbe{}
+	*h = old[:len(old)-1]
+	return x
+}
+
+type flightHeap []*flight
+
+func (h flightHeap) Len() int           { return len(h) }
+func (h flightHeap) Less(i, j int) bool { return h[i].expiry.Before(h[j].expiry) }
+func (h flightHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *flightHeap) Push(x any)        { *h = append(*h, x.(*flight)) }
+func (h *flightHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return x
+}

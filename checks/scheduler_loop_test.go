@@ -1,0 +1,154 @@
+package checks
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+)
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open files: %v", err)
+	}
+	return len(fds)
+}
+
+// Connect-only TCP checks run on the connect loop under the real clock and
+// give the goroutine path's results: up, refused and timeout, each on its
+// own interval and never overlapping itself, so a hung server delays no
+// other. A check with something to send still runs as a goroutine. Stopping
+// closes the sockets still connecting.
+func TestConnectLoop(t *testing.T) {
+	srv := startLineServer(t)
+	up := addrOf(t, srv.l.Addr())
+	replies := addrOf(t, startLineServer(t).l.Addr())
+	refused := closedPort(t)
+	stuck := stuckListener(t)
+	before := openFDs(t)
+
+	var mu sync.Mutex
+	runs := map[netip.AddrPort][]ProbeRun{}
+	s := NewScheduler(nil, nil, WithProbeHook(func(r ProbeRun) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs[r.Addr] = append(runs[r.Addr], r)
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+
+	connect := &config.Check{Type: "tcp", Interval: dur(60 * time.Millisecond), Timeout: dur(50 * time.Millisecond)}
+	sendExpect := &config.Check{Type: "tcp", Interval: dur(60 * time.Millisecond), Timeout: dur(50 * time.Millisecond),
+		TCP: &config.TCPCheck{Send: "PING\r\n", Expect: "PONG"}}
+	s.Update([]Target{
+		{Service: "up", RealServer: up.String(), Addr: up, Checks: []*config.Check{connect}},
+		{Service: "replies", RealServer: replies.String(), Addr: replies, Checks: []*config.Check{sendExpect}},
+		{Service: "refused", RealServer: refused.String(), Addr: refused, Checks: []*config.Check{connect}},
+		{Service: "stuck", RealServer: stuck.String(), Addr: stuck, Checks: []*config.Check{connect}},
+	})
+	var loop *connectLoop
+	for deadline := time.Now().Add(5 * time.Second); loop == nil && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		loop = s.loop
+		s.mu.Unlock()
+	}
+	if loop == nil {
+		t.Fatal("the scheduler runs no connect loop under the real clock")
+	}
+	s.mu.Lock()
+	for _, p := range s.probes {
+		if want := p.checker.(*tcpChecker).connectOnly != nil; (p.tcp != nil) != want {
+			t.Errorf("probe %s: on the connect loop %v, want %v", p.key, p.tcp != nil, want)
+		}
+	}
+	s.mu.Unlock()
+
+	time.Sleep(time.Second)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return with connects under way")
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	wantClass := map[netip.AddrPort]string{up: "ok", replies: "ok", refused: "refused", stuck: "timeout"}
+	for addr, class := range wantClass {
+		got := runs[addr]
+		if len(got) < 3 {
+			t.Errorf("%s: %d probe runs in 1 s at a 60 ms interval, want several", addr, len(got))
+			continue
+		}
+		var last ProbeRun
+		for _, r := range got {
+			if c := ReasonClass(r.Result.Reason); c != class {
+				t.Errorf("%s: result %q, want class %s", addr, r.Result.Reason, class)
+			}
+			if r.Result.Duration <= 0 {
+				t.Errorf("%s: result without a duration: %+v", addr, r.Result)
+			}
+			if class == "timeout" && r.Result.Duration < 50*time.Millisecond {
+				t.Errorf("%s: timed out after %s, before the 50ms timeout", addr, r.Result.Duration)
+			}
+			if !last.Start.IsZero() && r.Start.Before(last.Start.Add(last.Result.Duration)) {
+				t.Errorf("%s: a run started at %s, before the previous one (%s for %s) ended", addr, r.Start, last.Start, last.Result.Duration)
+			}
+			last = r
+			if (r.Due.Sub(got[0].Due))%(60*time.Millisecond) != 0 {
+				t.Errorf("%s: due %s is off the probe's 60ms phase", addr, r.Due)
+			}
+		}
+	}
+	if after := openFDs(t); after > before {
+		t.Errorf("%d open files after Run returned, %d before: the loop leaks sockets", after, before)
+	}
+}
+
+// A probe that a reload drops stops being run by the loop.
+func TestConnectLoopUpdateStopsProbes(t *testing.T) {
+	srv := startLineServer(t)
+	addr := addrOf(t, srv.l.Addr())
+	var mu sync.Mutex
+	var runs []time.Time
+	s := NewScheduler(nil, nil, WithProbeHook(func(r ProbeRun) {
+		mu.Lock()
+		runs = append(runs, r.Start)
+		mu.Unlock()
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	c := &config.Check{Type: "tcp", Interval: dur(10 * time.Millisecond), Timeout: dur(5 * time.Millisecond)}
+	s.Update([]Target{{Service: "web", RealServer: addr.String(), Addr: addr, Checks: []*config.Check{c}}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(runs)
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d probe runs in 5 s at a 10 ms interval", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Update(nil)
+	stopped := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, at := range runs {
+		if at.After(stopped) {
+			t.Errorf("probe started at +%s after the reload dropped it", at.Sub(stopped))
+		}
+	}
+}
