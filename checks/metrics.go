@@ -46,7 +46,7 @@ func (s *Scheduler) RegisterMetrics(reg prometheus.Registerer) error {
 		}, []string{"service", "realserver", "reason"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "lvsd_check_schedule_lag_seconds",
-			Help:    "Delay between a probe's due time and its start.",
+			Help:    "Delay between a probe's due time and its start (0 for a probe started early to share a wakeup).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 10),
 		}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{

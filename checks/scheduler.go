@@ -335,7 +335,8 @@ func (s *Scheduler) apply(f finished) {
 		s.mu.Unlock()
 		return
 	}
-	s.metrics.probed(f.start.Sub(f.due), f.skipped, f.result)
+	// A connect check may start a little early (wakeSlack); only lateness is lag.
+	s.metrics.probed(max(f.start.Sub(f.due), 0), f.skipped, f.result)
 	var transitions []Transition
 	for _, sl := range f.probe.slots {
 		if tr, ok := s.observe(sl, f.result, f.end); ok {

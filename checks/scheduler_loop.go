@@ -44,11 +44,13 @@ type connectLoop struct {
 	gen        int32
 	batch      []finished
 	batchSince time.Time
+	urgent     bool // the batch holds a failure
 }
 
-// flushWindow bounds how long a result waits for others to share its
-// handover to apply: waking apply once per probe cost more than the probe
-// under emulation. It delays a transition by at most this much.
+// flushWindow bounds how long a passing result waits for others to share
+// its handover to apply: waking apply once per probe cost more than the
+// probe under emulation. A failure is handed over at once, so batching
+// never delays an eviction; it may delay a restore by this much.
 const flushWindow = 50 * time.Millisecond
 
 type dueProbe struct {
@@ -56,13 +58,14 @@ type dueProbe struct {
 	p  *probe
 }
 
-// wakeSlack is how late a turn may start so that turns due close together
-// share one wakeup: each wakeup of the loop cost the Go runtime and the
-// kernel about as much as a probe under emulation, and keepalived, whose
-// checks fire in bursts, wakes once for many. A twentieth of the interval,
-// at most flushWindow, keeps eviction within its bound.
+// wakeSlack is how early a turn may start so that turns due close together
+// share one wakeup: each wakeup cost the Go runtime and the kernel about as
+// much as a probe under emulation, and keepalived, whose checks fire in
+// bursts, wakes once for many. Early, never late: a turn still ends by its
+// due time plus the timeout, so eviction keeps its bound. A twentieth of
+// the interval, at most 50 ms.
 func wakeSlack(interval time.Duration) time.Duration {
-	return min(interval/20, flushWindow)
+	return min(interval/20, 50*time.Millisecond)
 }
 
 // flight is one connect under way.
@@ -234,7 +237,7 @@ func (l *connectLoop) nextWake() time.Time {
 		}
 	}
 	if len(l.due) > 0 {
-		earliest(l.due[0].at.Add(wakeSlack(l.due[0].p.interval)))
+		earliest(l.due[0].at)
 	}
 	if len(l.timeouts) > 0 {
 		earliest(l.timeouts[0].expiry)
@@ -245,9 +248,9 @@ func (l *connectLoop) nextWake() time.Time {
 	return next
 }
 
-// startDue starts every probe whose turn has come.
+// startDue starts every probe whose turn has come or is within its slack.
 func (l *connectLoop) startDue(now time.Time) {
-	for len(l.due) > 0 && !l.due[0].at.After(now) {
+	for len(l.due) > 0 && !l.due[0].at.After(now.Add(wakeSlack(l.due[0].p.interval))) {
 		d := heap.Pop(&l.due).(dueProbe)
 		if l.s.dropped(d.p) {
 			continue
@@ -330,15 +333,17 @@ func (l *connectLoop) finish(p *probe, due, start time.Time, err error) {
 	if len(l.batch) == 0 {
 		l.batchSince = end
 	}
+	l.urgent = l.urgent || !r.Healthy
 	l.batch = append(l.batch, finished{probe: p, due: due, start: start, end: end, skipped: skipped, result: r})
 	heap.Push(&l.due, dueProbe{next, p})
 }
 
-// flush hands the results gathered over flushWindow to apply in one send.
+// flush hands the results gathered to apply in one send: at once when one
+// is a failure, else once the oldest has waited flushWindow.
 func (l *connectLoop) flush(now time.Time) {
-	if len(l.batch) > 0 && (len(l.batch) >= 1024 || now.Sub(l.batchSince) >= flushWindow) {
+	if len(l.batch) > 0 && (l.urgent || len(l.batch) >= 1024 || now.Sub(l.batchSince) >= flushWindow) {
 		l.s.results <- l.batch
-		l.batch = nil
+		l.batch, l.urgent = nil, false
 	}
 }
 

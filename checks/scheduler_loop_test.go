@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,5 +151,39 @@ func TestConnectLoopUpdateStopsProbes(t *testing.T) {
 		if at.After(stopped) {
 			t.Errorf("probe started at +%s after the reload dropped it", at.Sub(stopped))
 		}
+	}
+}
+
+// Passing results wait up to flushWindow to share a handover to apply; a
+// failure goes at once, with whatever waited before it, so batching never
+// delays an eviction.
+func TestConnectLoopHandsOverFailuresAtOnce(t *testing.T) {
+	s := NewScheduler(nil, nil)
+	c := &config.Check{Type: "tcp", Interval: dur(time.Second), Timeout: dur(100 * time.Millisecond)}
+	checker, err := New(c, netip.MustParseAddrPort("127.0.0.1:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probe{tcp: checker.(*tcpChecker), interval: time.Second, timeout: 100 * time.Millisecond}
+	l := &connectLoop{s: s}
+	due := time.Now()
+	l.finish(p, due, due, nil)
+	l.flush(time.Now())
+	if n := len(s.results); n != 0 {
+		t.Fatalf("a passing result was handed over at once (%d batches), want it held for up to %s", n, flushWindow)
+	}
+	l.finish(p, due.Add(time.Second), due.Add(time.Second), syscall.ECONNREFUSED)
+	l.flush(time.Now())
+	if n := len(s.results); n != 1 {
+		t.Fatalf("%d batches after a failure, want 1", n)
+	}
+	batch := <-s.results
+	if len(batch) != 2 || !batch[0].result.Healthy || ReasonClass(batch[1].result.Reason) != "refused" {
+		t.Errorf("batch %+v, want the pass then the refusal, in order", batch)
+	}
+	l.finish(p, due.Add(2*time.Second), due.Add(2*time.Second), nil)
+	l.flush(l.batchSince.Add(flushWindow))
+	if n := len(s.results); n != 1 {
+		t.Errorf("%d batches once a pass waited %s, want 1", n, flushWindow)
 	}
 }

@@ -42,6 +42,7 @@ type options struct {
 	keepalived string
 	modes      string
 	cpuProfile string
+	memProfile string
 	rounds     int
 }
 
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&o.keepalived, "keepalived", "/usr/sbin/keepalived", "keepalived binary for the anchor")
 	flag.StringVar(&o.modes, "modes", "lvsd,goroutines,keepalived", "checkers to run, in order")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the window; when orchestrating, each lvsd and goroutines run writes FILE.MODE.ROUND")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the window; when orchestrating, FILE.MODE.ROUND as for -cpuprofile")
 	flag.IntVar(&o.rounds, "rounds", 1, "repeat the modes this many times, alternating, and report median ratios")
 	flag.Parse()
 
@@ -95,7 +97,8 @@ type result struct {
 	LagP50    float64 `json:"lag_p50_ms"` // -1 when not measurable
 	LagP99    float64 `json:"lag_p99_ms"`
 	LagMax    float64 `json:"lag_max_ms"`
-	Accepted  int64   `json:"accepted"` // connections the listeners saw in the window
+	EarlyMax  float64 `json:"early_max_ms"` // the most a probe started before its due time
+	Accepted  int64   `json:"accepted"`     // connections the listeners saw in the window
 	Note      string  `json:"note,omitempty"`
 }
 
@@ -175,6 +178,9 @@ func runChild(o options, mode string, round int, lis *listeners) (result, error)
 	args := []string{"-role", mode, "-addrs", fmt.Sprint(o.addrs), "-ports", fmt.Sprint(o.ports),
 		"-base-port", fmt.Sprint(o.basePort), "-interval", o.interval.String(), "-timeout", o.timeout.String(),
 		"-duration", o.duration.String(), "-settle", o.settle.String()}
+	if o.memProfile != "" {
+		args = append(args, "-memprofile", fmt.Sprintf("%s.%s.%d", o.memProfile, mode, round))
+	}
 	if o.cpuProfile != "" {
 		args = append(args, "-cpuprofile", fmt.Sprintf("%s.%s.%d", o.cpuProfile, mode, round))
 	}
@@ -214,6 +220,9 @@ func printResult(r result) {
 	lag := "n/a (not observable)"
 	if r.LagP99 >= 0 {
 		lag = fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, max %.1f ms", r.LagP50, r.LagP99, r.LagMax)
+		if r.EarlyMax > 0 {
+			lag += fmt.Sprintf(" (probes sharing a wakeup started up to %.1f ms early)", r.EarlyMax)
+		}
 	}
 	fmt.Printf("%-11s probes %d / scheduled %d (%.1f%%), healthy %d, listeners accepted %d\n",
 		r.Mode, r.Done, r.Scheduled, 100*float64(r.Done)/float64(max(r.Scheduled, 1)), r.Healthy, r.Accepted)

@@ -39,7 +39,7 @@ func (r *recorder) record(due, start time.Time, healthy bool) {
 		return
 	}
 	r.mu.Lock()
-	r.lags = append(r.lags, start.Sub(due))
+	r.lags = append(r.lags, start.Sub(due)) // negative: started early (connect loop slack)
 	if healthy {
 		r.healthy++
 	}
@@ -100,11 +100,13 @@ func measure(o options) (result, error) {
 		wait = wg.Wait
 	}
 
-	time.Sleep(o.settle)
-	user0, sys0, _ := cpuAndRSS()
-	start := time.Now()
+	// The window is fixed before it opens: lvsd's connect loop may run a
+	// probe due just inside it a little early.
+	start := time.Now().Add(o.settle)
 	rec.windowEnd.Store(start.Add(o.duration).UnixNano())
 	rec.windowStart.Store(start.UnixNano())
+	time.Sleep(time.Until(start))
+	user0, sys0, _ := cpuAndRSS()
 	fmt.Println("window")
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -124,6 +126,28 @@ func measure(o options) (result, error) {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	if o.memProfile != "" {
+		f, err := os.Create(o.memProfile)
+		if err != nil {
+			return result{}, err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return result{}, err
+		}
+	}
+	if o.memProfile != "" {
+		f, err := os.Create(o.memProfile)
+		if err != nil {
+			return result{}, err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return result{}, err
+		}
+	}
 	// Probes due just before the end may still be running; let them land.
 	time.Sleep(o.timeout + 100*time.Millisecond)
 	cancel()
@@ -140,7 +164,14 @@ func measure(o options) (result, error) {
 	r.Note = fmt.Sprintf("%s; user %.2f s, system %.2f s; peak goroutines %d, Go heap in use %.1f MB, stacks %.1f MB, GC cycles %d",
 		design, (user1 - user0).Seconds(), (sys1 - sys0).Seconds(), peakG, float64(ms.HeapInuse)/(1<<20), float64(ms.StackInuse)/(1<<20), ms.NumGC)
 	slices.Sort(rec.lags)
-	r.LagP50, r.LagP99, r.LagMax = quantileMS(rec.lags, 0.5), quantileMS(rec.lags, 0.99), quantileMS(rec.lags, 1)
+	if len(rec.lags) > 0 && rec.lags[0] < 0 {
+		r.EarlyMax = -float64(rec.lags[0]) / float64(time.Millisecond)
+	}
+	late := rec.lags
+	for i, l := range late {
+		late[i] = max(l, 0)
+	}
+	r.LagP50, r.LagP99, r.LagMax = quantileMS(late, 0.5), quantileMS(late, 0.99), quantileMS(late, 1)
 	return r, nil
 }
 
