@@ -209,6 +209,9 @@ func TestSchedulerRiseFall(t *testing.T) {
 		if st := h.status("web", rs); st.Health != step.health {
 			t.Fatalf("step %d: health %s, want %s", i, st.Health, step.health)
 		}
+		if n, want := h.s.Undecided(), map[bool]int{true: 1, false: 0}[step.health == Unknown]; n != want {
+			t.Fatalf("step %d: %d undecided, want %d", i, n, want)
+		}
 	}
 	st := h.status("web", rs)
 	if st.Successes != 2 || st.Failures != 0 || !strings.HasPrefix(st.Reason, "ok:") || st.LastCheck.IsZero() {
@@ -222,6 +225,9 @@ func TestSchedulerStartHealthy(t *testing.T) {
 	h.s.Update([]Target{tgt("web", rs, true, tcpCheck(2, 2))})
 	if st := h.status("web", rs); st.Health != Up {
 		t.Fatalf("alpha-off server starts %s, want up", st.Health)
+	}
+	if n := h.s.Undecided(); n != 0 {
+		t.Errorf("an alpha-off server counts as undecided (%d)", n)
 	}
 	h.tick(1)
 	h.expect()

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -172,10 +173,12 @@ type instance struct {
 	reannounceTimers []Timer
 	lastReannounce   time.Time
 	preemptSince     time.Time
-	masterAddr       netip.Addr
-	masterPriority   int
-	loggedMismatch   string
-	holdsVIPs        bool
+	// preemptHeld is the Manager's HoldPreempt, shared by its instances.
+	preemptHeld    *atomic.Bool
+	masterAddr     netip.Addr
+	masterPriority int
+	loggedMismatch string
+	holdsVIPs      bool
 }
 
 func (in *instance) effectivePriority() int {
@@ -493,6 +496,16 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 			in.armMasterDown(mdi)
 			return
 		}
+		if in.preemptHeld != nil && in.preemptHeld.Load() && in.override != overrideTakeover {
+			// A live master is serving; wait for the hold to lift. The
+			// preempt_delay runs meanwhile, from when we first could have
+			// preempted.
+			if in.preemptSince.IsZero() {
+				in.preemptSince = in.clock.Now()
+			}
+			in.armMasterDown(mdi)
+			return
+		}
 		// A lower-priority master and preemption on: let the timer run out,
 		// but no later than preempt_delay after we first saw it.
 		if in.cfg.preemptDelay > 0 {
@@ -696,6 +709,7 @@ type InstanceStatus struct {
 	Priority          int            `json:"priority"`
 	EffectivePriority int            `json:"effective_priority"`
 	Override          string         `json:"override,omitempty"`
+	PreemptHeld       bool           `json:"preempt_held,omitempty"`
 	Faults            []string       `json:"faults,omitempty"`
 	Master            string         `json:"master,omitempty"`
 	MasterPriority    int            `json:"master_priority"`
@@ -710,7 +724,8 @@ func (in *instance) status() InstanceStatus {
 		Name: in.cfg.name, VRID: int(in.cfg.vrid), Interface: in.cfg.iface,
 		State: in.state.String(), Since: in.since,
 		Priority: in.cfg.priority, EffectivePriority: in.effectivePriority(),
-		Override: in.override.String(), MasterPriority: in.masterPriority,
+		Override: in.override.String(), PreemptHeld: in.preemptHeld != nil && in.preemptHeld.Load(),
+		MasterPriority: in.masterPriority,
 		MasterInterval: in.masterAdverInterval, VIPs: in.cfg.vips,
 	}
 	if in.masterAddr.IsValid() {

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,6 +233,67 @@ func TestPreemptDelay(t *testing.T) {
 	}
 	if tookOver != 2*time.Second {
 		t.Errorf("preempted at %v, want at the 2 s preempt_delay after first hearing the lower master", tookOver)
+	}
+}
+
+// While HoldPreempt is held (lvsd's first health checks are still running)
+// a backup does not preempt a live lower-priority master, but preempt_delay
+// runs meanwhile; once released it preempts as usual. The hold never stops
+// a takeover when no master is heard, nor an operator takeover.
+func TestPreemptHold(t *testing.T) {
+	mdi := masterDown(150, 100*time.Millisecond)
+	tests := []struct {
+		name         string
+		preemptDelay time.Duration
+		release      time.Duration // when the hold lifts; 0: never
+		masterStops  time.Duration // when the lower master falls silent; 0: never
+		takeover     time.Duration // when the operator takes over; 0: never
+		want         time.Duration // when we become master; 0: never, within 6 s
+	}{
+		{name: "held, never released", release: 0},
+		{name: "released, no delay", release: 3 * time.Second, want: 2900*time.Millisecond + mdi},
+		{name: "delay passed while held", preemptDelay: 2 * time.Second, release: 3 * time.Second, want: 2900*time.Millisecond + mdi},
+		{name: "delay outlasts the hold", preemptDelay: 4 * time.Second, release: 3 * time.Second, want: 4 * time.Second},
+		{name: "master dies while held", masterStops: 2 * time.Second, want: 1900*time.Millisecond + mdi},
+		{name: "operator takeover while held", takeover: 2 * time.Second, want: 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := baseSettings()
+			s.priority, s.preemptDelay = 150, tt.preemptDelay
+			r := newRig(t, s, nil, nil)
+			var held atomic.Bool
+			held.Store(true)
+			r.in.preemptHeld = &held
+			r.in.start()
+			var became time.Duration
+			for step := time.Duration(0); step < 6*time.Second && became == 0; step += 100 * time.Millisecond {
+				if tt.release > 0 && step == tt.release {
+					held.Store(false)
+				}
+				if tt.takeover > 0 && step == tt.takeover {
+					r.in.takeover()
+				}
+				if r.state() != StateMaster && (tt.masterStops == 0 || step < tt.masterStops) {
+					r.hear(t, addrLow, 100, 100*time.Millisecond)
+				}
+				for range 100 {
+					if r.state() == StateMaster {
+						became = r.clock.Since()
+						break
+					}
+					r.clock.Advance(time.Millisecond)
+				}
+			}
+			// The loop looks every millisecond, so it sees the change at the
+			// first whole millisecond after it.
+			if want := (tt.want + time.Millisecond - 1).Truncate(time.Millisecond); became != want {
+				t.Errorf("became master at %v, want %v (0: never)", became, tt.want)
+			}
+			if st := r.in.status(); st.PreemptHeld != held.Load() {
+				t.Errorf("status says preempt held %v, the hold is %v", st.PreemptHeld, held.Load())
+			}
+		})
 	}
 }
 

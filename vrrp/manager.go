@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,6 +74,8 @@ type Manager struct {
 	serviceDown map[string]bool
 	linkUp      map[string]bool
 	watches     []*linkWatch
+
+	preemptHeld atomic.Bool // see HoldPreempt
 }
 
 // NewManager checks and normalizes the instances and registers the metrics.
@@ -436,6 +439,13 @@ func (m *Manager) SetServiceDown(service string, down bool) {
 		}
 	}
 }
+
+// HoldPreempt, while held, keeps every instance from preempting a live
+// master of lower priority; it still takes over when no master is heard.
+// lvsd holds it at start until the first health checks have decided every
+// real server: a director that preempted sooner would take the VIPs with
+// an IPVS table still empty of servers not yet proven healthy.
+func (m *Manager) HoldPreempt(held bool) { m.preemptHeld.Store(held) }
 
 func (m *Manager) lookup(name string) (*instance, error) {
 	m.mu.Lock()

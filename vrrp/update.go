@@ -78,6 +78,7 @@ func (m *Manager) newInstance(s settings) *instance {
 	in := &instance{
 		cfg: s, clock: m.opts.Clock, addrs: m.opts.Addresses, ann: m.opts.Announcer,
 		log: m.log, metrics: m.metrics, ownAddr: m.opts.OwnAddress, faults: map[string]bool{},
+		preemptHeld: &m.preemptHeld,
 	}
 	in.life.configured = s
 	in.life.eventsDone = make(chan struct{})

@@ -238,6 +238,7 @@ func (d *lvsdDaemon) run(ctx context.Context) error {
 		start("director", d.dir.Run)
 	}
 	start("checks", d.sched.Run)
+	d.holdPreemptUntilChecked(compCtx, cfg)
 	vrDone := make(chan struct{})
 	if d.vr != nil {
 		go func() {

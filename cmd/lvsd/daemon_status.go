@@ -65,7 +65,7 @@ func (d *lvsdDaemon) Status() StatusReport {
 
 func instanceStatus(v vrrp.InstanceStatus) InstanceStatus {
 	is := InstanceStatus{Name: v.Name, VRID: v.VRID, Interface: v.Interface, State: v.State,
-		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority}
+		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())
 	}

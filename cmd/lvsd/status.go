@@ -56,6 +56,9 @@ type InstanceStatus struct {
 	Priority       int      `json:"priority"`
 	MasterPriority int      `json:"master_priority"`
 	VIPs           []string `json:"vips"`
+	// PreemptHeld: a backup that will not preempt a lower master until
+	// the first health checks have decided every real server.
+	PreemptHeld bool `json:"preempt_held,omitempty"`
 }
 
 func init() {
@@ -101,7 +104,11 @@ func printStatus(w io.Writer, st StatusReport) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  INSTANCE\tVRID\tIFACE\tSTATE\tPRIO\tMASTER-PRIO\tVIPS")
 		for _, v := range st.VRRP {
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", v.Name, v.VRID, v.Interface, v.State, v.Priority, v.MasterPriority, strings.Join(v.VIPs, ","))
+			state := v.State
+			if v.PreemptHeld && v.State == "backup" {
+				state += " (no preempt until first checks)"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
 	}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/vrrp"
+)
+
+// lowerPeer is a segment with a live master of priority 100 on it: every
+// conn receives that master's advert every 50 ms.
+type lowerPeer struct{ t *testing.T }
+
+func (p lowerPeer) Open(iface string, source netip.Addr, multicast bool) (vrrp.Conn, error) {
+	ad := vrrp.Advert{VRID: 51, Priority: 100, Interval: 50 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}
+	src := netip.MustParseAddr("192.0.2.3")
+	payload, err := ad.Encode(src, vrrp.GroupV4, vrrp.ChecksumRFC5798)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return &peerConn{pkt: vrrp.Packet{Src: src, Dst: vrrp.GroupV4, TTL: 255, Payload: payload},
+		tick: time.NewTicker(50 * time.Millisecond), closed: make(chan struct{})}, nil
+}
+
+func (lowerPeer) Announce(string, []netip.Prefix) error { return nil }
+
+type peerConn struct {
+	pkt    vrrp.Packet
+	tick   *time.Ticker
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *peerConn) Send([]byte, netip.Addr) error { return nil }
+
+func (c *peerConn) Receive() (vrrp.Packet, error) {
+	select {
+	case <-c.tick.C:
+		return c.pkt, nil
+	case <-c.closed:
+		return vrrp.Packet{}, net.ErrClosed
+	}
+}
+
+func (c *peerConn) Close() error {
+	c.once.Do(func() { c.tick.Stop(); close(c.closed) })
+	return nil
+}
+
+// A director that starts beside a live master of lower priority does not
+// preempt it while its first health checks are still deciding: its IPVS
+// table would hold none of the servers yet to prove healthy. It preempts
+// once they are decided.
+func TestPreemptWaitsForFirstChecks(t *testing.T) {
+	c := newLabConfig(t)
+	// A second service whose check needs at least 600 ms for its first
+	// verdict, against a Master_Down_Interval of about 190 ms.
+	c.Extra = labVRRP + `
+[[service]]
+name = "slow"
+vip = "192.0.2.10"
+port = 81
+
+  [[service.check]]
+  type = "tcp"
+  interval = "600ms"
+  timeout = "300ms"
+  rise = 2
+
+  [[service.realserver]]
+  address = "` + c.Good + `"
+`
+	l := startLab(t, c, withVRRP(vrrp.Options{Transport: lowerPeer{t}, Links: upLinks{}, Announcer: lowerPeer{t}}))
+	cfg, err := config.Load(l.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The slow check: a first run within 600 ms, then two more (fall 3
+	// outlasts rise 2), the last taking up to its timeout, plus a second.
+	if b, want := firstVerdictBound(cfg), 600*time.Millisecond+2*600*time.Millisecond+300*time.Millisecond+time.Second; b != want {
+		t.Errorf("firstVerdictBound = %v, want %v", b, want)
+	}
+	var decided bool
+	var sawHold bool
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not master 10 s after the checks decided (%v); status %+v", decided, l.d.vr.Status())
+		}
+		undecided := l.d.sched.Undecided()
+		st := l.d.vr.Status()[0]
+		if st.State == "master" {
+			if undecided > 0 {
+				t.Fatalf("preempted the live master with %d real servers undecided", undecided)
+			}
+			break
+		}
+		if undecided > 0 && st.State == "backup" && st.MasterPriority == 100 {
+			if st.PreemptHeld && !sawHold {
+				sawHold = true
+				if table := l.statusTable(); !strings.Contains(table, "backup (no preempt until first checks)") {
+					t.Errorf("lvsd status does not show the hold:\n%s", table)
+				}
+			}
+			if !st.PreemptHeld {
+				t.Errorf("backup beside a lower master, %d undecided, but preemption is not held: %+v", undecided, st)
+			}
+		}
+		decided = decided || undecided == 0
+	}
+	if !sawHold {
+		t.Error("never saw the backup hold preemption")
+	}
+	if st := l.d.vr.Status()[0]; st.PreemptHeld {
+		t.Errorf("master with preemption still held: %+v", st)
+	}
+}
