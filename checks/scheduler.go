@@ -85,10 +85,11 @@ func WithProbeHook(f func(ProbeRun)) Option { return func(s *Scheduler) { s.hook
 // loop (connectLoop). Every other probe is a runtime timer (time.AfterFunc)
 // that starts a goroutine when due: the probe runs in it, re-arms the timer
 // for its next turn and hands over the result. Between runs such a probe
-// holds no goroutine and no stack, only a timer; while running it holds only
-// its own goroutine. Either way a hung server never delays another. Checks with the same settings against
-// the same address, shared by several services, run once and their results
-// fan out to every target that uses them.
+// holds no goroutine and no stack, only a timer; while running it holds
+// only its own goroutine. Either way a hung server never delays another.
+// Checks with the same settings against the same address, shared by several
+// services, run once and their results fan out to every target that uses
+// them.
 type Scheduler struct {
 	log          *slog.Logger
 	onTransition func(Transition)

@@ -15,11 +15,11 @@ import (
 // numerous, from one goroutine around one epoll set, as keepalived runs its
 // checkers: a probe costs socket, connect, epoll_ctl and close, and no
 // goroutine, runtime timer or context of its own. The loop parks on the
-// epoll fd through the Go netpoller, with a read deadline at the next
-// turn or expiry, so the runtime sees an ordinary goroutine that sleeps
-// between bursts. It keeps the scheduler's contract: each probe runs on its
-// phase, never overlapping itself, and its results reach apply in order.
-// Hysteresis stays in apply, off this goroutine.
+// epoll fd through the Go netpoller, woken by a timerfd in the set at the
+// next turn, expiry or flush, so the runtime sees an ordinary goroutine
+// that sleeps between bursts. It keeps the scheduler's contract: each probe
+// runs on its phase, never overlapping itself, and its results reach apply
+// in order. Hysteresis stays in apply, off this goroutine.
 type connectLoop struct {
 	s    *Scheduler
 	epfd int
