@@ -40,32 +40,49 @@ func ca(s string) config.Addr {
 	return config.Addr{IP: netip.MustParseAddr(s)}
 }
 
+// natPlan is the addressing of a NAT lab in one address family.
+type natPlan struct {
+	client, gateway, vip string // the client's leg, /bits included on client
+	realFmt, realGW      string // real server addresses (%d from 11), their gateway
+	bits                 string // prefix length of both legs
+	forwarding           string // the sysctl that makes the director a router
+}
+
+var (
+	natV4 = natPlan{client: "10.0.1.2", gateway: "10.0.1.1", vip: "10.0.1.100",
+		realFmt: "10.0.2.%d", realGW: "10.0.2.1", bits: "/24", forwarding: "net.ipv4.ip_forward"}
+	natV6 = natPlan{client: "fd00:1::2", gateway: "fd00:1::1", vip: "fd00:1::100",
+		realFmt: "fd00:2::%d", realGW: "fd00:2::1", bits: "/64", forwarding: "net.ipv6.conf.all.forwarding"}
+)
+
 // natLab: client -> director (VIP, two legs) -> rs1, rs2, sorry behind a
 // bridge whose gateway is the director.
-func natLab(t *testing.T) *dirLab {
+func natLab(t *testing.T) *dirLab { return natLabWith(t, natV4) }
+
+func natLabWith(t *testing.T, p natPlan) *dirLab {
 	lab.RequireIPVS(t)
 	testserver := lab.Bin(t, "testserver")
-	l := &dirLab{t: t, vip: "10.0.1.100", reals: map[string]string{}, client: lab.NewNS(t, "client"), dir: lab.NewNS(t, "dir")}
+	l := &dirLab{t: t, vip: p.vip, reals: map[string]string{}, client: lab.NewNS(t, "client"), dir: lab.NewNS(t, "dir")}
 	l.client.Veth("eth0", l.dir, "eth0")
-	l.client.Addr("eth0", "10.0.1.2/24")
-	l.client.Route("default", "via", "10.0.1.1")
-	l.dir.Addr("eth0", "10.0.1.1/24")
-	l.dir.Sysctl("net.ipv4.ip_forward", "1")
+	l.client.Addr("eth0", p.client+p.bits)
+	l.client.Route("default", "via", p.gateway)
+	l.dir.Addr("eth0", p.gateway+p.bits)
+	l.dir.Sysctl(p.forwarding, "1")
 	var ports []string
 	for i, name := range []string{"rs1", "rs2", "sorry"} {
 		ns := lab.NewNS(t, name)
 		l.dir.Veth(name, ns, "eth0")
 		ports = append(ports, name)
-		ip := fmt.Sprintf("10.0.2.%d", 11+i)
-		ns.Addr("eth0", ip+"/24")
-		ns.Route("default", "via", "10.0.2.1")
+		ip := fmt.Sprintf(p.realFmt, 11+i)
+		ns.Addr("eth0", ip+p.bits)
+		ns.Route("default", "via", p.realGW)
 		ns.Start(testserver, "-name", name, "-http", ":80")
 		l.reals[name] = ip
 	}
 	l.dir.Bridge("br0", ports...)
-	l.dir.Addr("br0", "10.0.2.1/24")
+	l.dir.Addr("br0", p.realGW+p.bits)
 	for _, ip := range l.reals {
-		l.dir.WaitTCP(ip+":80", 10*time.Second)
+		l.dir.WaitTCP(net.JoinHostPort(ip, "80"), 10*time.Second)
 	}
 	l.sorryIP = l.reals["sorry"]
 	delete(l.reals, "sorry")
@@ -105,7 +122,7 @@ func (l *dirLab) start(cfg *config.Config) {
 	}
 }
 
-func (l *dirLab) rs(name string) string { return l.reals[name] + ":80" }
+func (l *dirLab) rs(name string) string { return net.JoinHostPort(l.reals[name], "80") }
 
 func (l *dirLab) health(name string, ok bool) {
 	l.d.SetHealth("web", l.rs(name), director.Health{Known: true, Healthy: ok, Weight: -1})
@@ -126,7 +143,7 @@ func (l *dirLab) landing(n int) map[string]int {
 	l.t.Helper()
 	got := map[string]int{}
 	for range n {
-		got[httpGet(l.t, l.client, "http://"+l.vip+"/")]++
+		got[httpGet(l.t, l.client, "http://"+net.JoinHostPort(l.vip, "80")+"/")]++
 	}
 	return got
 }
@@ -324,6 +341,31 @@ func TestDirectorNAT(t *testing.T) {
 }
 
 // connTo opens connections to the VIP until one lands on name, and returns it.
+// TestDirectorNATIPv6 sends real IPv6 traffic through a table lvsd
+// programmed: alpha, spread, eviction seen in where requests land, restore.
+func TestDirectorNATIPv6(t *testing.T) {
+	l := natLabWith(t, natV6)
+	l.start(l.webConfig(nil))
+	if res := l.pass(); len(res.Ops) != 1 {
+		t.Fatalf("first pass: %v", res.Ops)
+	}
+	l.health("rs1", true)
+	l.health("rs2", true)
+	l.pass()
+	l.expectOnly(6, "rs1", "rs2")
+	l.health("rs1", false)
+	if res := l.pass(); len(res.Ops) != 1 || res.Ops[0].Kind != director.OpDelDest {
+		t.Fatalf("evict: %v", res.Ops)
+	}
+	l.expectOnly(6, "rs2")
+	l.health("rs1", true)
+	l.pass()
+	l.expectOnly(6, "rs1", "rs2")
+	if out := l.dir.Run("ipvsadm", "-Ln"); !strings.Contains(out, "[fd00:1::100]:80") || !strings.Contains(out, "[fd00:2::11]:80") {
+		t.Errorf("ipvsadm does not show the IPv6 service and real server:\n%s", out)
+	}
+}
+
 func (l *dirLab) connTo(name string) net.Conn {
 	l.t.Helper()
 	for range 20 {
