@@ -519,7 +519,10 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 		}
 	case StateMaster:
 		if prio == priorityResign {
-			in.sendAdvert(local)
+			// Another router was master too, and has just stepped down
+			// (see below) or stopped: the RFC's immediate advert, and our
+			// VIPs announced again, since the link may have learnt its MAC.
+			in.reannounce()
 			in.armAdver()
 			return
 		}
@@ -527,14 +530,14 @@ func (in *instance) receive(src netip.Addr, ad Advert) {
 			in.reannounce()
 			return
 		}
-		{
-			in.seeMaster(src, prio)
-			in.masterAdverInterval = ad.Interval
-			in.stopTimers()
-			in.releaseVIPs()
-			in.setState(StateBackup, fmt.Sprintf("higher priority master %v (%d)", src, prio))
-			in.armMasterDown(masterDown(local, in.masterAdverInterval))
-		}
+		// Stepping down, we resign with priority 0 (RFC 5798 sends it only
+		// on shutdown). In a healed split brain the winner may never have
+		// heard an advert of ours, as ours crossed or followed its own; the
+		// resignation tells it that the link may still point at us.
+		in.seeMaster(src, prio)
+		in.masterAdverInterval = ad.Interval
+		in.leave(StateBackup, fmt.Sprintf("higher priority master %v (%d)", src, prio))
+		in.armMasterDown(masterDown(local, in.masterAdverInterval))
 	}
 }
 

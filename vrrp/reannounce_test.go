@@ -213,3 +213,75 @@ func TestSplitBrainAnnouncements(t *testing.T) {
 		t.Errorf("winner's last announcement of the cycle at %v is not after the loser's at %v", winnerLast, loserLast)
 	}
 }
+
+// A master that steps down for a higher priority resigns with priority 0,
+// and a master that hears a resignation answers at once and announces its
+// VIPs again: another router held them too.
+func TestResignationOnSteppingDown(t *testing.T) {
+	s := baseSettings()
+	s.interval, s.garpRepeat, s.garpInterval = 100*time.Millisecond, 3, 20*time.Millisecond
+	loser := newRig(t, s, nil, nil)
+	loser.in.start()
+	loser.clock.Advance(masterDown(100, s.interval) + time.Second)
+	heard := loser.clock.Since()
+	loser.hear(t, addrHigh, 200, s.interval)
+	if a := loser.conn.last(); loser.state() != StateBackup || a.ad.Priority != 0 || a.at != heard || loser.addrs.holds() {
+		t.Errorf("stepping down: state %v, last advert %+v, VIPs held %v; want backup, priority 0 at %v, none",
+			loser.state(), a, loser.addrs.holds(), heard)
+	}
+
+	winner := newRig(t, s, nil, nil)
+	winner.in.start()
+	winner.clock.Advance(masterDown(100, s.interval) + time.Second)
+	heard = winner.clock.Since()
+	n := len(winner.conn.adverts())
+	winner.hear(t, addrLow, 0, s.interval)
+	if a := winner.conn.adverts(); len(a) != n+1 || a[n].at != heard || a[n].ad.Priority != 100 {
+		t.Errorf("no immediate advert answering the resignation: %+v", a[n-1:])
+	}
+	winner.clock.Advance(time.Second)
+	if got, want := winner.announcedSince(heard), cycles(s, 2*s.interval, heard); !slices.Equal(got, want) {
+		t.Errorf("announced at %v after the resignation\nwant %v", got, want)
+	}
+}
+
+// The split brain the winner never hears of: the link heals just before
+// the winner's advert, so the loser steps down without one of its own
+// adverts reaching the winner. Its resignation makes the winner announce
+// the VIPs again.
+func TestSplitBrainHealedByWinnersAdvert(t *testing.T) {
+	clock := newFakeClock()
+	sa, sb := baseSettings(), baseSettings()
+	for _, s := range []*settings{&sa, &sb} {
+		s.interval, s.garpRepeat, s.garpInterval = 100*time.Millisecond, 3, 20*time.Millisecond
+	}
+	sa.name, sa.priority, sa.source = "a", 200, addrLow
+	sb.name, sb.priority, sb.source = "b", 100, addrHigh
+	win, lose := newRig(t, sa, clock, nil), newRig(t, sb, clock, nil)
+	win.conn.peer, lose.conn.peer = lose.in, win.in
+	win.in.start()
+	lose.in.start()
+	// Both are masters. The winner advertises at 321.875 ms + k × 100 ms,
+	// the loser at 360.9375 ms + k × 100 ms; healing at 1.4 s puts the
+	// winner's advert (1.421875 s) before the loser's next one.
+	clock.Advance(1400 * time.Millisecond)
+	if win.state() != StateMaster || lose.state() != StateMaster {
+		t.Fatalf("link cut: winner %v loser %v, want both master", win.state(), lose.state())
+	}
+	healed := clock.Since()
+	nLoser := len(lose.conn.adverts())
+	win.conn.setLinked(true)
+	lose.conn.setLinked(true)
+	clock.Advance(time.Second)
+	if win.state() != StateMaster || lose.state() != StateBackup {
+		t.Fatalf("healed: winner %v loser %v", win.state(), lose.state())
+	}
+	la := lose.conn.adverts()[nLoser:]
+	if len(la) != 1 || la[0].ad.Priority != 0 {
+		t.Fatalf("loser's adverts after the heal: %+v; want only its resignation", la)
+	}
+	heard := la[0].at + time.Millisecond // the fake link's delay
+	if got, want := win.announcedSince(healed), cycles(sa, 2*sa.interval, heard); !slices.Equal(got, want) {
+		t.Errorf("winner announced at %v after the heal\nwant a cycle %v from hearing the resignation", got, want)
+	}
+}
