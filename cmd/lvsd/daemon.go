@@ -34,9 +34,10 @@ type lvsdDaemon struct {
 	sched *checks.Scheduler
 	// vr runs even without [[vrrp]], so a reload can add the first
 	// instance and remove the last.
-	vr   *vrrp.Manager
-	sync syncFollower // nil without [vrrp.sync] at start
-	vips vrrp.AddressManager
+	vr       *vrrp.Manager
+	sync     syncFollower // nil until a config has [vrrp.sync]; guarded by vrrpMu
+	syncOpts director.SyncOptions
+	vips     vrrp.AddressManager
 
 	// vrrpMu orders the sync follower's updates: VRRP transitions and a
 	// reload moving [vrrp.sync] to another instance.
@@ -71,9 +72,15 @@ type daemonHost struct {
 	// test can see the collectors themselves (their Describe), not only
 	// the series they have produced so far.
 	metrics func(prometheus.Registerer) prometheus.Registerer
+	// sync reaches the kernel's connection-sync daemons; zero: the real ones.
+	sync director.SyncOptions
 }
 
 type daemonOption func(*daemonHost)
+
+// withSync runs the connection-sync daemons through o (its Control and
+// Sysctl) instead of the kernel.
+func withSync(o director.SyncOptions) daemonOption { return func(h *daemonHost) { h.sync = o } }
 
 // withIPVS programs ipvs instead of the kernel's table.
 func withIPVS(ipvs director.IPVS) daemonOption { return func(h *daemonHost) { h.ipvs = ipvs } }
@@ -104,7 +111,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 		return nil, err
 	}
 	d := &lvsdDaemon{log: log, cfg: cfg, healthy: map[string]map[string]bool{}, reg: prometheus.NewRegistry(),
-		vips: h.addrs, applySysctls: h.sysctls, vrrpMaster: map[string]bool{}}
+		vips: h.addrs, applySysctls: h.sysctls, vrrpMaster: map[string]bool{}, syncOpts: h.sync}
 	reg := h.metrics(d.reg)
 	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
@@ -132,7 +139,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 	}
 	if len(cfg.VRRP) > 0 {
 		var err error
-		d.sync, err = newSyncFollower(cfg, log)
+		d.sync, err = newSyncFollower(cfg, log, d.syncOpts)
 		if err != nil {
 			return nil, err
 		}
@@ -278,8 +285,11 @@ func (d *lvsdDaemon) run(ctx context.Context) error {
 func (d *lvsdDaemon) shutdownKernel(cfg *config.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if d.sync != nil {
-		if err := d.sync.Close(ctx); err != nil {
+	d.vrrpMu.Lock()
+	follower := d.sync
+	d.vrrpMu.Unlock()
+	if follower != nil {
+		if err := follower.Close(ctx); err != nil {
 			d.log.Warn("stopping sync daemons", "err", err)
 		}
 	}

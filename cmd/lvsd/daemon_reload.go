@@ -31,11 +31,11 @@ func syncInstance(cfg *config.Config) string {
 // [vrrp.sync] moved to another instance, the follower hears that
 // instance's state now, not at its next transition.
 func (d *lvsdDaemon) updateSync(old, next *config.Config) {
+	d.vrrpMu.Lock()
+	defer d.vrrpMu.Unlock()
 	if d.sync == nil {
 		return
 	}
-	d.vrrpMu.Lock()
-	defer d.vrrpMu.Unlock()
 	d.sync.Update(next)
 	if inst := syncInstance(next); inst != "" && inst != syncInstance(old) {
 		d.sync.OnState(inst, d.vrrpMaster[inst])
@@ -112,6 +112,23 @@ func (d *lvsdDaemon) Reload() error {
 	return nil
 }
 
+// startSyncIfAdded starts connection sync when next is the first config
+// with [vrrp.sync]; the caller installs it once the reload commits.
+func (d *lvsdDaemon) startSyncIfAdded(next *config.Config) (syncFollower, error) {
+	inst := syncInstance(next)
+	d.vrrpMu.Lock()
+	running := d.sync != nil
+	d.vrrpMu.Unlock()
+	if inst == "" || running {
+		return nil, nil
+	}
+	f, err := newSyncFollower(next, d.log, d.syncOpts)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp[%s]: [vrrp.sync]: %w", inst, err)
+	}
+	return f, nil
+}
+
 func (d *lvsdDaemon) reload(old *config.Config) error {
 	next, err := config.Load(old.Path)
 	if err != nil {
@@ -120,24 +137,41 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 	if d.dir == nil && len(next.Services) > 0 {
 		return director.ErrNoIPVS
 	}
-	if inst := syncInstance(next); inst != "" && d.sync == nil {
-		return fmt.Errorf("vrrp[%s]: [vrrp.sync] added: connection sync is set up when lvsd starts; restart lvsd to start it", inst)
-	}
 	staticIface, addStatic, delStatic, err := staticVIPChanges(old, next)
 	if err != nil {
 		return err
 	}
 	// Everything that can reject the reload runs before anything changes:
+	// connection sync starts its backup daemon (the first [vrrp.sync]),
 	// VRRP is checked (and newly tracked links watched) before the
 	// director takes the new table, and applied after.
-	applyVRRP, err := d.vr.Prepare(next.VRRP)
+	added, err := d.startSyncIfAdded(next)
 	if err != nil {
 		return err
 	}
+	abort := func(err error) error {
+		if added != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if cerr := added.Close(ctx); cerr != nil {
+				d.log.Warn("stopping the connection sync of a rejected reload", "err", cerr)
+			}
+		}
+		return err
+	}
+	applyVRRP, err := d.vr.Prepare(next.VRRP)
+	if err != nil {
+		return abort(err)
+	}
 	if d.dir != nil {
 		if err := d.dir.Update(next); err != nil {
-			return err
+			return abort(err)
 		}
+	}
+	if added != nil {
+		d.vrrpMu.Lock()
+		d.sync = added
+		d.vrrpMu.Unlock()
 	}
 	d.mu.Lock()
 	d.cfg = next

@@ -16,10 +16,11 @@ type syncFollower interface {
 	Close(ctx context.Context) error
 }
 
-func newSyncFollower(cfg *config.Config, log *slog.Logger) (syncFollower, error) {
+func newSyncFollower(cfg *config.Config, log *slog.Logger, opts director.SyncOptions) (syncFollower, error) {
 	for _, v := range cfg.VRRP {
 		if v.Sync != nil {
-			return director.NewSyncManager(cfg, director.SyncOptions{Logger: log})
+			opts.Logger = log
+			return director.NewSyncManager(cfg, opts)
 		}
 	}
 	return nil, nil

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lvsd/lvsd/director"
@@ -135,13 +138,63 @@ func TestReloadAddsAndRemovesVRRP(t *testing.T) {
 	}
 }
 
-// TestReloadRejectsSyncAdded: connection sync is set up at start, so a
-// reload adding [vrrp.sync] is rejected and changes nothing, not even the
+// syncDaemons stands in for the kernel's connection-sync daemons.
+type syncDaemons struct {
+	mu      sync.Mutex
+	running map[director.SyncState]director.SyncDaemon
+	fail    error // returned by StartDaemon when set
+}
+
+func (f *syncDaemons) StartDaemon(_ context.Context, d director.SyncDaemon) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	if _, ok := f.running[d.State]; ok {
+		return director.ErrDaemonRunning
+	}
+	f.running[d.State] = d
+	return nil
+}
+
+func (f *syncDaemons) StopDaemon(_ context.Context, s director.SyncState) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.running[s]; !ok {
+		return director.ErrNoDaemon
+	}
+	delete(f.running, s)
+	return nil
+}
+
+func (f *syncDaemons) Daemons(context.Context) ([]director.SyncDaemon, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []director.SyncDaemon
+	for _, d := range f.running {
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func (f *syncDaemons) states() []director.SyncState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := slices.Collect(maps.Keys(f.running))
+	slices.Sort(out)
+	return out
+}
+
+// TestReloadAddsSync: a reload that adds the first [vrrp.sync] starts
+// connection sync (the backup daemon, and the master daemon on a master);
+// one whose sync cannot start is rejected and changes nothing, not even the
 // VRRP priority changed in the same file.
-func TestReloadRejectsSyncAdded(t *testing.T) {
+func TestReloadAddsSync(t *testing.T) {
 	c := newLabConfig(t)
 	c.Extra = labVRRP
-	l := startLab(t, c)
+	kernel := &syncDaemons{running: map[director.SyncState]director.SyncDaemon{}, fail: errors.New("ENOMEM from the kernel")}
+	l := startLab(t, c, withSync(director.SyncOptions{Control: kernel, Sysctl: func(director.Sysctl) error { return nil }}))
 	l.steady(c)
 	l.waitVRRP("master", 2)
 	cfg := l.d.config()
@@ -149,13 +202,27 @@ func TestReloadRejectsSyncAdded(t *testing.T) {
 	c.Extra = strings.Replace(labVRRP, "priority = 150", "priority = 120", 1) + "\n  [vrrp.sync]\n"
 	l.write(c.render(t))
 	code, _, errOut := l.lvsd("reload")
-	if code != 1 || !strings.Contains(errOut, "[vrrp.sync] added") || !strings.Contains(errOut, "restart") {
-		t.Fatalf("lvsd reload adding [vrrp.sync]: exit %d, %q; want a rejection asking for a restart", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "[vrrp.sync]") || !strings.Contains(errOut, "ENOMEM") {
+		t.Fatalf("lvsd reload whose sync cannot start: exit %d, %q; want a rejection naming [vrrp.sync] and the cause", code, errOut)
 	}
 	if l.d.config() != cfg {
 		t.Error("the daemon switched config after a rejected reload")
 	}
 	if v := l.status().VRRP; len(v) != 1 || v[0].Priority != 150 || v[0].State != "master" {
 		t.Errorf("VRRP after the rejected reload: %+v; want priority 150 unchanged", v)
+	}
+
+	kernel.mu.Lock()
+	kernel.fail = nil
+	kernel.mu.Unlock()
+	l.reload()
+	l.eventually("sync daemons started", func() error {
+		if got, want := kernel.states(), []director.SyncState{director.SyncMaster, director.SyncBackup}; !slices.Equal(got, want) {
+			return fmt.Errorf("running %v, want %v", got, want)
+		}
+		return nil
+	})
+	if v := l.status().VRRP; len(v) != 1 || v[0].Priority != 120 || v[0].State != "master" {
+		t.Errorf("VRRP after the reload: %+v; want master at priority 120", v)
 	}
 }
