@@ -171,15 +171,12 @@ func (l *dirLab) dump() []director.KernelService {
 	return tab
 }
 
-// TestDirectorNAT walks one NAT topology through everything the director
-// does, in order (one topology: building one costs tens of seconds under
-// the VM's emulation).
-func TestDirectorNAT(t *testing.T) {
-	l := natLab(t)
-	l.start(l.webConfig(nil))
-	step := func(name string) { t.Logf("--- %s (%s)", name, time.Now().Format("15:04:05")) }
-
-	step("alpha: the service exists, no server enters before a healthy verdict")
+// alphaEvictRestore drives a fresh web service: the service exists with no
+// server before a healthy verdict; both serve once healthy; an evicted one
+// gets no requests (one del_dest); a restored one gets them again.
+func (l *dirLab) alphaEvictRestore() {
+	t := l.t
+	t.Helper()
 	if res := l.pass(); len(res.Ops) != 1 {
 		t.Fatalf("first pass: %v", res.Ops)
 	}
@@ -187,8 +184,6 @@ func TestDirectorNAT(t *testing.T) {
 	l.health("rs2", true)
 	l.pass()
 	l.expectOnly(6, "rs1", "rs2")
-
-	step("eviction is seen in where requests land; restore brings it back")
 	l.health("rs1", false)
 	if res := l.pass(); len(res.Ops) != 1 || res.Ops[0].Kind != director.OpDelDest {
 		t.Fatalf("evict: %v", res.Ops)
@@ -197,6 +192,18 @@ func TestDirectorNAT(t *testing.T) {
 	l.health("rs1", true)
 	l.pass()
 	l.expectOnly(6, "rs1", "rs2")
+}
+
+// TestDirectorNAT walks one NAT topology through everything the director
+// does, in order (one topology: building one costs tens of seconds under
+// the VM's emulation).
+func TestDirectorNAT(t *testing.T) {
+	l := natLab(t)
+	l.start(l.webConfig(nil))
+	step := func(name string) { t.Logf("--- %s (%s)", name, time.Now().Format("15:04:05")) }
+
+	step("alpha, then eviction seen in where requests land, then restore")
+	l.alphaEvictRestore()
 
 	step("drift: flushed table, deleted real server, changed weight")
 	for _, tc := range []struct {
@@ -346,21 +353,7 @@ func TestDirectorNAT(t *testing.T) {
 func TestDirectorNATIPv6(t *testing.T) {
 	l := natLabWith(t, natV6)
 	l.start(l.webConfig(nil))
-	if res := l.pass(); len(res.Ops) != 1 {
-		t.Fatalf("first pass: %v", res.Ops)
-	}
-	l.health("rs1", true)
-	l.health("rs2", true)
-	l.pass()
-	l.expectOnly(6, "rs1", "rs2")
-	l.health("rs1", false)
-	if res := l.pass(); len(res.Ops) != 1 || res.Ops[0].Kind != director.OpDelDest {
-		t.Fatalf("evict: %v", res.Ops)
-	}
-	l.expectOnly(6, "rs2")
-	l.health("rs1", true)
-	l.pass()
-	l.expectOnly(6, "rs1", "rs2")
+	l.alphaEvictRestore()
 	if out := l.dir.Run("ipvsadm", "-Ln"); !strings.Contains(out, "[fd00:1::100]:80") || !strings.Contains(out, "[fd00:2::11]:80") {
 		t.Errorf("ipvsadm does not show the IPv6 service and real server:\n%s", out)
 	}

@@ -46,6 +46,18 @@ func (r *recorder) record(due, start time.Time, healthy bool) {
 	r.mu.Unlock()
 }
 
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = pprof.Lookup("heap").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 func cpuAndRSS() (user, system time.Duration, maxRSSKB int64) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -127,24 +139,7 @@ func measure(o options) (result, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	if o.memProfile != "" {
-		f, err := os.Create(o.memProfile)
-		if err != nil {
-			return result{}, err
-		}
-		err = pprof.Lookup("heap").WriteTo(f, 0)
-		f.Close()
-		if err != nil {
-			return result{}, err
-		}
-	}
-	if o.memProfile != "" {
-		f, err := os.Create(o.memProfile)
-		if err != nil {
-			return result{}, err
-		}
-		err = pprof.Lookup("heap").WriteTo(f, 0)
-		f.Close()
-		if err != nil {
+		if err := writeHeapProfile(o.memProfile); err != nil {
 			return result{}, err
 		}
 	}
