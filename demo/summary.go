@@ -44,7 +44,7 @@ func (m *measurements) print(n *narrator) {
 		lines = append(lines, fmt.Sprintf("  restore            up after %s, back in the table after %s", secs(m.restoreUp), secs(m.restoreIn)))
 	}
 	if m.takeover > 0 {
-		lines = append(lines, fmt.Sprintf("  takeover (SIGKILL) backup master after %s (at most %s expected); client gap %s", secs(m.takeover), secs(m.takeoverExpected), gap(m.takeoverGap, m.takeoverFailed)))
+		lines = append(lines, fmt.Sprintf("  takeover (SIGKILL) backup master after %s (Master_Down_Interval %s after the last advert); client gap %s", secs(m.takeover), secs(m.takeoverExpected), gap(m.takeoverGap, m.takeoverFailed)))
 	}
 	if m.preempt > 0 {
 		lines = append(lines, fmt.Sprintf("  preempt            old master back after %s; client gap %s", secs(m.preempt), gap(m.preemptGap, m.preemptFailed)))
