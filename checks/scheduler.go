@@ -49,6 +49,9 @@ type Target struct {
 	Checks     []*config.Check
 	// StartHealthy starts the server up (alpha off) instead of unknown.
 	StartHealthy bool
+	// Previous is the service's name before a reload renamed it: the
+	// target keeps the state it had under that name.
+	Previous string
 }
 
 // Transition reports that a real server became healthy or unhealthy, or
@@ -443,6 +446,9 @@ func (s *Scheduler) Update(targets []Target) {
 			continue
 		}
 		old := s.targets[key]
+		if old == nil && spec.Previous != "" {
+			old = s.targets[targetKey{spec.Previous, spec.RealServer}]
+		}
 		if old != nil && old.Addr != spec.Addr {
 			old = nil
 		}

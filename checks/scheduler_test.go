@@ -347,6 +347,31 @@ func TestSchedulerReloadKeepsState(t *testing.T) {
 	h.expect(up("web", a))
 }
 
+// A target whose service a reload renamed keeps its state and its probe:
+// no transition, no rebuilt checker, no return to unknown.
+func TestSchedulerRenamedServiceKeepsState(t *testing.T) {
+	h := newHarness(t)
+	const rs = "10.0.0.8:80"
+	h.fakes.set(rs, true)
+	h.s.Update([]Target{tgt("web", rs, false, tcpCheck(2, 2))})
+	h.tick(1)
+	h.tick(1)
+	h.expect(up("web", rs))
+	renamed := tgt("www", rs, false, tcpCheck(2, 2))
+	renamed.Previous = "web"
+	h.s.Update([]Target{renamed})
+	h.expect()
+	if st := h.status("www", rs); st.Health != Up || st.Successes != 2 {
+		t.Errorf("after the rename: %+v", st)
+	}
+	if n := h.s.Undecided(); n != 0 {
+		t.Errorf("%d undecided after the rename", n)
+	}
+	if got := h.fakes.count(h.fakes.built, rs); got != 1 {
+		t.Errorf("the checker was rebuilt (%d builds)", got)
+	}
+}
+
 func TestSchedulerHungProbeDoesNotDelayOthers(t *testing.T) {
 	h := newHarness(t)
 	hung, fine := "10.0.0.8:80", "10.0.0.9:80"

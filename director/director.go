@@ -109,10 +109,13 @@ func (d *Director) Update(cfg *config.Config) error {
 	for k := range keep {
 		delete(d.retired, k)
 	}
-	live := map[rsID]bool{}
 	names := map[string]bool{}
 	for _, cs := range svcs {
 		names[cs.name] = true
+	}
+	d.carryRenamesLocked(svcs, names)
+	live := map[rsID]bool{}
+	for _, cs := range svcs {
 		for _, r := range cs.reals {
 			id := rsID{cs.name, r.name}
 			live[id] = true
@@ -146,6 +149,33 @@ func (d *Director) Update(cfg *config.Config) error {
 	d.updatePoolsLocked()
 	d.Trigger()
 	return nil
+}
+
+// carryRenamesLocked gives a renamed service (the same kernel service under
+// a new name, the old name gone) the health, drains and quorum state of its
+// servers under the old name, as the checks keep their verdicts: a rename
+// must not take healthy servers out of the table.
+func (d *Director) carryRenamesLocked(next []*compiledService, names map[string]bool) {
+	before := map[ServiceKey]string{}
+	for _, cs := range d.services {
+		before[cs.svc.Key] = cs.name
+	}
+	for _, cs := range next {
+		prev, ok := before[cs.svc.Key]
+		if !ok || prev == cs.name || names[prev] {
+			continue
+		}
+		for _, r := range cs.reals {
+			if st := d.state[rsID{prev, r.name}]; st != nil && d.state[rsID{cs.name, r.name}] == nil {
+				moved := *st
+				d.state[rsID{cs.name, r.name}] = &moved
+			}
+		}
+		if p := d.pools[prev]; p != nil && d.pools[cs.name] == nil {
+			moved := *p
+			d.pools[cs.name] = &moved
+		}
+	}
 }
 
 func (d *Director) updatePoolsLocked() {

@@ -540,3 +540,32 @@ func TestNetmaskEncoding(t *testing.T) {
 		t.Errorf("/24 encodes as %v", b)
 	}
 }
+
+// A service renamed in the config (same kernel service) keeps its servers'
+// health and drains: the reload makes no kernel op, where starting them
+// unknown would pull the healthy one out of the table (alpha).
+func TestRenamedServiceKeepsState(t *testing.T) {
+	named := func(name string) *config.Config {
+		s := service(name, "192.0.2.1:80", "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80")
+		s.Alpha = nil
+		return cfgOf(s)
+	}
+	h := newHarness(t, named("web"))
+	h.d.SetHealth("web", "10.0.0.1:80", Health{Known: true, Healthy: true, Weight: -1})
+	h.d.SetHealth("web", "10.0.0.2:80", Health{Known: true, Healthy: true, Weight: -1})
+	h.d.SetHealth("web", "10.0.0.3:80", Health{Known: true, Healthy: false, Weight: -1})
+	if err := h.d.Drain("web", "10.0.0.2:80", true); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	before := h.dests("192.0.2.1:80")
+	if err := h.d.Update(named("www")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := h.pass(); n != 0 {
+		t.Errorf("renaming the service made %d kernel ops: %v", n, h.fake.Ops())
+	}
+	if after := h.dests("192.0.2.1:80"); after != before {
+		t.Errorf("destinations %s after the rename, %s before", after, before)
+	}
+}

@@ -209,7 +209,7 @@ func (d *lvsdDaemon) run(ctx context.Context) error {
 	if err := d.syncStaticVIPs(ctx, nil, cfg); err != nil {
 		return err
 	}
-	d.sched.Update(targetsOf(cfg))
+	d.sched.Update(targetsOf(cfg, nil))
 	d.markUncheckedHealthy(cfg)
 
 	listeners, err := d.startListeners(cfg)
@@ -377,7 +377,9 @@ func (d *lvsdDaemon) config() *config.Config {
 
 // targetsOf lists every real server that has checks. Servers without
 // checks are taken as healthy, as in keepalived.
-func targetsOf(cfg *config.Config) []checks.Target {
+// targetsOf is what the checks probe under cfg; renames (new service name
+// to old, see serviceRenames) lets renamed services keep their verdicts.
+func targetsOf(cfg *config.Config, renames map[string]string) []checks.Target {
 	var out []checks.Target
 	for _, s := range cfg.Services {
 		for _, rs := range s.RealServers {
@@ -386,7 +388,7 @@ func targetsOf(cfg *config.Config) []checks.Target {
 			}
 			out = append(out, checks.Target{
 				Service: s.Name, RealServer: rs.Key(), Addr: rs.AddrPort(),
-				Checks: rs.Checks, StartHealthy: !s.AlphaOn(),
+				Checks: rs.Checks, StartHealthy: !s.AlphaOn(), Previous: renames[s.Name],
 			})
 		}
 	}

@@ -324,3 +324,35 @@ func slicesEqualStrings[T fmt.Stringer](a, b []T) bool {
 	}
 	return true
 }
+
+// TestReloadRenamedService: renaming a service (same VIP, port and
+// protocol) keeps its real servers and their verdicts: no kernel op, no
+// health transition, nobody back to unknown.
+func TestReloadRenamedService(t *testing.T) {
+	c := newLabConfig(t)
+	l := startLab(t, c)
+	l.steady(c)
+	l.ipvs.ResetOps()
+	l.write(strings.Replace(c.render(t), `name = "web"`, `name = "www"`, 1))
+	l.reload()
+	l.passes(2)
+	if ops := l.ipvs.Ops(); !maps.Equal(ops, map[director.OpKind]int{}) {
+		t.Errorf("renaming the service made kernel ops %v", ops)
+	}
+	st := l.status()
+	if len(st.Services) != 1 || st.Services[0].Name != "www" {
+		t.Fatalf("services after the rename: %+v", st.Services)
+	}
+	want := map[string]string{c.Good: "up", c.Bad: "down"}
+	for _, rs := range st.Services[0].RealServers {
+		if rs.Health != want[rs.Address] {
+			t.Errorf("%s after the rename: health %s, want %s", rs.Address, rs.Health, want[rs.Address])
+		}
+	}
+	after := l.scrape()
+	for _, to := range []string{"up", "down", "unknown"} {
+		if n := after.count("lvsd_check_transitions_total", "service", "www", "to", to); n != 0 {
+			t.Errorf("%v transitions to %s under the new name", n, to)
+		}
+	}
+}
