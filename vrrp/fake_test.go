@@ -96,6 +96,10 @@ type sentAdvert struct {
 	at  time.Duration
 	dst netip.Addr
 	ad  Advert
+	// vipsHeld and announced are what the rig's instance had done when it
+	// sent this advert: VIPs on the interface, announcements sent.
+	vipsHeld  bool
+	announced int
 }
 
 // fakeConn records what an instance sends, and with a peer set delivers it
@@ -110,6 +114,8 @@ type fakeConn struct {
 	// closed, when set, makes Receive block until Close, as a socket does.
 	closed    chan struct{}
 	closeOnce sync.Once
+	// host reports the rig's VIPs and announcements, for sentAdvert.
+	host func() (vipsHeld bool, announced int)
 }
 
 func (c *fakeConn) Send(b []byte, dst netip.Addr) error {
@@ -117,8 +123,12 @@ func (c *fakeConn) Send(b []byte, dst netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	sa := sentAdvert{at: c.clock.Since(), dst: dst, ad: ad}
+	if c.host != nil {
+		sa.vipsHeld, sa.announced = c.host()
+	}
 	c.mu.Lock()
-	c.sent = append(c.sent, sentAdvert{at: c.clock.Since(), dst: dst, ad: ad})
+	c.sent = append(c.sent, sa)
 	peer, linked := c.peer, c.linked
 	c.mu.Unlock()
 	if peer != nil && linked {
@@ -246,6 +256,7 @@ func newRig(t *testing.T, s settings, clock *fakeClock, m *metrics) *rig {
 		clock = newFakeClock()
 	}
 	r := &rig{clock: clock, conn: &fakeConn{clock: clock, src: s.source}, addrs: &fakeAddrs{held: map[netip.Prefix]bool{}}, ann: &fakeAnnouncer{clock: clock}}
+	r.conn.host = func() (bool, int) { return r.addrs.holds(), len(r.ann.times()) }
 	r.in = &instance{
 		cfg: s, clock: clock, conn: r.conn, addrs: r.addrs, ann: r.ann, metrics: m,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), faults: map[string]bool{},

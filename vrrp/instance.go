@@ -309,10 +309,14 @@ func (in *instance) masterDownExpired() {
 func (in *instance) becomeMaster(reason string) {
 	in.preemptSince = time.Time{}
 	in.seeMaster(in.cfg.source, in.effectivePriority())
-	in.sendAdvert(in.effectivePriority())
 	in.setState(StateMaster, reason)
-	in.armAdver()
+	// The VIPs and their announcement go before the first advert: a live
+	// master we preempt drops the VIPs as soon as it hears the advert, and
+	// adding them can take milliseconds, in which clients that still
+	// point at it would find no VIP anywhere.
 	in.claimVIPs()
+	in.sendAdvert(in.effectivePriority())
+	in.armAdver()
 }
 
 func (in *instance) claimVIPs() {

@@ -216,6 +216,39 @@ func TestShutdownSendsPriorityZero(t *testing.T) {
 	}
 }
 
+// A new master holds and announces its VIPs before its first advert: a
+// master it preempts drops them on hearing that advert, so the other order
+// leaves the VIPs nowhere for as long as adding them takes.
+func TestVIPsBeforeFirstAdvert(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		prio int // of the live lower master we hear; 0: none
+	}{{"master down", 0}, {"preempting a live lower master", 100}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := baseSettings()
+			s.priority = 150
+			r := newRig(t, s, nil, nil)
+			r.in.start()
+			for range 50 {
+				if r.state() == StateMaster {
+					break
+				}
+				if tt.prio > 0 {
+					r.hear(t, addrLow, tt.prio, time.Second)
+				}
+				r.clock.Advance(time.Second)
+			}
+			a := r.conn.adverts()
+			if r.state() != StateMaster || len(a) == 0 {
+				t.Fatalf("state %v after %d adverts", r.state(), len(a))
+			}
+			if first := a[0]; !first.vipsHeld || first.announced == 0 {
+				t.Errorf("first advert sent with VIPs held %v and %d announcements; want both first", first.vipsHeld, first.announced)
+			}
+		})
+	}
+}
+
 func TestPreemptDelay(t *testing.T) {
 	s := baseSettings()
 	s.priority = 150
