@@ -30,7 +30,7 @@ func crash(l *lab, m *measurements) bool {
 	if err := a.host.unplug(l.lan); err != nil {
 		n.fail("pulling %s's cable: %v", a.name, err)
 	}
-	a.lvsd.kill()
+	a.lvsd.Kill()
 	n.sayAt(t0, "%s crashed: the machine dropped off the network (its cable is pulled) and lvsd got SIGKILL. (A killed lvsd alone would leave the VIP and the IPVS table in %s's kernel, still forwarding.)", a.name, a.name)
 	bound := 5*expected + slack
 	ev, ok := l.journal.wait(t0, bound, vrrpTo(b.name, "master"))

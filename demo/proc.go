@@ -5,35 +5,30 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	lproc "github.com/lvsd/lvsd/internal/proc"
 )
 
 // proc is a process the demo started inside a host. Its output goes to a
 // log file; lineFn, when set, also sees every line of it as it comes.
 type proc struct {
+	*lproc.Proc
 	name string
-	cmd  *exec.Cmd
 	log  string // path of the log file
-	done chan struct{}
-	err  error // valid once done is closed
 }
 
 func (h *host) start(name, logDir string, lineFn func(string), argv ...string) (*proc, error) {
-	p := &proc{name: name, log: filepath.Join(logDir, name+".log"), done: make(chan struct{})}
+	p := &proc{name: name, log: filepath.Join(logDir, name+".log")}
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(f, "---- %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
-	p.cmd = h.command(argv...)
-	// A group of its own, so a signal reaches its children too; Pdeathsig
-	// stops it when the demo itself is killed.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd := h.command(argv...)
 	var out io.Writer = f
 	var pw *io.PipeWriter
 	if lineFn != nil {
@@ -49,48 +44,18 @@ func (h *host) start(name, logDir string, lineFn func(string), argv ...string) (
 			io.Copy(io.Discard, pr)
 		}()
 	}
-	p.cmd.Stdout, p.cmd.Stderr = out, out
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
+	cmd.Stdout, cmd.Stderr = out, out
+	p.Proc, err = lproc.Start(cmd, func() {
 		if pw != nil {
 			pw.Close()
 		}
 		f.Close()
-		close(p.done)
-	}()
+	})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL to the process group and waits for it.
-func (p *proc) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM, then SIGKILL after grace. Calling it twice is harmless.
-func (p *proc) stop(grace time.Duration) {
-	if p.exited() {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		p.kill()
-	}
 }
 
 // tail returns the last n lines of the process's log.
@@ -128,7 +93,7 @@ func (ps *procs) stopAll() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.stop(5 * time.Second)
+			p.Stop(5 * time.Second)
 		}()
 	}
 	wg.Wait()

@@ -187,7 +187,7 @@ func evict(l *lab, m *measurements, victim *realServer) bool {
 		return false
 	}
 	t0 := time.Now()
-	victim.proc.kill()
+	victim.proc.Kill()
 	n.say("killed %s's web server (SIGKILL)", victim.name)
 	ev, ok := l.journal.wait(t0, bound, healthOf(a.name, victim.key(), false))
 	if !ok {

@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/lvsd/lvsd/director"
+	lproc "github.com/lvsd/lvsd/internal/proc"
 )
 
 // impl is one director implementation with its namespaces: dirNS holds its
@@ -172,59 +172,39 @@ func startKeepalived(i *impl, keepalived, dir string, s settings) (*proc, error)
 	return startIn(i.dirNS, argv...)
 }
 
-// proc is a process started in a namespace, in a process group of its own.
+// proc is a process started in a namespace, with its output kept.
 type proc struct {
-	cmd  *exec.Cmd
-	out  syncBuffer
-	done chan struct{}
+	*lproc.Proc
+	out lproc.Buffer
 }
 
 func startIn(ns string, argv ...string) (*proc, error) {
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	p := &proc{}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	var err error
+	if p.Proc, err = lproc.Start(cmd, nil); err != nil {
 		return nil, fmt.Errorf("start %s: %w", strings.Join(argv, " "), err)
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
 	return p, nil
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
+// kill is the failure the bench times: SIGKILL, then the wait for the end.
 func (p *proc) kill() error {
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	if err := p.Signal(syscall.SIGKILL); err != nil {
 		return err
 	}
-	<-p.done
+	<-p.Done()
 	return nil
 }
 
-func (p *proc) stop() {
-	if p.exited() {
-		return
-	}
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.kill()
-	}
-}
+func (p *proc) stop() { _ = p.Stop(10 * time.Second) }
 
 func (p *proc) waitOutput(substr string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for !strings.Contains(p.out.String(), substr) {
-		if p.exited() || time.Now().After(deadline) {
-			return fmt.Errorf("%s: no %q in its output:\n%s", strings.Join(p.cmd.Args, " "), substr, p.tail())
+		if p.Exited() || time.Now().After(deadline) {
+			return fmt.Errorf("%s: no %q in its output:\n%s", strings.Join(p.Cmd.Args, " "), substr, p.tail())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -237,21 +217,4 @@ func (p *proc) tail() string {
 		lines = lines[len(lines)-20:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
