@@ -55,3 +55,15 @@ func closedPort(t *testing.T) netip.AddrPort {
 func dur(d time.Duration) config.Duration { return config.Duration{Duration: d} }
 
 func srcAddr(ip string) config.Addr { return config.Addr{IP: netip.MustParseAddr(ip)} }
+
+// acceptAndClose accepts and closes connections on l until it is closed:
+// a server that is up and says nothing.
+func acceptAndClose(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}

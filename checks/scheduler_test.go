@@ -521,15 +521,7 @@ func TestSchedulerRealTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(l)
 	addr := addrOf(t, l.Addr())
 	transitions := make(chan Transition, 10)
 	s := NewScheduler(nil, func(tr Transition) { transitions <- tr })
@@ -564,14 +556,6 @@ func TestSchedulerRealTCP(t *testing.T) {
 		t.Skipf("cannot listen on %s again: %v", addr, err)
 	}
 	defer l2.Close()
-	go func() {
-		for {
-			c, err := l2.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(l2)
 	wait(true)
 }

@@ -188,15 +188,7 @@ func TestTCPConnectFamilies(t *testing.T) {
 				t.Skipf("no %s loopback: %v", network, err)
 			}
 			defer l.Close()
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					c.Close()
-				}
-			}()
+			go acceptAndClose(l)
 			addr := addrOf(t, l.Addr())
 			targets := []netip.AddrPort{addr}
 			if addr.Addr().Is4() {
