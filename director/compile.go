@@ -62,14 +62,9 @@ func compile(cfg *config.Config) ([]*compiledService, error) {
 	return out, nil
 }
 
-func compileService(s *config.Service) (*compiledService, error) {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("service %q: %s", s.Name, fmt.Sprintf(format, args...))
-	}
-	if s.Name == "" {
-		return nil, fmt.Errorf("service at line %d: no name", s.Line)
-	}
-	cs := &compiledService{name: s.Name, quorum: s.Quorum, hysteresis: s.Hysteresis, alpha: s.Alpha == nil || *s.Alpha}
+// serviceKey is the kernel's identity of s: fwmark and family, or
+// protocol, VIP and port.
+func serviceKey(s *config.Service) (ServiceKey, error) {
 	key := ServiceKey{}
 	if s.FWMark != 0 {
 		key.FWMark = s.FWMark
@@ -79,30 +74,45 @@ func compileService(s *config.Service) (*compiledService, error) {
 		case "inet6":
 			key.Family = unix.AF_INET6
 		default:
-			return nil, fail("family %q: want inet or inet6", s.Family)
+			return key, fmt.Errorf("family %q: want inet or inet6", s.Family)
 		}
-	} else {
-		if !s.VIP.IP.IsValid() {
-			return nil, fail("no vip (or fwmark)")
-		}
-		key.Addr = s.VIP.IP.Unmap()
-		key.Family = familyOf(key.Addr)
-		switch s.Protocol {
-		case "", "tcp":
-			key.Protocol = unix.IPPROTO_TCP
-		case "udp":
-			key.Protocol = unix.IPPROTO_UDP
-			cs.udp = true
-		case "sctp":
-			key.Protocol = unix.IPPROTO_SCTP
-		default:
-			return nil, fail("protocol %q: want tcp, udp or sctp", s.Protocol)
-		}
-		if s.Port < 0 || s.Port > 65535 || (s.Port == 0 && s.Persistence.Duration == 0) {
-			return nil, fail("port %d: want 1..65535 (0 only with persistence)", s.Port)
-		}
-		key.Port = uint16(s.Port)
+		return key, nil
 	}
+	if !s.VIP.IP.IsValid() {
+		return key, errors.New("no vip (or fwmark)")
+	}
+	key.Addr = s.VIP.IP.Unmap()
+	key.Family = familyOf(key.Addr)
+	switch s.Protocol {
+	case "", "tcp":
+		key.Protocol = unix.IPPROTO_TCP
+	case "udp":
+		key.Protocol = unix.IPPROTO_UDP
+	case "sctp":
+		key.Protocol = unix.IPPROTO_SCTP
+	default:
+		return key, fmt.Errorf("protocol %q: want tcp, udp or sctp", s.Protocol)
+	}
+	if s.Port < 0 || s.Port > 65535 || (s.Port == 0 && s.Persistence.Duration == 0) {
+		return key, fmt.Errorf("port %d: want 1..65535 (0 only with persistence)", s.Port)
+	}
+	key.Port = uint16(s.Port)
+	return key, nil
+}
+
+func compileService(s *config.Service) (*compiledService, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("service %q: %s", s.Name, fmt.Sprintf(format, args...))
+	}
+	if s.Name == "" {
+		return nil, fmt.Errorf("service at line %d: no name", s.Line)
+	}
+	cs := &compiledService{name: s.Name, quorum: s.Quorum, hysteresis: s.Hysteresis, alpha: s.Alpha == nil || *s.Alpha}
+	key, err := serviceKey(s)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	cs.udp = key.Protocol == unix.IPPROTO_UDP
 	cs.svc.Key = key
 	cs.svc.Scheduler = s.Scheduler
 	if cs.svc.Scheduler == "" {

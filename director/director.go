@@ -109,13 +109,11 @@ func (d *Director) Update(cfg *config.Config) error {
 	for k := range keep {
 		delete(d.retired, k)
 	}
+	d.carryRenamesLocked(svcs)
+	live := map[rsID]bool{}
 	names := map[string]bool{}
 	for _, cs := range svcs {
 		names[cs.name] = true
-	}
-	d.carryRenamesLocked(svcs, names)
-	live := map[rsID]bool{}
-	for _, cs := range svcs {
 		for _, r := range cs.reals {
 			id := rsID{cs.name, r.name}
 			live[id] = true
@@ -151,31 +149,71 @@ func (d *Director) Update(cfg *config.Config) error {
 	return nil
 }
 
-// carryRenamesLocked gives a renamed service (the same kernel service under
-// a new name, the old name gone) the health, drains and quorum state of its
-// servers under the old name, as the checks keep their verdicts: a rename
-// must not take healthy servers out of the table.
-func (d *Director) carryRenamesLocked(next []*compiledService, names map[string]bool) {
-	before := map[ServiceKey]string{}
+// carryRenamesLocked gives a renamed service (see Renames) the health,
+// drains and quorum state of its servers under the old name, as the checks
+// keep their verdicts: a rename must not take healthy servers out of the
+// table.
+func (d *Director) carryRenamesLocked(next []*compiledService) {
+	var before, after []namedKey
 	for _, cs := range d.services {
-		before[cs.svc.Key] = cs.name
+		before = append(before, namedKey{cs.name, cs.svc.Key})
 	}
+	byName := map[string]*compiledService{}
 	for _, cs := range next {
-		prev, ok := before[cs.svc.Key]
-		if !ok || prev == cs.name || names[prev] {
-			continue
-		}
-		for _, r := range cs.reals {
-			if st := d.state[rsID{prev, r.name}]; st != nil && d.state[rsID{cs.name, r.name}] == nil {
+		after = append(after, namedKey{cs.name, cs.svc.Key})
+		byName[cs.name] = cs
+	}
+	for name, prev := range renames(before, after) {
+		for _, r := range byName[name].reals {
+			if st := d.state[rsID{prev, r.name}]; st != nil && d.state[rsID{name, r.name}] == nil {
 				moved := *st
-				d.state[rsID{cs.name, r.name}] = &moved
+				d.state[rsID{name, r.name}] = &moved
 			}
 		}
-		if p := d.pools[prev]; p != nil && d.pools[cs.name] == nil {
+		if p := d.pools[prev]; p != nil && d.pools[name] == nil {
 			moved := *p
-			d.pools[cs.name] = &moved
+			d.pools[name] = &moved
 		}
 	}
+}
+
+type namedKey struct {
+	name string
+	key  ServiceKey
+}
+
+// Renames maps each service of next that is a service of old under a new
+// name (the same kernel service, the old name gone) to its old name.
+// Services whose kernel identity cannot be computed are left out.
+func Renames(old, next *config.Config) map[string]string {
+	keyed := func(cfg *config.Config) []namedKey {
+		var out []namedKey
+		for _, s := range cfg.Services {
+			if k, err := serviceKey(s); err == nil {
+				out = append(out, namedKey{s.Name, k})
+			}
+		}
+		return out
+	}
+	return renames(keyed(old), keyed(next))
+}
+
+func renames(before, after []namedKey) map[string]string {
+	was := map[ServiceKey]string{}
+	for _, b := range before {
+		was[b.key] = b.name
+	}
+	names := map[string]bool{}
+	for _, a := range after {
+		names[a.name] = true
+	}
+	out := map[string]string{}
+	for _, a := range after {
+		if prev, ok := was[a.key]; ok && prev != a.name && !names[prev] {
+			out[a.name] = prev
+		}
+	}
+	return out
 }
 
 func (d *Director) updatePoolsLocked() {

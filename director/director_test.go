@@ -569,3 +569,31 @@ func TestRenamedServiceKeepsState(t *testing.T) {
 		t.Errorf("destinations %s after the rename, %s before", after, before)
 	}
 }
+
+func TestRenames(t *testing.T) {
+	udp := func(s *config.Service) *config.Service { s.Protocol = "udp"; return s }
+	for _, tc := range []struct {
+		name      string
+		old, next *config.Config
+		want      map[string]string
+	}{
+		{"renamed", cfgOf(service("web", "192.0.2.1:80")), cfgOf(service("www", "192.0.2.1:80")), map[string]string{"www": "web"}},
+		{"unchanged", cfgOf(service("web", "192.0.2.1:80")), cfgOf(service("web", "192.0.2.1:80")), map[string]string{}},
+		{"old name kept elsewhere", cfgOf(service("web", "192.0.2.1:80")),
+			cfgOf(service("www", "192.0.2.1:80"), service("web", "192.0.2.2:80")), map[string]string{}},
+		{"another protocol is another service", cfgOf(service("dns", "192.0.2.1:53")),
+			cfgOf(udp(service("dns-udp", "192.0.2.1:53"))), map[string]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Renames(tc.old, tc.next)
+			if len(got) != len(tc.want) {
+				t.Fatalf("Renames = %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("Renames = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}

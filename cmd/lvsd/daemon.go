@@ -378,7 +378,7 @@ func (d *lvsdDaemon) config() *config.Config {
 // targetsOf lists every real server that has checks. Servers without
 // checks are taken as healthy, as in keepalived.
 // targetsOf is what the checks probe under cfg; renames (new service name
-// to old, see serviceRenames) lets renamed services keep their verdicts.
+// to old, see director.Renames) lets renamed services keep their verdicts.
 func targetsOf(cfg *config.Config, renames map[string]string) []checks.Target {
 	var out []checks.Target
 	for _, s := range cfg.Services {

@@ -129,31 +129,6 @@ func (d *lvsdDaemon) startSyncIfAdded(next *config.Config) (syncFollower, error)
 	return f, nil
 }
 
-// serviceRenames maps each service of next that is a service of old under
-// a new name (the same kernel service, the old name gone) to its old name.
-// The director finds renames itself; the checks and the daemon's own
-// health map learn them from here.
-func serviceRenames(old, next *config.Config) map[string]string {
-	identity := func(s *config.Service) string {
-		return fmt.Sprint(s.FWMark, s.Family, s.Protocol, s.VIP.IP, s.Port)
-	}
-	was := map[string]string{}
-	for _, s := range old.Services {
-		was[identity(s)] = s.Name
-	}
-	names := map[string]bool{}
-	for _, s := range next.Services {
-		names[s.Name] = true
-	}
-	renames := map[string]string{}
-	for _, s := range next.Services {
-		if prev, ok := was[identity(s)]; ok && prev != s.Name && !names[prev] {
-			renames[s.Name] = prev
-		}
-	}
-	return renames
-}
-
 func (d *lvsdDaemon) reload(old *config.Config) error {
 	next, err := config.Load(old.Path)
 	if err != nil {
@@ -198,7 +173,7 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 		d.sync = added
 		d.vrrpMu.Unlock()
 	}
-	renames := serviceRenames(old, next)
+	renames := director.Renames(old, next)
 	d.mu.Lock()
 	d.cfg = next
 	for to, from := range renames {
