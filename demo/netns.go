@@ -8,12 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	lnetns "github.com/lvsd/lvsd/internal/netns"
 )
 
 // nsPrefix names every namespace the demo creates, so a run can find and
@@ -175,26 +176,10 @@ func (h *host) command(argv ...string) *exec.Cmd {
 }
 
 // do runs fn on an OS thread switched into h: sockets fn opens belong to h.
+// It enters through h's open handle, not its name, which a detached host
+// no longer has.
 func (h *host) do(fn func() error) error {
-	runtime.LockOSThread()
-	self, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer self.Close()
-	if err := netns.Set(h.fd); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", h.ns, err)
-	}
-	fnErr := fn()
-	if err := netns.Set(self); err != nil {
-		// This thread is stuck in h: leave it locked so the runtime
-		// discards it when the goroutine ends.
-		return errors.Join(fnErr, fmt.Errorf("setns back from %s: %w", h.ns, err))
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+	return lnetns.Do(fmt.Sprintf("/proc/self/fd/%d", int(h.fd)), fn)
 }
 
 // dial opens a connection from inside h.
