@@ -35,11 +35,11 @@ func kaDefaultDelayBeforeRetry(checker string, delayLoop time.Duration) time.Dur
 }
 
 // checkerAlpha is the alpha a checker runs with: its own, else inherited.
-func (m *kmap) checkerAlpha(c *node, in inherited) *flag {
+func (m *kmap) checkerAlpha(c *node, in inherited) *onOff {
 	for _, n := range c.kids {
 		if n.key() == "alpha" {
 			if on, ok := m.boolArg(n); ok {
-				return &flag{pos: n.pos, on: on}
+				return &onOff{pos: n.pos, on: on}
 			}
 		}
 	}
@@ -127,10 +127,10 @@ func (m *kmap) checker(c *node, in inherited, rsAddr string, checkPort int) []*t
 		}
 	}
 	if timeout >= interval {
-		short := (interval * 4 / 5).Round(time.Millisecond)
-		m.changed(c, "timeout %s: lvsd's timeout must be shorter than the check interval %s (keepalived allowed %s)",
-			formatDuration(short), formatDuration(interval), formatDuration(timeout))
-		timeout = short
+		longer := interval + timeout
+		m.changed(c, "interval %s: lvsd's timeout (%s) must be shorter than its check interval; keepalived waited delay_loop (%s) after each check, so this is its longest period",
+			formatDuration(longer), formatDuration(timeout), formatDuration(interval))
+		interval = longer
 	}
 	retry := kaDefaultRetry(kind)
 	if in.retry != nil {

@@ -22,7 +22,7 @@ type vsKey struct {
 type inherited struct {
 	delayLoop, connectTimeout, delayBeforeRetry, warmup *timed
 	retry                                               *counted
-	alpha                                               *flag
+	alpha                                               *onOff
 	virtualhost                                         string
 }
 
@@ -34,7 +34,7 @@ type counted struct {
 	pos Pos
 	n   int
 }
-type flag struct {
+type onOff struct {
 	pos Pos
 	on  bool
 }
@@ -62,7 +62,7 @@ func (m *kmap) inherit(in inherited, n *node) (inherited, bool) {
 		}
 	case "alpha":
 		if on, ok := m.boolArg(n); ok {
-			in.alpha = &flag{pos: n.pos, on: on}
+			in.alpha = &onOff{pos: n.pos, on: on}
 		}
 	case "virtualhost":
 		if m.needArgs(n, 1, 1) {
@@ -235,7 +235,7 @@ func (m *kmap) service(b *node, key vsKey) *table {
 		case "lb_kind", "lvs_method":
 			forwarding = m.forwarding(n)
 		case "hashed":
-			m.ignore(n, "an IPVS-internal flag")
+			m.ignore(n, "an IPVS-internal onOff")
 		case "ops":
 			opsNode = n
 		case "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback":
@@ -451,7 +451,7 @@ func (m *kmap) schedFlags(flags []*node, sched string) []string {
 // realServer builds one [[service.realserver]] and its checks (placed by
 // placeChecks). It reports whether the server had inhibit_on_failure, the
 // alpha of each checker and the weight.
-func (m *kmap) realServer(b *node, key vsKey, svcFwd string, in inherited) (*table, []*table, bool, []flag, int) {
+func (m *kmap) realServer(b *node, key vsKey, svcFwd string, in inherited) (*table, []*table, bool, []onOff, int) {
 	if !m.needArgs(b, 1, 2) {
 		return nil, nil, false, nil, 0
 	}
@@ -532,11 +532,11 @@ func (m *kmap) realServer(b *node, key vsKey, svcFwd string, in inherited) (*tab
 	t.kvs = append(t.kvs, thresholds...)
 
 	var checks []*table
-	var alphas []flag
+	var alphas []onOff
 	for _, c := range checkers {
 		cs := m.checker(c, in, a.String(), checkPort)
 		checks = append(checks, cs...)
-		al := flag{pos: c.pos}
+		al := onOff{pos: c.pos}
 		if eff := m.checkerAlpha(c, in); eff != nil {
 			al = *eff
 		}
