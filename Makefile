@@ -11,9 +11,9 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 # they drive (ipvsadm, ip, dig, curl), what the IPVS VM is built from (qemu,
 # busybox, kmod, cpio) and a C toolchain for `go test -race`.
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian
 
-.PHONY: all deps build lint unit e2e test demo clean
+.PHONY: all deps build lint unit e2e test demo clean deb deb-test
 
 all: build
 
@@ -48,7 +48,19 @@ lint:
 unit:
 	$(GO) test -race ./...
 
-test: deps lint unit e2e
+test: deps lint unit deb-test e2e
+
+# The Debian package: bin/lvsd_VERSION_amd64.deb (packaging/deb/build.sh),
+# checked with lintian, which must report no errors.
+deb: build
+	@deb=$$(packaging/deb/build.sh bin/lvsd '$(VERSION)' bin) && echo "$$deb" && \
+	lintian --fail-on error --suppress-tags statically-linked-binary,embedded-library "$$deb"
+
+# Builds the package, then installs it with dpkg -i, runs `lvsd version` and
+# `lvsd check` from it and purges it, checking nothing is left behind
+# (packaging/deb_test.go; as root, else it skips saying why).
+deb-test: deb
+	$(GO) test -count=1 -v -run TestDebianPackage ./packaging -deb "$$(ls -t $(CURDIR)/bin/lvsd_*_amd64.deb | head -1)"
 
 # A pair of lvsd directors (examples/pair-a.toml, pair-b.toml) in front of three
 # web servers and a DNS server, built from network namespaces, narrated step by

@@ -1,0 +1,515 @@
+package importer
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// vrrpInst is one vrrp_instance on its way to a [[vrrp]] table.
+type vrrpInst struct {
+	pos     Pos
+	name    string
+	iface   string
+	family  string // of the first VIP
+	version int
+	fields  map[string]kv
+	notify  map[string]*notifyCmd // master, backup, fault, "" (generic)
+	sync    *table
+}
+
+type notifyCmd struct {
+	pos   Pos
+	key   string
+	cmd   string
+	argv  []string
+	shell bool
+}
+
+// vrrpOrder is the order keys are printed in, the README's.
+var vrrpOrder = []string{"name", "vrid", "interface", "priority", "advert_interval", "preempt", "preempt_delay",
+	"vips", "unicast_peers", "source_address", "track_interfaces", "notify", "checksum",
+	"garp_repeat", "garp_interval", "garp_refresh"}
+
+func (v *vrrpInst) set(key string, val any, comment ...string) {
+	v.fields[key] = kv{key: key, val: tomlValue(val), comment: strings.Join(comment, " ")}
+}
+
+func (v *vrrpInst) table() *table {
+	t := newTable("[[vrrp]]", fmt.Sprintf("%s vrrp_instance %s", v.pos, v.name))
+	for _, k := range vrrpOrder {
+		if e, ok := v.fields[k]; ok {
+			t.kvs = append(t.kvs, e)
+		}
+	}
+	if v.sync != nil {
+		t.add(v.sync)
+	}
+	return t
+}
+
+var lvsdName = regexp.MustCompile(`^[A-Za-z0-9._:/@-]+$`)
+
+func (m *kmap) vrrpInstance(b *node) {
+	if !m.needArgs(b, 1, 1) {
+		return
+	}
+	v := &vrrpInst{pos: b.pos, name: b.arg(0), version: m.version, fields: map[string]kv{}, notify: map[string]*notifyCmd{}}
+	if !lvsdName.MatchString(v.name) {
+		clean := regexp.MustCompile(`[^A-Za-z0-9._:/@-]`).ReplaceAllString(v.name, "_")
+		m.changed(b, "renamed %q to %q: lvsd names use letters, digits and . _ - : / @", v.name, clean)
+		v.name = clean
+	}
+	v.set("name", v.name)
+	m.vrrps = append(m.vrrps, v)
+	m.vrrpByID[b.arg(0)] = v
+
+	var vips []string
+	var versionNode *node
+	for _, n := range b.kids {
+		switch k := n.key(); k {
+		case "virtual_router_id":
+			if id, ok := m.intArg(n, 1, 255); ok {
+				v.set("vrid", id)
+			}
+		case "interface":
+			if m.needArgs(n, 1, 1) {
+				v.iface = n.arg(0)
+				v.set("interface", n.arg(0))
+			}
+		case "priority":
+			if p, ok := m.intArg(n, 1, 255); ok {
+				if p == 255 {
+					m.changed(n, "priority 254: lvsd has no address owner (255), and an address owner would not run in accept mode")
+					p = 254
+				}
+				v.set("priority", p)
+			}
+		case "advert_int":
+			if d, ok := m.timerArg(n); ok {
+				c := d.Round(10 * time.Millisecond)
+				if c != d {
+					m.changed(n, "advert_interval %s: VRRPv3 counts centiseconds", formatDuration(c))
+				}
+				v.set("advert_interval", c)
+			}
+		case "state":
+			if m.needArgs(n, 1, 1) && strings.EqualFold(n.arg(0), "MASTER") {
+				m.changed(n, "lvsd starts every instance as backup and lets the priorities elect the master (keepalived's MASTER only sets where it starts)")
+			}
+		case "nopreempt":
+			v.set("preempt", false, "nopreempt")
+		case "preempt":
+			v.set("preempt", true)
+		case "preempt_delay":
+			if d, ok := m.timerArg(n); ok {
+				v.set("preempt_delay", d)
+			}
+		case "virtual_ipaddress":
+			vips = append(vips, m.vips(n, v)...)
+		case "virtual_ipaddress_excluded":
+			m.drop(n, "lvsd adverts carry every VIP; there are no excluded addresses (add them to vips if they should move)")
+		case "no_virtual_ipaddress":
+			m.drop(n, "lvsd instances need at least one VIP")
+		case "unicast_peer":
+			var peers []string
+			for _, p := range n.kids {
+				if a, ok := m.addrArgWord(p, p.key()); ok {
+					peers = append(peers, a.String())
+				}
+				if len(p.args()) > 0 {
+					m.drop(p, "lvsd has no per-peer options (%s)", strings.Join(p.args(), " "))
+				}
+			}
+			v.set("unicast_peers", peers)
+		case "unicast_src_ip", "mcast_src_ip":
+			if m.needArgs(n, 1, 1) {
+				if a, ok := m.addrArg(n, 0); ok {
+					v.set("source_address", a.String(), k)
+				}
+			}
+		case "track_interface":
+			m.trackInterfaces(n, v)
+		case "track_script":
+			m.trackScripts(n)
+		case "track_file", "track_process", "track_bfd", "track_src_ip":
+			m.drop(n, "%s", featTrackWeight.lacks())
+		case "dont_track_primary":
+			m.drop(n, "lvsd always tracks the instance's own interface")
+		case "version":
+			if ver, ok := m.intArg(n, 2, 3); ok {
+				v.version, versionNode = ver, n
+			}
+		case "authentication":
+			m.authentication(n, v)
+		case "auth_hmac":
+			m.drop(n, "%s", featAuthHMAC.lacks())
+		case "notify_master", "notify_backup", "notify_fault", "notify":
+			if m.needArgs(n, 1, -1) {
+				cmd := strings.Join(n.args(), " ")
+				argv, shell := splitCommand(cmd)
+				v.notify[strings.TrimPrefix(strings.TrimPrefix(k, "notify"), "_")] = &notifyCmd{pos: n.pos, key: k, cmd: cmd, argv: argv, shell: shell}
+			}
+		case "notify_stop", "notify_deleted", "notify_master_rx_lower_pri":
+			m.drop(n, "lvsd runs notify programs on state changes only")
+		case "notify_priority_changes":
+			m.drop(n, "lvsd's notify runs on state changes, not on priority changes")
+		case "smtp_alert":
+			m.drop(n, whyNoEmail)
+		case "lvs_sync_daemon_interface":
+			if m.needArgs(n, 1, 1) {
+				v.sync = newTable("[vrrp.sync]", fmt.Sprintf("%s lvs_sync_daemon_interface", n.pos))
+				v.sync.set("interface", n.arg(0))
+			}
+		case "garp_master_delay":
+			m.garp(n, v, "garp_master_delay")
+		case "garp_master_repeat":
+			if r, ok := m.intArg(n, 0, 1<<20); ok {
+				v.set("garp_repeat", r, "garp_master_repeat")
+			}
+		case "garp_master_refresh":
+			if d, ok := m.timerArg(n); ok {
+				v.set("garp_refresh", d, "garp_master_refresh")
+			}
+		case "accept":
+			// lvsd always runs in accept mode: nothing to say
+		case "no_accept":
+			m.changed(n, "lvsd always runs in accept mode: IPVS only sees traffic addressed to a local address")
+		case "use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan":
+			m.drop(n, "lvsd has no virtual MAC interfaces: the VIPs go on the instance's interface and move with gratuitous ARP")
+		case "virtual_routes", "virtual_rules":
+			m.drop(n, "lvsd manages no routes or rules: a notify program can add them")
+		case "debug":
+			m.ignore(n, "use `lvsd run -log-level debug`")
+		case "strict_mode":
+			m.drop(n, "lvsd has no strict mode: it adds no firewall rules and always runs in accept mode")
+		case "vrf", "mcast_dst_ip", "unicast_ttl", "unicast_fault_no_peer", "check_unicast_src", "old_unicast_checksum",
+			"native_ipv6", "promote_secondaries", "linkbeat_use_polling", "skip_check_adv_addr", "down_timer_adverts",
+			"timer_expired_backup", "thread_timer_expired", "garp_master_refresh_repeat", "garp_lower_prio_delay",
+			"garp_lower_prio_repeat", "garp_extra_if", "vmac_garp_intvl", "lower_prio_no_advert",
+			"higher_prio_send_advert", "owner_ignore_adverts", "kernel_rx_buf_size":
+			m.drop(n, "lvsd's VRRP has no equivalent setting")
+		case "v3_checksum_as_v2":
+			if on, ok := m.boolArg(n); ok && on {
+				v.set("checksum", "rfc9568", "v3_checksum_as_v2")
+			}
+		default:
+			m.unknown(n, "vrrp_instance")
+		}
+	}
+	if len(vips) > 0 {
+		v.set("vips", vips)
+	}
+	if _, ok := v.fields["checksum"]; !ok && m.checksumV2 {
+		v.set("checksum", "rfc9568", "v3_checksum_as_v2")
+	}
+	for _, g := range []struct {
+		n   *node
+		key string
+	}{{m.garpDelay, "garp_master_delay"}, {m.garpRepeat, "garp_repeat"}, {m.garpRefresh, "garp_refresh"}, {m.garpInterval, "garp_interval"}} {
+		if g.n == nil {
+			continue
+		}
+		if _, ok := v.fields[g.key]; ok {
+			continue
+		}
+		switch g.key {
+		case "garp_master_delay":
+			m.garp(g.n, v, g.key)
+		case "garp_repeat":
+			if r, ok := m.intArg(g.n, 0, 1<<20); ok {
+				v.set("garp_repeat", r, g.n.key())
+			}
+		default:
+			if d, ok := m.timerArg(g.n); ok {
+				v.set(g.key, d, g.n.key())
+			}
+		}
+	}
+	m.notifyScript(v)
+	if v.version == 2 {
+		at := b
+		why := "keepalived speaks VRRPv2 here (its default; vrrp_version 3 or version 3 changes it)"
+		if versionNode != nil {
+			at, why = versionNode, "version 2"
+		} else if m.versionPos.Line > 0 {
+			why = fmt.Sprintf("vrrp_version 2 at %s", m.versionPos)
+		}
+		m.drop(at, "%s; %s: the twin must run `vrrp_version 3` until lvsd speaks VRRPv2, or both become master", why, featVRRPv2.lacks())
+	}
+}
+
+// garp maps garp_master_delay: keepalived sends a second round of GARPs
+// this long after becoming master; lvsd spreads its repeats instead.
+func (m *kmap) garp(n *node, v *vrrpInst, key string) {
+	if _, ok := m.timerArg(n); ok {
+		m.drop(n, "lvsd sends no delayed second round of gratuitous ARPs: garp_repeat, garp_interval and garp_refresh shape its rounds")
+	}
+}
+
+func (m *kmap) addrArgWord(n *node, w string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(w)
+	if err != nil {
+		m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("invalid address %q", w)})
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// vips reads a virtual_ipaddress block: "ADDR[/LEN] [dev IF] [label L]
+// [brd B] [scope S] ...".
+func (m *kmap) vips(b *node, v *vrrpInst) []string {
+	var out []string
+	seen := map[netip.Addr]Pos{}
+	for _, n := range b.kids {
+		addr := n.key()
+		var p netip.Prefix
+		var err error
+		if strings.Contains(addr, "/") {
+			p, err = netip.ParsePrefix(addr)
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(addr)
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if err != nil {
+			m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("virtual_ipaddress: invalid address %q", addr)})
+			continue
+		}
+		if first, dup := seen[p.Addr()]; dup {
+			m.ignore(n, "the same address as line %d: listed once", first.Line)
+			continue
+		}
+		seen[p.Addr()] = n.pos
+		fam := "inet"
+		if p.Addr().Is6() {
+			fam = "inet6"
+		}
+		if v.family == "" {
+			v.family = fam
+		} else if fam != v.family {
+			m.drop(n, "an lvsd instance carries one address family: make a second [[vrrp]] with its own VRID for it")
+			continue
+		}
+		args := n.args()
+		for i := 0; i < len(args); i++ {
+			opt, val := args[i], ""
+			if i+1 < len(args) {
+				val = args[i+1]
+			}
+			switch opt {
+			case "dev":
+				i++
+				if val != v.iface {
+					m.drop(n, "lvsd puts every VIP on the instance's interface, not on %s", val)
+				}
+			case "label":
+				i++
+				m.ignore(n, "lvsd sets no address labels")
+			case "brd", "broadcast", "scope", "metric", "preferred_lft", "track_group":
+				i++
+				m.drop(n, "lvsd adds VIPs without %s %s", opt, val)
+			case "no_track", "home", "-nodad", "nodad", "noprefixroute", "autojoin":
+				m.drop(n, "lvsd adds VIPs without %s", opt)
+			default:
+				m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("virtual_ipaddress: unknown option %q", opt)})
+			}
+		}
+		s := p.String()
+		if p.Bits() == p.Addr().BitLen() {
+			s = p.Addr().String()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (m *kmap) trackInterfaces(b *node, v *vrrpInst) {
+	var ifs []string
+	for _, n := range b.kids {
+		if len(n.args()) >= 2 && n.arg(0) == "weight" {
+			w, err := strconv.Atoi(n.arg(1))
+			if err == nil && w != 0 {
+				m.drop(n, "weight %d: %s", w, featTrackWeight.lacks())
+				continue
+			}
+		}
+		ifs = append(ifs, n.key())
+	}
+	if len(ifs) > 0 {
+		v.set("track_interfaces", ifs)
+	}
+}
+
+func (m *kmap) trackScripts(b *node) {
+	for _, n := range b.kids {
+		if _, ok := m.scripts[n.key()]; !ok {
+			m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("track_script: no vrrp_script %q", n.key())})
+			continue
+		}
+		m.drop(n, "%s", featTrackScript.lacks())
+	}
+}
+
+func (m *kmap) vrrpScript(b *node) {
+	for _, n := range b.kids {
+		switch n.key() {
+		case "script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail":
+		default:
+			m.unknown(n, "vrrp_script")
+		}
+	}
+	m.drop(b, "%s; an exec check on a service that the instance tracks (track_services) can stand in for a script that tests a local service", featTrackScript.lacks())
+}
+
+func (m *kmap) authentication(b *node, v *vrrpInst) {
+	typ := ""
+	for _, n := range b.kids {
+		switch n.key() {
+		case "auth_type":
+			if m.needArgs(n, 1, 1) {
+				typ = strings.ToUpper(n.arg(0))
+			}
+		case "auth_pass":
+		default:
+			m.unknown(n, "authentication")
+		}
+	}
+	switch typ {
+	case "PASS":
+		m.drop(b, "auth_type PASS is VRRPv2's simple-text password: %s; it only pairs with a v2 twin and protects nothing (anyone on the link reads it)", featVRRPv2Passwd.lacks())
+	case "AH":
+		m.drop(b, "auth_type AH: lvsd has no IPsec AH (RFC 3768 removed it); %s is the way to authenticate adverts", featAuthHMAC.what)
+	default:
+		m.drop(b, "unknown auth_type %q", typ)
+	}
+}
+
+// notifyScript turns keepalived's notify_master/backup/fault and notify into
+// lvsd's one notify program, a /bin/sh script that lvsd calls with the
+// instance, state and priority appended and that calls each of them the
+// way keepalived did.
+func (m *kmap) notifyScript(v *vrrpInst) {
+	if len(v.notify) == 0 {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("# lvsd appends: $1 instance, $2 state (master, backup, fault), $3 priority\n")
+	cmdline := func(c *notifyCmd, extra string) string {
+		if c.shell {
+			return c.cmd + extra // keepalived ran it with system(), arguments appended
+		}
+		q := make([]string, len(c.argv))
+		for i, a := range c.argv {
+			q[i] = shellQuote(a)
+		}
+		return strings.Join(q, " ") + extra
+	}
+	var states []string
+	for _, st := range []string{"master", "backup", "fault"} {
+		if c := v.notify[st]; c != nil {
+			states = append(states, fmt.Sprintf("%s) %s ;;", st, cmdline(c, "")))
+		}
+	}
+	if len(states) > 0 {
+		b.WriteString("case \"$2\" in\n" + strings.Join(states, "\n") + "\nesac\n")
+	}
+	if c := v.notify[""]; c != nil {
+		b.WriteString("# keepalived's notify gets: INSTANCE name STATE priority\n")
+		b.WriteString(`S=$(printf %s "$2" | tr a-z A-Z)` + "\n")
+		b.WriteString(cmdline(c, ` INSTANCE "$1" "$S" "$3"`) + "\n")
+	}
+	v.set("notify", raw("[\"/bin/sh\", \"-c\", '''\n"+b.String()+"''', \"lvsd-notify\"]"))
+	for _, st := range []string{"master", "backup", "fault", ""} {
+		if c := v.notify[st]; c != nil {
+			m.changed(&node{pos: c.pos, words: []string{c.key}}, "run from lvsd's notify program, a /bin/sh script that picks it by state")
+		}
+	}
+}
+
+func (m *kmap) syncGroup(b *node) {
+	if !m.needArgs(b, 1, 1) {
+		return
+	}
+	for _, n := range b.kids {
+		switch n.key() {
+		case "group":
+			for _, i := range n.kids {
+				if _, ok := m.vrrpByID[i.key()]; !ok {
+					m.errs = append(m.errs, &Error{Pos: i.pos, Msg: fmt.Sprintf("vrrp_sync_group %s: no vrrp_instance %q", b.arg(0), i.key())})
+				}
+			}
+		case "notify_master", "notify_backup", "notify_fault", "notify", "notify_stop":
+			m.drop(n, "%s (the group's notify scripts go with it)", featSyncGroup.lacks())
+		case "track_interface", "track_script", "track_file", "track_process", "track_bfd", "global_tracking",
+			"sync_group_tracking_weight":
+			m.drop(n, "%s", featSyncGroup.lacks())
+		case "smtp_alert":
+			m.drop(n, whyNoEmail)
+		case "notify_priority_changes":
+			m.drop(n, "lvsd's notify runs on state changes, not on priority changes")
+		default:
+			// keepalived before 1.2 listed the instances directly in the block
+			if _, ok := m.vrrpByID[n.key()]; !ok || len(n.args()) > 0 || n.block {
+				m.unknown(n, "vrrp_sync_group")
+			}
+		}
+	}
+	m.drop(b, "%s: its instances are carried over one by one and may change state apart", featSyncGroup.lacks())
+}
+
+// finishVRRP applies what global_defs says about instances.
+func (m *kmap) finishVRRP() {
+	n := m.lvsSync
+	if n == nil {
+		return
+	}
+	if !m.needArgs(n, 1, -1) {
+		return
+	}
+	args := n.args()
+	var v *vrrpInst
+	rest := args[1:]
+	if len(rest) > 0 {
+		if v = m.vrrpByID[rest[0]]; v != nil {
+			rest = rest[1:]
+		}
+	}
+	if v == nil {
+		if len(m.vrrps) != 1 {
+			m.errorf(n, "name the vrrp_instance the sync daemons follow")
+			return
+		}
+		v = m.vrrps[0]
+	}
+	t := newTable("[vrrp.sync]", fmt.Sprintf("%s lvs_sync_daemon", n.pos))
+	t.set("interface", args[0])
+	for i := 0; i+1 < len(rest); i += 2 {
+		switch rest[i] {
+		case "id":
+			t.set("sync_id", atoiOr(rest[i+1]))
+		case "maxlen":
+			t.set("maxlen", atoiOr(rest[i+1]))
+		case "port":
+			t.set("port", atoiOr(rest[i+1]))
+		case "ttl":
+			t.set("ttl", atoiOr(rest[i+1]))
+		case "group":
+			t.set("group", rest[i+1])
+		default:
+			m.errorf(n, "unknown option %q", rest[i])
+		}
+	}
+	if len(rest)%2 == 1 {
+		m.errorf(n, "option %q has no value", rest[len(rest)-1])
+	}
+	v.sync = t
+}
+
+func atoiOr(s string) int {
+	v, _ := strconv.Atoi(s)
+	return v
+}

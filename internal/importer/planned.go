@@ -1,0 +1,28 @@
+package importer
+
+import "fmt"
+
+// feature is something an imported config may need that lvsd does not have
+// yet. This table is the one place to switch a mapping on once the feature
+// is in main: set have, and the importers emit it instead of a note.
+type feature struct {
+	what  string // "ping checks"
+	issue int    // where it is being built
+	have  bool
+}
+
+var (
+	featPing         = &feature{what: "ping checks (type = \"ping\")", issue: 12}
+	featUDP          = &feature{what: "udp checks (type = \"udp\")", issue: 12}
+	featAuthHMAC     = &feature{what: "VRRP authentication ([vrrp.auth])", issue: 13}
+	featTrackWeight  = &feature{what: "weighted tracking (a tracked interface or script that moves the priority)", issue: 14}
+	featTrackScript  = &feature{what: "tracked scripts (vrrp_script/track_script)", issue: 14}
+	featSyncGroup    = &feature{what: "VRRP sync groups", issue: 14}
+	featVRRPv2       = &feature{what: "VRRPv2 (version = 2)", issue: 15}
+	featVRRPv2Passwd = &feature{what: "the VRRPv2 simple-text password", issue: 15}
+)
+
+// lacks is the reason for a Dropped note about a planned feature.
+func (f *feature) lacks() string {
+	return fmt.Sprintf("lvsd lacks %s (planned: issue %d)", f.what, f.issue)
+}
