@@ -10,10 +10,27 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
+// complete fills c's defaults and validates it through config, as Load
+// does for a check from a file: checks accepts only complete checks.
+func complete(t testing.TB, c *config.Check) *config.Check {
+	t.Helper()
+	done, err := config.NewCheck(*c)
+	if err != nil {
+		t.Fatalf("config.NewCheck(%+v): %v", c, err)
+	}
+	return done
+}
+
+// validate returns what config says about c.
+func validate(c *config.Check) error {
+	_, err := config.NewCheck(*c)
+	return err
+}
+
 // runOnce builds c for addr and runs one probe under timeout.
 func runOnce(t *testing.T, c *config.Check, addr netip.AddrPort, timeout time.Duration) Result {
 	t.Helper()
-	checker, err := New(c, addr)
+	checker, err := New(complete(t, c), addr)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", c, err)
 	}
