@@ -26,6 +26,8 @@ func TestNewCheck(t *testing.T) {
 		t.Errorf("NewCheck changed the caller's settings: %+v", given)
 	}
 
+	// The list of types is pinned by testdata/invalid-check-required.err.
+	types := strings.Join(config.CheckTypes()[:len(config.CheckTypes())-1], ", ") + " or " + config.CheckTypes()[len(config.CheckTypes())-1]
 	for _, tc := range []struct {
 		name string
 		c    config.Check
@@ -37,8 +39,8 @@ func TestNewCheck(t *testing.T) {
 		{name: "common keys", c: config.Check{Type: "tcp", Interval: config.Duration{Duration: time.Second}, Timeout: config.Duration{Duration: 2 * time.Second}, Rise: -1},
 			want: "timeout: 2s must be shorter than interval 1s\nrise: must be at least 1, not -1"},
 		{name: "unknown type", c: config.Check{Type: "smtp"},
-			want: `type: unknown check type "smtp" (want tcp, http, https, dns, ldap or exec)`},
-		{name: "no type", c: config.Check{}, want: "type: required (tcp, http, https, dns, ldap or exec)"},
+			want: `type: unknown check type "smtp" (want ` + types + ")"},
+		{name: "no type", c: config.Check{}, want: "type: required (" + types + ")"},
 		{name: "http is not https", c: config.Check{Type: "http", Settings: &checks.HTTPSettings{TLSSkipVerify: true}},
 			want: "tls_skip_verify: only for https checks"},
 	} {
