@@ -107,6 +107,21 @@ func dialer(c *config.Check, network string) *net.Dialer {
 	return d
 }
 
+// recvErr asks the kernel to report every ICMP error about what the socket
+// sends, as keepalived's checks do. Without it a connected socket learns
+// only of "hard" errors such as port unreachable, and a host that fails
+// neighbour discovery, or that a router calls unreachable, is a timeout.
+func recvErr(fd int, v6 bool) error {
+	level, opt := syscall.IPPROTO_IP, syscall.IP_RECVERR
+	if v6 {
+		level, opt = syscall.IPPROTO_IPV6, syscall.IPV6_RECVERR
+	}
+	if err := syscall.SetsockoptInt(fd, level, opt, 1); err != nil {
+		return os.NewSyscallError("setsockopt RECVERR", err)
+	}
+	return nil
+}
+
 // watch makes blocking I/O on conn obey ctx: the deadline now, and
 // cancellation whenever it comes. Call the returned func when done.
 func watch(ctx context.Context, conn net.Conn) (stop func() bool) {

@@ -26,6 +26,7 @@ var checkTypes = []struct {
 	{"dns", func() settings { return &DNSSettings{} }},
 	{"ldap", func() settings { return &LDAPSettings{} }},
 	{"exec", func() settings { return &ExecSettings{} }},
+	{"ping", func() settings { return &PingSettings{} }},
 }
 
 // settings is a check type's descriptor: what config needs to decode,
