@@ -27,6 +27,7 @@ var checkTypes = []struct {
 	{"ldap", func() settings { return &LDAPSettings{} }},
 	{"exec", func() settings { return &ExecSettings{} }},
 	{"ping", func() settings { return &PingSettings{} }},
+	{"udp", func() settings { return &UDPSettings{} }},
 }
 
 // settings is a check type's descriptor: what config needs to decode,
