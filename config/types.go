@@ -1,5 +1,8 @@
 // Package config holds lvsd's configuration: the data decoded from one TOML
-// file, its defaults and its validation. It imports nothing else of lvsd.
+// file, its defaults and its validation. It imports nothing else of lvsd:
+// the check types, each with its own keys, defaults and rules, are
+// registered into it by package checks (see checktype.go), which every
+// program that loads configs imports.
 package config
 
 import (
