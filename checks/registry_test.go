@@ -1,11 +1,13 @@
 package checks
 
 import (
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lvsd/lvsd/config"
 )
@@ -125,4 +127,31 @@ func readmeTypeRow(readme string) string {
 		}
 	}
 	return ""
+}
+
+// TestIncompleteChecksAreRefused: checks fills no defaults, so a check that
+// did not come through config (Load or NewCheck) is refused by New, and the
+// scheduler shows why on its target instead of probing with zero timers.
+func TestIncompleteChecksAreRefused(t *testing.T) {
+	raw := &config.Check{Type: "tcp", Settings: &TCPSettings{}}
+	if _, err := New(raw, netip.MustParseAddrPort("127.0.0.1:80")); err == nil || !strings.Contains(err.Error(), "not completed by config") {
+		t.Errorf("New(incomplete) = %v, want it refused", err)
+	}
+	h := newHarness(t)
+	const rs = "10.0.0.20:80"
+	h.fakes.set(rs, true)
+	h.s.Update([]Target{tgt("web", rs, false, raw)})
+	h.clock.Advance(incompleteEvery)
+	select {
+	case <-h.runs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the incomplete check never ran")
+	}
+	h.expect(down("web", rs))
+	if st := h.status("web", rs); ReasonClass(st.Reason) != "config" || !strings.Contains(st.Reason, "not completed by config") {
+		t.Errorf("reason %q, want the config failure", st.Reason)
+	}
+	if n := h.fakes.count(h.fakes.built, rs); n != 0 {
+		t.Errorf("a prober was built %d times for an incomplete check", n)
+	}
 }
