@@ -100,54 +100,51 @@ func (p *pingChecker) Check(ctx context.Context) Result {
 	}
 	first := uint16(rand.Uint32())
 	buf := make([]byte, 60+8+p.size) // room for a raw socket's IPv4 header
-	for i := range p.count {
-		if ctx.Err() != nil {
-			break
-		}
-		if err := sock.send(first+uint16(i), payload); err != nil {
+	sent := 0
+	for sent < p.count && ctx.Err() == nil {
+		if err := sock.send(first+uint16(sent), payload); err != nil {
 			return timed(start, netFail(ctx, "echo request to "+p.target.String(), err))
 		}
+		sent++
 		wait := time.Now().Add(gap)
-		if i == p.count-1 && hasDeadline {
+		if sent == p.count && hasDeadline {
 			wait = deadline
 		}
-		r, done := p.await(ctx, sock, wait, first, uint16(i), payload, buf)
-		if done {
-			r = timed(start, r)
-			if r.Healthy && p.count > 1 {
-				r.Reason += fmt.Sprintf(" (%d of %d requests sent)", i+1, p.count)
-			}
-			return r
+		replied, err := sock.await(ctx, wait, first, uint16(sent-1), payload, buf)
+		switch {
+		case err != nil:
+			// An ICMP error about a request (host or network
+			// unreachable) is the socket's pending error.
+			return timed(start, netFail(ctx, "echo request to "+p.target.String(), err))
+		case replied && p.count > 1:
+			return timed(start, okf("echo reply from %s in %s (%d of %d requests sent)", p.target, time.Since(start).Round(time.Microsecond), sent, p.count))
+		case replied:
+			return timed(start, okf("echo reply from %s in %s", p.target, time.Since(start).Round(time.Microsecond)))
 		}
 	}
 	return timed(start, failf("timeout", "no echo reply from %s to %s in %s",
-		p.target, plural(p.count, "request", "requests"), time.Since(start).Round(time.Millisecond)))
+		p.target, plural(sent, "request", "requests"), time.Since(start).Round(time.Millisecond)))
 }
 
 // await reads until a reply to one of the requests sent so far (sequence
-// numbers first..first+last) arrives, an error ends the probe, or wait
-// passes (done false: time to send the next request).
-func (p *pingChecker) await(ctx context.Context, sock *icmpSocket, wait time.Time, first, last uint16, payload, buf []byte) (r Result, done bool) {
-	sent := time.Now()
+// numbers first..first+last) arrives, or the read fails, or wait or the
+// deadline of ctx passes (no reply and no error: send the next request, or
+// give up).
+func (s *icmpSocket) await(ctx context.Context, wait time.Time, first, last uint16, payload, buf []byte) (replied bool, err error) {
 	for {
-		_ = sock.f.SetReadDeadline(wait)
+		_ = s.f.SetReadDeadline(wait)
 		if ctx.Err() != nil { // cancelled before the deadline above was set
-			return Result{}, false
+			return false, nil
 		}
-		n, err := sock.f.Read(buf)
+		n, err := s.f.Read(buf)
 		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil:
-			return Result{}, false
-		case err != nil && ctx.Err() != nil:
-			return Result{}, false // the caller reports the timeout
+		case err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)):
+			return false, nil
 		case err != nil:
-			// An ICMP error about our request (host or network
-			// unreachable) is the socket's pending error.
-			return netFail(ctx, "echo request to "+p.target.String(), err), true
+			return false, err
 		}
-		seq, ok := sock.reply(buf[:n], payload)
-		if ok && seq-first <= last {
-			return okf("echo reply from %s in %s", p.target, time.Since(sent).Round(time.Microsecond)), true
+		if seq, ok := s.reply(buf[:n], payload); ok && seq-first <= last {
+			return true, nil
 		}
 	}
 }
