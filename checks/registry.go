@@ -12,7 +12,11 @@ import (
 // struct, which config decodes the type's keys into and whose methods are
 // the rest of its descriptor (defaults, validation, one-line description,
 // dedup key, and the prober's constructor), and one line in checkTypes.
-// Adding a type touches nothing else: config learns it from the list.
+// config learns the type from that line; nothing else in the code changes.
+// Besides its own test file, a new type adds its section to the README and
+// a check to cmd/lvsd/testdata/every-check-type.toml, and usually a golden
+// config/testdata/invalid-TYPE-*.toml; TestCheckTypeDescriptors and
+// TestCheckDescribesEveryType fail until it has every part.
 
 // checkTypes is every check type, in the order messages list them: its
 // value of the type key and the settings of a new check, before defaults.
