@@ -2,12 +2,15 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/e2e/lab"
 )
 
 // complete fills c's defaults and validates it through config, as Load
@@ -82,5 +85,29 @@ func acceptAndClose(l net.Listener) {
 			return
 		}
 		c.Close()
+	}
+}
+
+// waitReachable waits until host answers from inside ns: a datagram to its
+// closed discard port draws an ICMP port unreachable once neighbour
+// discovery works. A namespace lab is ready only then; before, the first
+// solicitation on a link just brought up can go unanswered.
+func waitReachable(t *testing.T, ns *lab.NS, host string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		conn, err := ns.Dial("udp", net.JoinHostPort(host, "9"), time.Second)
+		if err != nil {
+			t.Fatalf("lab: %v", err)
+		}
+		_, _ = conn.Write([]byte("x"))
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lab: %s does not answer from %s: %v", host, ns, err)
+		}
 	}
 }

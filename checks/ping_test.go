@@ -46,6 +46,9 @@ func newPingLab(t *testing.T) *pingLab {
 			l.client.Sysctl("net."+af+".neigh."+dev+".retrans_time_ms", "100")
 		}
 	}
+	for _, host := range []string{"10.77.1.1", "fd77:1::1", "10.77.2.1", "fd77:2::1"} {
+		waitReachable(t, l.client, host)
+	}
 	return l
 }
 

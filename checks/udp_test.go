@@ -165,6 +165,8 @@ func TestUDPRealHosts(t *testing.T) {
 		client.Sysctl("net."+af+".neigh.eth0.mcast_solicit", "1")
 		client.Sysctl("net."+af+".neigh.eth0.retrans_time_ms", "100")
 	}
+	waitReachable(t, client, "10.78.1.1")
+	waitReachable(t, client, "fd78:1::1")
 	for _, family := range []struct{ name, host, dead, unrouted string }{
 		{"IPv4", "10.78.1.1", "10.78.1.99", "10.99.0.1"},
 		{"IPv6", "fd78:1::1", "fd78:1::99", "fd99::1"},
