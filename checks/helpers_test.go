@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -85,6 +86,14 @@ func acceptAndClose(l net.Listener) {
 			return
 		}
 		c.Close()
+	}
+}
+
+// requireRoot skips a test that builds network namespaces when it cannot.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: probes real hosts in network namespaces (run go test as root)")
 	}
 }
 

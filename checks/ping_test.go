@@ -22,6 +22,7 @@ type pingLab struct {
 
 func newPingLab(t *testing.T) *pingLab {
 	t.Helper()
+	requireRoot(t)
 	l := &pingLab{
 		client: lab.NewNS(t, "cfgtypes-ping-client"),
 		up:     lab.NewNS(t, "cfgtypes-ping-up"),

@@ -155,6 +155,7 @@ func TestUDPSourceAddress(t *testing.T) {
 // once), a silent port (timeout), an address nobody holds (unreachable
 // once neighbour discovery fails, before the timeout) and no route.
 func TestUDPRealHosts(t *testing.T) {
+	requireRoot(t)
 	client, host := lab.NewNS(t, "cfgtypes-udp-client"), lab.NewNS(t, "cfgtypes-udp-host")
 	client.Veth("eth0", host, "eth0")
 	client.Addr("eth0", "10.78.1.2/24")
