@@ -1,7 +1,8 @@
-// Package checks probes real servers (TCP, HTTP(S), DNS, LDAP/BDII, exec) and
-// schedules those probes with rise/fall hysteresis. Probing is separate from
-// state: a Checker runs one probe under the deadline of its context; the
-// Scheduler owns intervals, jitter, hysteresis and transitions.
+// Package checks probes real servers (TCP, HTTP(S), DNS, LDAP/BDII, exec,
+// ping, UDP) and schedules those probes with rise/fall hysteresis. Probing
+// is separate from state: a Checker runs one probe under the deadline of
+// its context; the Scheduler owns intervals, jitter, hysteresis and
+// transitions. Each check type is one file and one line of registry.go.
 package checks
 
 import (
@@ -11,7 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -61,97 +62,35 @@ func ReasonClass(reason string) string {
 	return "other"
 }
 
-// constructor builds the Checker of one check type from a prepared config.
-type constructor func(c *config.Check, target netip.AddrPort) (Checker, error)
-
-var registry = map[string]constructor{}
-
-func register(name string, build constructor) { registry[name] = build }
-
-// Types lists the registered check types.
-func Types() []string {
-	names := make([]string, 0, len(registry))
-	for name := range registry {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// Prepare returns a copy of c with every default filled in and validated,
-// by the same rules config.Load applies; c is not modified. Configs from
-// config.Load are already complete; Prepare is for checks built in code.
-func Prepare(c *config.Check) (*config.Check, error) {
-	if c == nil {
-		return nil, errors.New("check: nil config")
-	}
-	if _, ok := registry[c.Type]; !ok {
-		return nil, fmt.Errorf("check: unknown type %q (want one of %s)", c.Type, strings.Join(Types(), ", "))
-	}
-	p := copyCheck(c)
-	p.SetDefaults()
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("check %s: %w", p.Type, err)
-	}
-	return p, nil
-}
-
-// Validate reports whether c, after defaults, is a usable check.
-func Validate(c *config.Check) error {
-	_, err := Prepare(c)
-	return err
-}
-
-// New builds the Checker for c probing target. The check's port, when set,
-// replaces target's port.
+// New builds the Checker for c probing target. c must be complete (from
+// config.Load or config.NewCheck): checks fills no defaults of its own. The
+// check's port, when set, replaces target's port.
 func New(c *config.Check, target netip.AddrPort) (Checker, error) {
-	p, err := Prepare(c)
-	if err != nil {
-		return nil, err
+	if c == nil || !c.Complete() {
+		return nil, errors.New("check: not completed by config (build checks with config.Load or config.NewCheck)")
 	}
-	addr := probeAddr(p, target)
-	if !addr.Addr().IsValid() || addr.Port() == 0 {
-		return nil, fmt.Errorf("check %s: target %s has no address or port", p.Type, addr)
+	s, ok := c.Settings.(settings)
+	if !ok {
+		return nil, fmt.Errorf("check %s: settings %T are not a check type of this package", c.Type, c.Settings)
 	}
-	return registry[p.Type](p, addr)
+	addr := probeAddr(c, target)
+	if !addr.Addr().IsValid() || addr.Port() == 0 && s.Port() == config.PortRequired {
+		return nil, fmt.Errorf("check %s: target %s has no address or port", c.Type, addr)
+	}
+	return s.newChecker(c, addr)
 }
 
 // probeAddr is the address a check probes: the target with the check's port
-// when it has one.
+// when it has one, and with no port for a type that probes none.
 func probeAddr(c *config.Check, target netip.AddrPort) netip.AddrPort {
 	addr := target.Addr().Unmap()
-	if c.Port != 0 {
+	switch {
+	case c.Settings != nil && c.Settings.Port() == config.PortNone:
+		return netip.AddrPortFrom(addr, 0)
+	case c.Port != 0:
 		return netip.AddrPortFrom(addr, uint16(c.Port))
 	}
 	return netip.AddrPortFrom(addr, target.Port())
-}
-
-func copyCheck(c *config.Check) *config.Check {
-	p := *c
-	if c.TCP != nil {
-		v := *c.TCP
-		p.TCP = &v
-	}
-	if c.HTTP != nil {
-		v := *c.HTTP
-		v.ExpectStatus = append([]string(nil), c.HTTP.ExpectStatus...)
-		v.Status = append([]config.StatusRange(nil), c.HTTP.Status...)
-		p.HTTP = &v
-	}
-	if c.DNS != nil {
-		v := *c.DNS
-		p.DNS = &v
-	}
-	if c.LDAP != nil {
-		v := *c.LDAP
-		p.LDAP = &v
-	}
-	if c.Exec != nil {
-		v := *c.Exec
-		v.Command = append([]string(nil), c.Exec.Command...)
-		p.Exec = &v
-	}
-	return &p
 }
 
 // dialer returns a dialer bound to the check's source address, if any.
@@ -166,6 +105,21 @@ func dialer(c *config.Check, network string) *net.Dialer {
 		}
 	}
 	return d
+}
+
+// recvErr asks the kernel to report every ICMP error about what the socket
+// sends, as keepalived's checks do. Without it a connected socket learns
+// only of "hard" errors such as port unreachable, and a host that fails
+// neighbour discovery, or that a router calls unreachable, is a timeout.
+func recvErr(fd int, v6 bool) error {
+	level, opt := syscall.IPPROTO_IP, syscall.IP_RECVERR
+	if v6 {
+		level, opt = syscall.IPPROTO_IPV6, syscall.IPV6_RECVERR
+	}
+	if err := syscall.SetsockoptInt(fd, level, opt, 1); err != nil {
+		return os.NewSyscallError("setsockopt RECVERR", err)
+	}
+	return nil
 }
 
 // watch makes blocking I/O on conn obey ctx: the deadline now, and
@@ -228,4 +182,17 @@ func excerpt(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// regexpError words a regexp's compile error for a config message.
+func regexpError(err error) string {
+	return "invalid regexp: " + strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+}
+
+// plural is "1 entry" or "3 entries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -12,7 +13,73 @@ import (
 	"github.com/miekg/dns"
 )
 
-func init() { register("dns", newDNS) }
+// DNSSettings are the keys of a dns check: one query, whose rcode and
+// answer are judged.
+type DNSSettings struct {
+	QueryName   string `toml:"query_name"`
+	QueryType   string `toml:"query_type"`   // default A
+	Transport   string `toml:"transport"`    // udp | tcp; default the service's protocol, else udp
+	ExpectRcode string `toml:"expect_rcode"` // default NOERROR
+	// ExpectAnswer is an address, or a regexp some answer record's text must match.
+	ExpectAnswer string `toml:"expect_answer"`
+}
+
+func (d *DNSSettings) Defaults(def config.CheckDefaults) {
+	if !def.Given("query_type") {
+		d.QueryType = "A"
+	}
+	// A DNS check probes the protocol the service carries unless told
+	// otherwise: a TCP DNS service must be checked over TCP.
+	if !def.Given("transport") {
+		d.Transport = "udp"
+		if def.Protocol == "tcp" {
+			d.Transport = "tcp"
+		}
+	}
+	if !def.Given("expect_rcode") {
+		d.ExpectRcode = "NOERROR"
+	}
+	// The tables in miekg/dns are upper case and a query name must be
+	// absolute; accept what people type.
+	d.QueryType = strings.ToUpper(d.QueryType)
+	d.ExpectRcode = strings.ToUpper(d.ExpectRcode)
+	if _, ok := dns.IsDomainName(d.QueryName); ok && d.QueryName != "" {
+		d.QueryName = dns.Fqdn(d.QueryName)
+	}
+}
+
+// Validate refuses names, record types and rcodes miekg/dns does not know.
+func (d *DNSSettings) Validate(p *config.Problems) {
+	if d.QueryName == "" {
+		p.Add("query_name", "required")
+	} else if _, ok := dns.IsDomainName(d.QueryName); !ok {
+		p.Add("query_name", "invalid domain name %q", d.QueryName)
+	}
+	if _, ok := dns.StringToType[d.QueryType]; !ok || d.QueryType == "" {
+		p.Add("query_type", "unknown record type %q", d.QueryType)
+	}
+	if d.Transport != "udp" && d.Transport != "tcp" {
+		p.Add("transport", "invalid value %q (want udp or tcp)", d.Transport)
+	}
+	if _, ok := dns.StringToRcode[d.ExpectRcode]; !ok || d.ExpectRcode == "" {
+		p.Add("expect_rcode", "unknown rcode %q (want NOERROR, NXDOMAIN, SERVFAIL, ...)", d.ExpectRcode)
+	}
+	if _, _, err := parseExpectAnswer(d.ExpectAnswer); err != nil {
+		p.Add("expect_answer", "neither an address nor a regexp: %s", regexpError(errors.Unwrap(err)))
+	}
+}
+
+func (d *DNSSettings) Port() config.PortUse { return config.PortRequired }
+
+func (d *DNSSettings) Describe() string {
+	what := fmt.Sprintf("%s %s over %s, expect %s", d.QueryType, d.QueryName, d.Transport, d.ExpectRcode)
+	if d.ExpectAnswer != "" {
+		what += fmt.Sprintf(" and answer %q", d.ExpectAnswer)
+	}
+	return what
+}
+
+func (d *DNSSettings) DedupKey() string { return dedupKey(d) }
 
 // parseExpectAnswer reads expect_answer: an IP address, which an A or AAAA
 // record must hold, or else a regexp some answer record must match.
@@ -43,8 +110,7 @@ type dnsChecker struct {
 	check    *config.Check
 }
 
-func newDNS(c *config.Check, target netip.AddrPort) (Checker, error) {
-	d := c.DNS
+func (d *DNSSettings) newChecker(c *config.Check, target netip.AddrPort) (Checker, error) {
 	wantAddr, wantRE, err := parseExpectAnswer(d.ExpectAnswer)
 	if err != nil {
 		return nil, err

@@ -73,25 +73,25 @@ func TestDNS(t *testing.T) {
 	udp, tcp := startDNS(t)
 	tests := []struct {
 		name    string
-		d       config.DNSCheck
+		d       DNSSettings
 		healthy bool
 		class   string
 		mention string // the reason must say this
 	}{
-		{name: "right address", d: config.DNSCheck{QueryName: "ok.test", ExpectAnswer: "192.0.2.1"}, healthy: true, class: "ok"},
-		{name: "address behind a CNAME", d: config.DNSCheck{QueryName: "cname.test", ExpectAnswer: "192.0.2.1"}, healthy: true, class: "ok"},
-		{name: "any answer", d: config.DNSCheck{QueryName: "wrong.test"}, healthy: true, class: "ok"},
-		{name: "wrong address", d: config.DNSCheck{QueryName: "wrong.test", ExpectAnswer: "192.0.2.1"}, class: "answer", mention: "192.0.2.99"},
-		{name: "regexp over the answer", d: config.DNSCheck{QueryName: "wrong.test", ExpectAnswer: `^192\.0\.2\.\d+$`}, healthy: true, class: "ok"},
-		{name: "regexp not matching", d: config.DNSCheck{QueryName: "ok.test", ExpectAnswer: `^10\.`}, class: "answer"},
-		{name: "TXT regexp", d: config.DNSCheck{QueryName: "txt.test", QueryType: "TXT", ExpectAnswer: `bdii=ok`}, healthy: true, class: "ok"},
-		{name: "empty answer", d: config.DNSCheck{QueryName: "empty.test"}, class: "empty", mention: "no answer"},
-		{name: "empty answer with expectation", d: config.DNSCheck{QueryName: "empty.test", ExpectAnswer: "192.0.2.1"}, class: "empty"},
-		{name: "NXDOMAIN", d: config.DNSCheck{QueryName: "nx.test"}, class: "rcode", mention: "NXDOMAIN"},
-		{name: "SERVFAIL", d: config.DNSCheck{QueryName: "fail.test", ExpectAnswer: "192.0.2.1"}, class: "rcode", mention: "SERVFAIL"},
-		{name: "REFUSED", d: config.DNSCheck{QueryName: "refused.test"}, class: "rcode", mention: "REFUSED"},
-		{name: "NXDOMAIN expected", d: config.DNSCheck{QueryName: "nx.test", ExpectRcode: "NXDOMAIN"}, healthy: true, class: "ok"},
-		{name: "no reply", d: config.DNSCheck{QueryName: "hang.test"}, class: "timeout"},
+		{name: "right address", d: DNSSettings{QueryName: "ok.test", ExpectAnswer: "192.0.2.1"}, healthy: true, class: "ok"},
+		{name: "address behind a CNAME", d: DNSSettings{QueryName: "cname.test", ExpectAnswer: "192.0.2.1"}, healthy: true, class: "ok"},
+		{name: "any answer", d: DNSSettings{QueryName: "wrong.test"}, healthy: true, class: "ok"},
+		{name: "wrong address", d: DNSSettings{QueryName: "wrong.test", ExpectAnswer: "192.0.2.1"}, class: "answer", mention: "192.0.2.99"},
+		{name: "regexp over the answer", d: DNSSettings{QueryName: "wrong.test", ExpectAnswer: `^192\.0\.2\.\d+$`}, healthy: true, class: "ok"},
+		{name: "regexp not matching", d: DNSSettings{QueryName: "ok.test", ExpectAnswer: `^10\.`}, class: "answer"},
+		{name: "TXT regexp", d: DNSSettings{QueryName: "txt.test", QueryType: "TXT", ExpectAnswer: `bdii=ok`}, healthy: true, class: "ok"},
+		{name: "empty answer", d: DNSSettings{QueryName: "empty.test"}, class: "empty", mention: "no answer"},
+		{name: "empty answer with expectation", d: DNSSettings{QueryName: "empty.test", ExpectAnswer: "192.0.2.1"}, class: "empty"},
+		{name: "NXDOMAIN", d: DNSSettings{QueryName: "nx.test"}, class: "rcode", mention: "NXDOMAIN"},
+		{name: "SERVFAIL", d: DNSSettings{QueryName: "fail.test", ExpectAnswer: "192.0.2.1"}, class: "rcode", mention: "SERVFAIL"},
+		{name: "REFUSED", d: DNSSettings{QueryName: "refused.test"}, class: "rcode", mention: "REFUSED"},
+		{name: "NXDOMAIN expected", d: DNSSettings{QueryName: "nx.test", ExpectRcode: "NXDOMAIN"}, healthy: true, class: "ok"},
+		{name: "no reply", d: DNSSettings{QueryName: "hang.test"}, class: "timeout"},
 	}
 	for _, transport := range []struct {
 		name string
@@ -101,7 +101,7 @@ func TestDNS(t *testing.T) {
 			t.Run(transport.name+"/"+tc.name, func(t *testing.T) {
 				d := tc.d
 				d.Transport = transport.name
-				r := runOnce(t, &config.Check{Type: "dns", DNS: &d}, transport.addr, 300*time.Millisecond)
+				r := runOnce(t, &config.Check{Type: "dns", Settings: &d}, transport.addr, 300*time.Millisecond)
 				wantResult(t, r, tc.healthy, tc.class)
 				if !strings.Contains(r.Reason, tc.mention) {
 					t.Errorf("reason %q does not mention %q", r.Reason, tc.mention)
@@ -114,24 +114,24 @@ func TestDNS(t *testing.T) {
 func TestDNSTransportIsHonoured(t *testing.T) {
 	udp, tcp := startDNS(t)
 	// Nothing listens on TCP at the UDP port and vice versa.
-	r := runOnce(t, &config.Check{Type: "dns", DNS: &config.DNSCheck{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
+	r := runOnce(t, &config.Check{Type: "dns", Settings: &DNSSettings{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
 	if r.Healthy {
 		t.Errorf("tcp probe of a udp-only port was healthy: %s", r.Reason)
 	}
-	r = runOnce(t, &config.Check{Type: "dns", Port: int(tcp.Port()), DNS: &config.DNSCheck{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
+	r = runOnce(t, &config.Check{Type: "dns", Port: int(tcp.Port()), Settings: &DNSSettings{QueryName: "ok.test", Transport: "tcp"}}, udp, 300*time.Millisecond)
 	wantResult(t, r, true, "ok")
 }
 
 func TestDNSValidate(t *testing.T) {
-	for _, d := range []config.DNSCheck{
+	for _, d := range []DNSSettings{
 		{},
 		{QueryName: "ok.test", QueryType: "BOGUS"},
 		{QueryName: "ok.test", Transport: "quic"},
 		{QueryName: "ok.test", ExpectRcode: "FINE"},
 		{QueryName: "ok.test", ExpectAnswer: "(["},
 	} {
-		if err := Validate(&config.Check{Type: "dns", DNS: &d}); err == nil {
-			t.Errorf("Validate(%+v) = nil, want an error", d)
+		if err := validate(&config.Check{Type: "dns", Settings: &d}); err == nil {
+			t.Errorf("validate(%+v) = nil, want an error", d)
 		}
 	}
 }

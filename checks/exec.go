@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -14,7 +15,40 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-func init() { register("exec", newExec) }
+// ExecSettings are the keys of an exec check: run a command (argv, no
+// shell); exit 0 is healthy.
+type ExecSettings struct {
+	Command []string `toml:"command"`
+	// DynamicWeight follows keepalived's misc_dynamic: exit 0 healthy,
+	// 1 failed, 2..255 healthy with weight exit-2.
+	DynamicWeight bool `toml:"dynamic_weight"`
+}
+
+// Defaults has nothing to fill: the command is required.
+func (e *ExecSettings) Defaults(config.CheckDefaults) {}
+
+// Validate requires a program to run.
+func (e *ExecSettings) Validate(p *config.Problems) {
+	switch {
+	case len(e.Command) == 0:
+		p.Add("command", `required (an argv list such as ["/usr/local/bin/check-app", "--quick"])`)
+	case e.Command[0] == "":
+		p.Add("command", "the program name (first element) is empty")
+	}
+}
+
+// Port is optional: the script is told the port when there is one.
+func (e *ExecSettings) Port() config.PortUse { return config.PortOptional }
+
+func (e *ExecSettings) Describe() string {
+	what := "run " + strings.Join(e.Command, " ")
+	if e.DynamicWeight {
+		what += " (exit code sets weight)"
+	}
+	return what
+}
+
+func (e *ExecSettings) DedupKey() string { return dedupKey(e) }
 
 // execWaitDelay is how long Wait waits for output pipes after the process
 // group was killed; a grandchild that left the group could hold them open.
@@ -27,7 +61,7 @@ type execChecker struct {
 	dynamic bool
 }
 
-func newExec(c *config.Check, target netip.AddrPort) (Checker, error) {
+func (e *ExecSettings) newChecker(c *config.Check, target netip.AddrPort) (Checker, error) {
 	env := append(os.Environ(),
 		"LVSD_REALSERVER_IP="+target.Addr().String(),
 		"LVSD_REALSERVER_PORT="+strconv.Itoa(int(target.Port())),
@@ -35,7 +69,7 @@ func newExec(c *config.Check, target netip.AddrPort) (Checker, error) {
 	if c.SourceAddress.IP.IsValid() {
 		env = append(env, "LVSD_SOURCE_ADDRESS="+c.SourceAddress.IP.String())
 	}
-	return &execChecker{argv: c.Exec.Command, env: env, dynamic: c.Exec.DynamicWeight}, nil
+	return &execChecker{argv: e.Command, env: env, dynamic: e.DynamicWeight}, nil
 }
 
 func (e *execChecker) Check(ctx context.Context) Result {

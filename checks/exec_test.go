@@ -39,7 +39,7 @@ func TestExec(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &config.Check{Type: "exec", Exec: &config.ExecCheck{Command: tc.argv, DynamicWeight: tc.dynamic}}
+			c := &config.Check{Type: "exec", Settings: &ExecSettings{Command: tc.argv, DynamicWeight: tc.dynamic}}
 			r := runOnce(t, c, target, time.Second)
 			wantResult(t, r, tc.healthy, tc.class)
 			if r.Weight != tc.weight {
@@ -56,7 +56,7 @@ func TestExec(t *testing.T) {
 func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	script := "sleep 60 & echo $! > " + pidFile + "; wait"
-	c := &config.Check{Type: "exec", Exec: &config.ExecCheck{Command: []string{"sh", "-c", script}}}
+	c := &config.Check{Type: "exec", Settings: &ExecSettings{Command: []string{"sh", "-c", script}}}
 	start := time.Now()
 	r := runOnce(t, c, closedPort(t), 500*time.Millisecond)
 	wantResult(t, r, false, "timeout")

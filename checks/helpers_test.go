@@ -2,18 +2,39 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/e2e/lab"
 )
+
+// complete fills c's defaults and validates it through config, as Load
+// does for a check from a file: checks accepts only complete checks.
+func complete(t testing.TB, c *config.Check) *config.Check {
+	t.Helper()
+	done, err := config.NewCheck(*c)
+	if err != nil {
+		t.Fatalf("config.NewCheck(%+v): %v", c, err)
+	}
+	return done
+}
+
+// validate returns what config says about c.
+func validate(c *config.Check) error {
+	_, err := config.NewCheck(*c)
+	return err
+}
 
 // runOnce builds c for addr and runs one probe under timeout.
 func runOnce(t *testing.T, c *config.Check, addr netip.AddrPort, timeout time.Duration) Result {
 	t.Helper()
-	checker, err := New(c, addr)
+	checker, err := New(complete(t, c), addr)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", c, err)
 	}
@@ -65,5 +86,37 @@ func acceptAndClose(l net.Listener) {
 			return
 		}
 		c.Close()
+	}
+}
+
+// requireRoot skips a test that builds network namespaces when it cannot.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: probes real hosts in network namespaces (run go test as root)")
+	}
+}
+
+// waitReachable waits until host answers from inside ns: a datagram to its
+// closed discard port draws an ICMP port unreachable once neighbour
+// discovery works. A namespace lab is ready only then; before, the first
+// solicitation on a link just brought up can go unanswered.
+func waitReachable(t *testing.T, ns *lab.NS, host string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		conn, err := ns.Dial("udp", net.JoinHostPort(host, "9"), time.Second)
+		if err != nil {
+			t.Fatalf("lab: %v", err)
+		}
+		_, _ = conn.Write([]byte("x"))
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lab: %s does not answer from %s: %v", host, ns, err)
+		}
 	}
 }

@@ -58,32 +58,32 @@ func TestHTTP(t *testing.T) {
 	target := addrOf(t, srv.Listener.Addr())
 	tests := []struct {
 		name    string
-		h       config.HTTPCheck
+		h       HTTPSettings
 		healthy bool
 		class   string
 	}{
-		{name: "200 in the default 200-399", h: config.HTTPCheck{Path: "/ok"}, healthy: true, class: "ok"},
-		{name: "503 fails the default", h: config.HTTPCheck{Path: "/down"}, class: "status"},
-		{name: "503 wanted by range", h: config.HTTPCheck{Path: "/down", ExpectStatus: []string{"500-599"}}, healthy: true, class: "ok"},
-		{name: "302 is judged, not followed", h: config.HTTPCheck{Path: "/moved"}, healthy: true, class: "ok"},
-		{name: "302 outside a list", h: config.HTTPCheck{Path: "/moved", ExpectStatus: []string{"200", "204"}}, class: "status"},
-		{name: "204 in a list", h: config.HTTPCheck{Path: "/nocontent", ExpectStatus: []string{"200", "204"}}, healthy: true, class: "ok"},
-		{name: "404", h: config.HTTPCheck{Path: "/missing"}, class: "status"},
-		{name: "body matches", h: config.HTTPCheck{Path: "/ok", ExpectBody: `status: (all )?good`}, healthy: true, class: "ok"},
-		{name: "body does not match", h: config.HTTPCheck{Path: "/ok", ExpectBody: `^degraded`}, class: "body"},
-		{name: "body read is bounded", h: config.HTTPCheck{Path: "/big", ExpectBody: `MARKER`}, class: "body"},
-		{name: "bound raised", h: config.HTTPCheck{Path: "/big", ExpectBody: `MARKER`, MaxBody: 1 << 20}, healthy: true, class: "ok"},
-		{name: "host header", h: config.HTTPCheck{Path: "/vhost", Host: "bdii.example.org", ExpectBody: "vhost ok"}, healthy: true, class: "ok"},
-		{name: "missing host header", h: config.HTTPCheck{Path: "/vhost"}, class: "status"},
-		{name: "method", h: config.HTTPCheck{Method: "HEAD", Path: "/head", ExpectStatus: []string{"200"}}, healthy: true, class: "ok"},
-		{name: "slow server times out", h: config.HTTPCheck{Path: "/slow"}, class: "timeout"},
+		{name: "200 in the default 200-399", h: HTTPSettings{Path: "/ok"}, healthy: true, class: "ok"},
+		{name: "503 fails the default", h: HTTPSettings{Path: "/down"}, class: "status"},
+		{name: "503 wanted by range", h: HTTPSettings{Path: "/down", ExpectStatus: []string{"500-599"}}, healthy: true, class: "ok"},
+		{name: "302 is judged, not followed", h: HTTPSettings{Path: "/moved"}, healthy: true, class: "ok"},
+		{name: "302 outside a list", h: HTTPSettings{Path: "/moved", ExpectStatus: []string{"200", "204"}}, class: "status"},
+		{name: "204 in a list", h: HTTPSettings{Path: "/nocontent", ExpectStatus: []string{"200", "204"}}, healthy: true, class: "ok"},
+		{name: "404", h: HTTPSettings{Path: "/missing"}, class: "status"},
+		{name: "body matches", h: HTTPSettings{Path: "/ok", ExpectBody: `status: (all )?good`}, healthy: true, class: "ok"},
+		{name: "body does not match", h: HTTPSettings{Path: "/ok", ExpectBody: `^degraded`}, class: "body"},
+		{name: "body read is bounded", h: HTTPSettings{Path: "/big", ExpectBody: `MARKER`}, class: "body"},
+		{name: "bound raised", h: HTTPSettings{Path: "/big", ExpectBody: `MARKER`, MaxBody: 1 << 20}, healthy: true, class: "ok"},
+		{name: "host header", h: HTTPSettings{Path: "/vhost", Host: "bdii.example.org", ExpectBody: "vhost ok"}, healthy: true, class: "ok"},
+		{name: "missing host header", h: HTTPSettings{Path: "/vhost"}, class: "status"},
+		{name: "method", h: HTTPSettings{Method: "HEAD", Path: "/head", ExpectStatus: []string{"200"}}, healthy: true, class: "ok"},
+		{name: "slow server times out", h: HTTPSettings{Path: "/slow"}, class: "timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
 			before := conns.Load()
 			start := time.Now()
-			r := runOnce(t, &config.Check{Type: "http", HTTP: &h}, target, 500*time.Millisecond)
+			r := runOnce(t, &config.Check{Type: "http", Settings: &h}, target, 500*time.Millisecond)
 			wantResult(t, r, tc.healthy, tc.class)
 			if elapsed := time.Since(start); elapsed > 5*time.Second {
 				t.Errorf("probe took %s despite a 500ms deadline", elapsed)
@@ -106,22 +106,22 @@ func TestHTTPS(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		h       config.HTTPCheck
+		h       HTTPSettings
 		healthy bool
 		class   string
 	}{
-		{name: "CA file and server name", h: config.HTTPCheck{Path: "/ok", CAFile: caFile, TLSServerName: "example.com"}, healthy: true, class: "ok"},
-		{name: "CA file, IP SAN", h: config.HTTPCheck{Path: "/ok", CAFile: caFile}, healthy: true, class: "ok"},
-		{name: "server name from host header", h: config.HTTPCheck{Path: "/ok", CAFile: caFile, Host: "example.com:443"}, healthy: true, class: "ok"},
-		{name: "wrong server name", h: config.HTTPCheck{Path: "/ok", CAFile: caFile, TLSServerName: "bdii.example.org"}, class: "tls"},
-		{name: "unknown CA", h: config.HTTPCheck{Path: "/ok", TLSServerName: "example.com"}, class: "tls"},
-		{name: "skip verify", h: config.HTTPCheck{Path: "/ok", TLSSkipVerify: true, TLSServerName: "whatever"}, healthy: true, class: "ok"},
-		{name: "status still judged over TLS", h: config.HTTPCheck{Path: "/down", TLSSkipVerify: true}, class: "status"},
+		{name: "CA file and server name", h: HTTPSettings{Path: "/ok", CAFile: caFile, TLSServerName: "example.com"}, healthy: true, class: "ok"},
+		{name: "CA file, IP SAN", h: HTTPSettings{Path: "/ok", CAFile: caFile}, healthy: true, class: "ok"},
+		{name: "server name from host header", h: HTTPSettings{Path: "/ok", CAFile: caFile, Host: "example.com:443"}, healthy: true, class: "ok"},
+		{name: "wrong server name", h: HTTPSettings{Path: "/ok", CAFile: caFile, TLSServerName: "bdii.example.org"}, class: "tls"},
+		{name: "unknown CA", h: HTTPSettings{Path: "/ok", TLSServerName: "example.com"}, class: "tls"},
+		{name: "skip verify", h: HTTPSettings{Path: "/ok", TLSSkipVerify: true, TLSServerName: "whatever"}, healthy: true, class: "ok"},
+		{name: "status still judged over TLS", h: HTTPSettings{Path: "/down", TLSSkipVerify: true}, class: "status"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			r := runOnce(t, &config.Check{Type: "https", HTTP: &h}, target, 2*time.Second)
+			r := runOnce(t, &config.Check{Type: "https", Settings: &h}, target, 2*time.Second)
 			wantResult(t, r, tc.healthy, tc.class)
 		})
 	}
@@ -131,7 +131,7 @@ func TestHTTPSourceAddress(t *testing.T) {
 	var remote atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { remote.Store(r.RemoteAddr) }))
 	defer srv.Close()
-	c := &config.Check{Type: "http", SourceAddress: srcAddr("127.0.0.3"), HTTP: &config.HTTPCheck{}}
+	c := &config.Check{Type: "http", SourceAddress: srcAddr("127.0.0.3"), Settings: &HTTPSettings{}}
 	wantResult(t, runOnce(t, c, addrOf(t, srv.Listener.Addr()), time.Second), true, "ok")
 	if got, _ := remote.Load().(string); !strings.HasPrefix(got, "127.0.0.3:") {
 		t.Errorf("server saw the probe from %q, want 127.0.0.3", got)
@@ -140,16 +140,16 @@ func TestHTTPSourceAddress(t *testing.T) {
 
 func TestHTTPValidate(t *testing.T) {
 	bad := []*config.Check{
-		{Type: "http", HTTP: &config.HTTPCheck{ExpectStatus: []string{"2xx"}}},
-		{Type: "http", HTTP: &config.HTTPCheck{ExpectStatus: []string{"399-200"}}},
-		{Type: "http", HTTP: &config.HTTPCheck{ExpectBody: "("}},
-		{Type: "http", HTTP: &config.HTTPCheck{Path: "ok"}},
-		{Type: "http", HTTP: &config.HTTPCheck{TLSSkipVerify: true}},
-		{Type: "http", TCP: &config.TCPCheck{}},
+		{Type: "http", Settings: &HTTPSettings{ExpectStatus: []string{"2xx"}}},
+		{Type: "http", Settings: &HTTPSettings{ExpectStatus: []string{"399-200"}}},
+		{Type: "http", Settings: &HTTPSettings{ExpectBody: "("}},
+		{Type: "http", Settings: &HTTPSettings{Path: "ok"}},
+		{Type: "http", Settings: &HTTPSettings{TLSSkipVerify: true}},
+		{Type: "http", Settings: &TCPSettings{}},
 	}
 	for _, c := range bad {
-		if err := Validate(c); err == nil {
-			t.Errorf("Validate(%+v) = nil, want an error", c.HTTP)
+		if err := validate(c); err == nil {
+			t.Errorf("validate(%+v) = nil, want an error", c.Settings)
 		}
 	}
 }

@@ -15,7 +15,107 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-func init() { register("ldap", newLDAP) }
+// LDAPSettings are the keys of an ldap check: bind and search,
+// BDII-style with base o=grid and expect_entries >= 1.
+type LDAPSettings struct {
+	BindDN           string `toml:"bind_dn"`
+	BindPasswordFile string `toml:"bind_password_file"`
+	Base             string `toml:"base"`
+	Scope            string `toml:"scope"`          // base | one | sub; default base
+	Filter           string `toml:"filter"`         // default (objectClass=*)
+	ExpectEntries    int    `toml:"expect_entries"` // minimum; default 1
+	SizeLimit        int    `toml:"size_limit"`     // default max(expect_entries, 1)
+	StartTLS         bool   `toml:"starttls"`
+	LDAPS            bool   `toml:"ldaps"`
+	TLSServerName    string `toml:"tls_server_name"`
+	CAFile           string `toml:"ca_file"`
+	TLSSkipVerify    bool   `toml:"tls_skip_verify"`
+}
+
+func (l *LDAPSettings) Defaults(d config.CheckDefaults) {
+	if !d.Given("scope") {
+		l.Scope = "base"
+	}
+	if !d.Given("filter") {
+		l.Filter = "(objectClass=*)"
+	}
+	if !d.Given("expect_entries") {
+		l.ExpectEntries = 1
+	}
+	if !d.Given("size_limit") {
+		l.SizeLimit = max(l.ExpectEntries, 1)
+	}
+}
+
+// Validate refuses DNs and filters go-ldap cannot parse and settings that
+// could never pass or would silently be ignored.
+func (l *LDAPSettings) Validate(p *config.Problems) {
+	if l.Base == "" {
+		p.Add("base", `required (e.g. "o=grid")`)
+	} else if _, err := ldap.ParseDN(l.Base); err != nil {
+		p.Add("base", "invalid DN %q: %v", l.Base, err)
+	}
+	if l.BindDN != "" {
+		if _, err := ldap.ParseDN(l.BindDN); err != nil {
+			p.Add("bind_dn", "invalid DN %q: %v", l.BindDN, err)
+		}
+	}
+	if l.BindPasswordFile != "" && l.BindDN == "" {
+		p.Add("bind_password_file", "needs bind_dn")
+	}
+	if _, ok := ldapScopes[l.Scope]; !ok {
+		p.Add("scope", "invalid value %q (want base, one or sub)", l.Scope)
+	}
+	if _, err := ldap.CompileFilter(l.Filter); err != nil {
+		p.Add("filter", "invalid filter %q: %v", l.Filter, ldapErrorText(err))
+	}
+	if l.ExpectEntries < 0 {
+		p.Add("expect_entries", "must not be negative")
+	}
+	switch {
+	case l.SizeLimit < 0:
+		p.Add("size_limit", "must not be negative")
+	case l.SizeLimit > 0 && l.SizeLimit < l.ExpectEntries:
+		p.Add("size_limit", "%d is below expect_entries %d, so the check could never pass", l.SizeLimit, l.ExpectEntries)
+	}
+	if l.StartTLS && l.LDAPS {
+		p.Add("starttls", "cannot be combined with ldaps")
+	}
+	if !l.StartTLS && !l.LDAPS {
+		switch {
+		case l.TLSServerName != "":
+			p.Add("tls_server_name", "only with starttls or ldaps")
+		case l.CAFile != "":
+			p.Add("ca_file", "only with starttls or ldaps")
+		case l.TLSSkipVerify:
+			p.Add("tls_skip_verify", "only with starttls or ldaps")
+		}
+	}
+}
+
+// ldapErrorText drops the "LDAP Result Code 201 ..." prefix go-ldap puts
+// on filter errors; only its explanation helps an operator.
+func ldapErrorText(err error) string {
+	if le, ok := err.(*ldap.Error); ok && le.Err != nil {
+		return le.Err.Error()
+	}
+	return err.Error()
+}
+
+func (l *LDAPSettings) Port() config.PortUse { return config.PortRequired }
+
+func (l *LDAPSettings) Describe() string {
+	what := fmt.Sprintf("search %q scope %s filter %s, expect at least %s", l.Base, l.Scope, l.Filter, plural(l.ExpectEntries, "entry", "entries"))
+	if l.StartTLS {
+		what += ", starttls"
+	}
+	if l.LDAPS {
+		what += ", ldaps"
+	}
+	return what
+}
+
+func (l *LDAPSettings) DedupKey() string { return dedupKey(l) }
 
 var ldapScopes = map[string]int{"base": ldap.ScopeBaseObject, "one": ldap.ScopeSingleLevel, "sub": ldap.ScopeWholeSubtree}
 
@@ -23,14 +123,13 @@ var ldapScopes = map[string]int{"base": ldap.ScopeBaseObject, "one": ldap.ScopeS
 // a stopped slapd is a timeout and never a hang.
 type ldapChecker struct {
 	addr   string
-	cfg    *config.LDAPCheck
+	cfg    *LDAPSettings
 	scope  int
 	tls    *tls.Config
 	dialer *net.Dialer
 }
 
-func newLDAP(c *config.Check, target netip.AddrPort) (Checker, error) {
-	l := c.LDAP
+func (l *LDAPSettings) newChecker(c *config.Check, target netip.AddrPort) (Checker, error) {
 	var tlsCfg *tls.Config
 	if l.StartTLS || l.LDAPS {
 		var err error

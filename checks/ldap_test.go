@@ -146,11 +146,11 @@ func (s *slapd) load(t *testing.T, glue1, glue2 int) {
 	}
 }
 
-func bdiiCheck(l config.LDAPCheck) *config.Check {
+func bdiiCheck(l LDAPSettings) *config.Check {
 	if l.Base == "" {
 		l.Base, l.Scope, l.Filter = "o=grid", "sub", bdiiFilter
 	}
-	return &config.Check{Type: "ldap", LDAP: &l}
+	return &config.Check{Type: "ldap", Settings: &l}
 }
 
 func writeFile(t *testing.T, content string) string {
@@ -174,23 +174,23 @@ func TestLDAP(t *testing.T) {
 	tests := []struct {
 		name    string
 		server  *slapd
-		l       config.LDAPCheck
+		l       LDAPSettings
 		healthy bool
 		class   string
 		mention string
 	}{
-		{name: "populated BDII", server: full, l: config.LDAPCheck{ExpectEntries: 1}, healthy: true, class: "ok"},
-		{name: "empty BDII after restart", server: empty, l: config.LDAPCheck{ExpectEntries: 1}, class: "entries", mention: "0 entries"},
-		{name: "BDII without o=grid", server: bare, l: config.LDAPCheck{ExpectEntries: 1}, class: "entries", mention: "0 entries"},
-		{name: "enough entries through sizelimit exceeded", server: full, l: config.LDAPCheck{ExpectEntries: 2}, healthy: true, class: "ok", mention: "2 entries"},
-		{name: "all entries within a larger size limit", server: full, l: config.LDAPCheck{ExpectEntries: 3, SizeLimit: 100}, healthy: true, class: "ok", mention: "3 entries"},
-		{name: "too few entries", server: full, l: config.LDAPCheck{ExpectEntries: 4}, class: "entries", mention: "3 entries, want at least 4"},
-		{name: "GLUE2 only", server: full, l: config.LDAPCheck{Base: "o=grid", Scope: "sub", Filter: "(objectClass=GLUE2Service)"}, healthy: true, class: "ok"},
-		{name: "ldirectord-style base search calls an empty BDII healthy", server: empty, l: config.LDAPCheck{Base: "o=grid"}, healthy: true, class: "ok"},
-		{name: "simple bind", server: full, l: config.LDAPCheck{BindDN: rootDN, BindPasswordFile: goodPW}, healthy: true, class: "ok"},
-		{name: "wrong bind password", server: full, l: config.LDAPCheck{BindDN: rootDN, BindPasswordFile: badPW}, class: "bind", mention: "Invalid Credentials"},
-		{name: "missing password file", server: full, l: config.LDAPCheck{BindDN: rootDN, BindPasswordFile: "/nonexistent/pw"}, class: "bind"},
-		{name: "starttls refused by a server without TLS", server: full, l: config.LDAPCheck{StartTLS: true, TLSSkipVerify: true}, class: "tls"},
+		{name: "populated BDII", server: full, l: LDAPSettings{ExpectEntries: 1}, healthy: true, class: "ok"},
+		{name: "empty BDII after restart", server: empty, l: LDAPSettings{ExpectEntries: 1}, class: "entries", mention: "0 entries"},
+		{name: "BDII without o=grid", server: bare, l: LDAPSettings{ExpectEntries: 1}, class: "entries", mention: "0 entries"},
+		{name: "enough entries through sizelimit exceeded", server: full, l: LDAPSettings{ExpectEntries: 2}, healthy: true, class: "ok", mention: "2 entries"},
+		{name: "all entries within a larger size limit", server: full, l: LDAPSettings{ExpectEntries: 3, SizeLimit: 100}, healthy: true, class: "ok", mention: "3 entries"},
+		{name: "too few entries", server: full, l: LDAPSettings{ExpectEntries: 4}, class: "entries", mention: "3 entries, want at least 4"},
+		{name: "GLUE2 only", server: full, l: LDAPSettings{Base: "o=grid", Scope: "sub", Filter: "(objectClass=GLUE2Service)"}, healthy: true, class: "ok"},
+		{name: "ldirectord-style base search calls an empty BDII healthy", server: empty, l: LDAPSettings{Base: "o=grid"}, healthy: true, class: "ok"},
+		{name: "simple bind", server: full, l: LDAPSettings{BindDN: rootDN, BindPasswordFile: goodPW}, healthy: true, class: "ok"},
+		{name: "wrong bind password", server: full, l: LDAPSettings{BindDN: rootDN, BindPasswordFile: badPW}, class: "bind", mention: "Invalid Credentials"},
+		{name: "missing password file", server: full, l: LDAPSettings{BindDN: rootDN, BindPasswordFile: "/nonexistent/pw"}, class: "bind"},
+		{name: "starttls refused by a server without TLS", server: full, l: LDAPSettings{StartTLS: true, TLSSkipVerify: true}, class: "tls"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,7 +208,7 @@ func TestLDAP(t *testing.T) {
 func TestLDAPStoppedSlapdTimesOut(t *testing.T) {
 	s := startSlapd(t)
 	s.load(t, 1, 0)
-	wantResult(t, runOnce(t, bdiiCheck(config.LDAPCheck{}), s.addr, 2*time.Second), true, "ok")
+	wantResult(t, runOnce(t, bdiiCheck(LDAPSettings{}), s.addr, 2*time.Second), true, "ok")
 	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestLDAPStoppedSlapdTimesOut(t *testing.T) {
 	}
 	const timeout = 500 * time.Millisecond
 	start := time.Now()
-	r := runOnce(t, bdiiCheck(config.LDAPCheck{}), s.addr, timeout)
+	r := runOnce(t, bdiiCheck(LDAPSettings{}), s.addr, timeout)
 	elapsed := time.Since(start)
 	wantResult(t, r, false, "timeout")
 	// Generous bound: this proves "no hang", not a latency.
@@ -232,7 +232,7 @@ func TestLDAPStoppedSlapdTimesOut(t *testing.T) {
 }
 
 func TestLDAPValidate(t *testing.T) {
-	for _, l := range []config.LDAPCheck{
+	for _, l := range []LDAPSettings{
 		{Scope: "subtree"},
 		{Filter: "objectClass=*"},
 		{Base: "not a dn"},
@@ -241,8 +241,8 @@ func TestLDAPValidate(t *testing.T) {
 		{ExpectEntries: 5, SizeLimit: 2},
 		{CAFile: "/etc/ssl/ca.pem"},
 	} {
-		if err := Validate(&config.Check{Type: "ldap", LDAP: &l}); err == nil {
-			t.Errorf("Validate(%+v) = nil, want an error", l)
+		if err := validate(&config.Check{Type: "ldap", Settings: &l}); err == nil {
+			t.Errorf("validate(%+v) = nil, want an error", l)
 		}
 	}
 }
@@ -290,17 +290,17 @@ func TestLDAPTLS(t *testing.T) {
 	tests := []struct {
 		name    string
 		ldaps   bool
-		l       config.LDAPCheck
+		l       LDAPSettings
 		healthy bool
 		class   string
 	}{
-		{name: "starttls with CA file and server name", l: config.LDAPCheck{StartTLS: true, CAFile: cert, TLSServerName: "bdii.example.org"}, healthy: true, class: "ok"},
-		{name: "starttls, certificate names the address", l: config.LDAPCheck{StartTLS: true, CAFile: cert}, healthy: true, class: "ok"},
-		{name: "starttls with an unknown CA", l: config.LDAPCheck{StartTLS: true, TLSServerName: "bdii.example.org"}, class: "tls"},
-		{name: "ldaps with CA file", ldaps: true, l: config.LDAPCheck{LDAPS: true, CAFile: cert, TLSServerName: "bdii.example.org"}, healthy: true, class: "ok"},
-		{name: "ldaps with the wrong server name", ldaps: true, l: config.LDAPCheck{LDAPS: true, CAFile: cert, TLSServerName: "other.example.org"}, class: "tls"},
-		{name: "ldaps skipping verification", ldaps: true, l: config.LDAPCheck{LDAPS: true, TLSSkipVerify: true}, healthy: true, class: "ok"},
-		{name: "ldaps against the plain port", l: config.LDAPCheck{LDAPS: true, TLSSkipVerify: true}, class: "tls"},
+		{name: "starttls with CA file and server name", l: LDAPSettings{StartTLS: true, CAFile: cert, TLSServerName: "bdii.example.org"}, healthy: true, class: "ok"},
+		{name: "starttls, certificate names the address", l: LDAPSettings{StartTLS: true, CAFile: cert}, healthy: true, class: "ok"},
+		{name: "starttls with an unknown CA", l: LDAPSettings{StartTLS: true, TLSServerName: "bdii.example.org"}, class: "tls"},
+		{name: "ldaps with CA file", ldaps: true, l: LDAPSettings{LDAPS: true, CAFile: cert, TLSServerName: "bdii.example.org"}, healthy: true, class: "ok"},
+		{name: "ldaps with the wrong server name", ldaps: true, l: LDAPSettings{LDAPS: true, CAFile: cert, TLSServerName: "other.example.org"}, class: "tls"},
+		{name: "ldaps skipping verification", ldaps: true, l: LDAPSettings{LDAPS: true, TLSSkipVerify: true}, healthy: true, class: "ok"},
+		{name: "ldaps against the plain port", l: LDAPSettings{LDAPS: true, TLSSkipVerify: true}, class: "tls"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

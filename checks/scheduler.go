@@ -509,11 +509,9 @@ func (s *Scheduler) buildTarget(spec Target, old *target, used map[string]*probe
 	}
 	for _, c := range spec.Checks {
 		p := s.probeFor(c, spec.Addr, used)
-		withDefaults := copyCheck(c)
-		withDefaults.SetDefaults()
 		// A new check starts where the target stands, so adding a check on
 		// reload neither evicts nor admits the server before it has run.
-		sl := &slot{target: t, probe: p, rise: max(withDefaults.Rise, 1), fall: max(withDefaults.Fall, 1), health: t.health, last: Result{Weight: -1}}
+		sl := &slot{target: t, probe: p, rise: max(c.Rise, 1), fall: max(c.Fall, 1), health: t.health, last: Result{Weight: -1}}
 		if prev := previous[p.key]; len(prev) > 0 {
 			kept := prev[0]
 			previous[p.key] = prev[1:]
@@ -528,17 +526,16 @@ func (s *Scheduler) buildTarget(spec Target, old *target, used map[string]*probe
 // probeFor returns the probe for check c against addr, sharing one with the
 // same settings if it exists in this update or the previous one.
 func (s *Scheduler) probeFor(c *config.Check, addr netip.AddrPort, used map[string]*probe) *probe {
-	prepared, err := Prepare(c)
-	if err != nil {
-		bad := copyCheck(c)
-		bad.SetDefaults()
-		if bad.Interval.Duration <= 0 || bad.Timeout.Duration <= 0 {
-			bad.Interval.Duration, bad.Timeout.Duration = 5*time.Second, 2*time.Second
-		}
-		return s.sharedProbe(probeKeyOf(bad, addr, err), bad, addr, brokenChecker{err}, used)
+	if !c.Complete() {
+		// A caller's bug, not a config error: show it on the target
+		// instead of probing with zero timers.
+		err := errors.New("check: not completed by config (build checks with config.Load or config.NewCheck)")
+		bad := *c
+		bad.Interval.Duration, bad.Timeout.Duration = incompleteEvery, incompleteEvery/2
+		return s.sharedProbe(probeKeyOf(&bad, addr, err), &bad, addr, brokenChecker{err}, used)
 	}
-	paddr := probeAddr(prepared, addr)
-	key := probeKeyOf(prepared, paddr, nil)
+	paddr := probeAddr(c, addr)
+	key := probeKeyOf(c, paddr, nil)
 	if p := used[key]; p != nil {
 		return p
 	}
@@ -546,12 +543,16 @@ func (s *Scheduler) probeFor(c *config.Check, addr netip.AddrPort, used map[stri
 		used[key] = p
 		return p
 	}
-	checker, err := s.newChecker(prepared, addr)
+	checker, err := s.newChecker(c, addr)
 	if err != nil {
 		checker = brokenChecker{err}
 	}
-	return s.sharedProbe(key, prepared, paddr, checker, used)
+	return s.sharedProbe(key, c, paddr, checker, used)
 }
+
+// incompleteEvery is how often a check that config never completed reports
+// so; such a check has no interval of its own.
+const incompleteEvery = 5 * time.Second
 
 func (s *Scheduler) sharedProbe(key string, c *config.Check, addr netip.AddrPort, checker Checker, used map[string]*probe) *probe {
 	if p := used[key]; p != nil {
@@ -667,16 +668,14 @@ func probeKeyOf(c *config.Check, addr netip.AddrPort, err error) string {
 		Addr              string
 		Interval, Timeout time.Duration
 		Source            string
-		TCP               *config.TCPCheck
-		HTTP              *config.HTTPCheck
-		DNS               *config.DNSCheck
-		LDAP              *config.LDAPCheck
-		Exec              *config.ExecCheck
+		Settings          string
 		Err               string
 	}{
 		Type: c.Type, Addr: addr.String(), Interval: c.Interval.Duration, Timeout: c.Timeout.Duration,
 		Source: c.SourceAddress.IP.String() + ":" + strconv.Itoa(c.SourceAddress.Port),
-		TCP:    c.TCP, HTTP: c.HTTP, DNS: c.DNS, LDAP: c.LDAP, Exec: c.Exec,
+	}
+	if c.Settings != nil {
+		key.Settings = c.Settings.DedupKey()
 	}
 	if err != nil {
 		key.Err = err.Error()

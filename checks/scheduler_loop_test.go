@@ -45,9 +45,9 @@ func TestConnectLoop(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
 
-	connect := &config.Check{Type: "tcp", Interval: dur(60 * time.Millisecond), Timeout: dur(50 * time.Millisecond)}
-	sendExpect := &config.Check{Type: "tcp", Interval: dur(60 * time.Millisecond), Timeout: dur(50 * time.Millisecond),
-		TCP: &config.TCPCheck{Send: "PING\r\n", Expect: "PONG"}}
+	connect := complete(t, &config.Check{Type: "tcp", Interval: dur(60 * time.Millisecond), Timeout: dur(50 * time.Millisecond)})
+	sendExpect := complete(t, &config.Check{Type: "tcp", Interval: dur(60 * time.Millisecond), Timeout: dur(50 * time.Millisecond),
+		Settings: &TCPSettings{Send: "PING\r\n", Expect: "PONG"}})
 	s.Update([]Target{
 		{Service: "up", RealServer: up.String(), Addr: up, Checks: []*config.Check{connect}},
 		{Service: "replies", RealServer: replies.String(), Addr: replies, Checks: []*config.Check{sendExpect}},
@@ -127,7 +127,7 @@ func TestConnectLoopUpdateStopsProbes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.Run(ctx)
-	c := &config.Check{Type: "tcp", Interval: dur(10 * time.Millisecond), Timeout: dur(5 * time.Millisecond)}
+	c := complete(t, &config.Check{Type: "tcp", Interval: dur(10 * time.Millisecond), Timeout: dur(5 * time.Millisecond)})
 	s.Update([]Target{{Service: "web", RealServer: addr.String(), Addr: addr, Checks: []*config.Check{c}}})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -160,7 +160,7 @@ func TestConnectLoopUpdateStopsProbes(t *testing.T) {
 func TestConnectLoopHandsOverFailuresAtOnce(t *testing.T) {
 	s := NewScheduler(nil, nil)
 	c := &config.Check{Type: "tcp", Interval: dur(time.Second), Timeout: dur(100 * time.Millisecond)}
-	checker, err := New(c, netip.MustParseAddrPort("127.0.0.1:9"))
+	checker, err := New(complete(t, c), netip.MustParseAddrPort("127.0.0.1:9"))
 	if err != nil {
 		t.Fatal(err)
 	}

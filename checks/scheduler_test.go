@@ -161,9 +161,15 @@ func (h *harness) status(service, rs string) TargetStatus {
 	return TargetStatus{}
 }
 
+// tcpCheck is a complete connect-only check; a test may then change its
+// common keys.
 func tcpCheck(rise, fall int) *config.Check {
-	return &config.Check{Type: "tcp", Interval: dur(time.Second), Timeout: dur(500 * time.Millisecond),
-		Rise: rise, Fall: fall, TCP: &config.TCPCheck{}}
+	c, err := config.NewCheck(config.Check{Type: "tcp", Interval: dur(time.Second), Timeout: dur(500 * time.Millisecond),
+		Rise: rise, Fall: fall})
+	if err != nil {
+		panic(err) // the literal above is valid
+	}
+	return c
 }
 
 func tgt(service, rs string, start bool, checks ...*config.Check) Target {
@@ -532,7 +538,7 @@ func TestSchedulerRealTCP(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	c := &config.Check{Type: "tcp", Interval: dur(20 * time.Millisecond), Timeout: dur(10 * time.Millisecond), Rise: 2, Fall: 2}
+	c := complete(t, &config.Check{Type: "tcp", Interval: dur(20 * time.Millisecond), Timeout: dur(10 * time.Millisecond), Rise: 2, Fall: 2})
 	s.Update([]Target{{Service: "web", RealServer: addr.String(), Addr: addr, Checks: []*config.Check{c}}})
 	wait := func(healthy bool) {
 		t.Helper()

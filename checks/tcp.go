@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -12,7 +13,33 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-func init() { register("tcp", newTCP) }
+// TCPSettings are the keys of a tcp check: connect, optionally send Send
+// and expect a reply starting with Expect.
+type TCPSettings struct {
+	Send   string `toml:"send"`
+	Expect string `toml:"expect"`
+}
+
+// Defaults has nothing to fill: both keys are off when empty.
+func (t *TCPSettings) Defaults(config.CheckDefaults) {}
+
+// Validate has nothing to refuse: any bytes may be sent or expected.
+func (t *TCPSettings) Validate(*config.Problems) {}
+
+func (t *TCPSettings) Port() config.PortUse { return config.PortRequired }
+
+func (t *TCPSettings) Describe() string {
+	what := "connect"
+	if t.Send != "" {
+		what += fmt.Sprintf(", send %q", t.Send)
+	}
+	if t.Expect != "" {
+		what += fmt.Sprintf(", expect %q", t.Expect)
+	}
+	return what
+}
+
+func (t *TCPSettings) DedupKey() string { return dedupKey(t) }
 
 // tcpChecker connects and, when configured, sends a string and expects a
 // reply that starts with another.
@@ -27,22 +54,22 @@ type tcpChecker struct {
 	connected   string // the Reason of a connect-only success, built once
 }
 
-func newTCP(c *config.Check, target netip.AddrPort) (Checker, error) {
-	t := &tcpChecker{
+func (t *TCPSettings) newChecker(c *config.Check, target netip.AddrPort) (Checker, error) {
+	tc := &tcpChecker{
 		addr:   target.String(),
-		send:   []byte(c.TCP.Send),
-		expect: []byte(c.TCP.Expect),
+		send:   []byte(t.Send),
+		expect: []byte(t.Expect),
 		dialer: dialer(c, "tcp"),
 	}
-	if len(t.send) == 0 && len(t.expect) == 0 {
+	if len(tc.send) == 0 && len(tc.expect) == 0 {
 		var local netip.AddrPort
 		if ip := c.SourceAddress.IP; ip.IsValid() {
 			local = netip.AddrPortFrom(ip.Unmap(), uint16(c.SourceAddress.Port))
 		}
-		t.connectOnly = newConnector(target, local)
-		t.connected = okf("connected to %s", t.addr).Reason
+		tc.connectOnly = newConnector(target, local)
+		tc.connected = okf("connected to %s", tc.addr).Reason
 	}
-	return t, nil
+	return tc, nil
 }
 
 // connectResult is the Result of a connect-only probe whose connect

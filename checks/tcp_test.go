@@ -62,7 +62,7 @@ func TestTCP(t *testing.T) {
 	down := closedPort(t)
 	tests := []struct {
 		name    string
-		tcp     config.TCPCheck
+		tcp     TCPSettings
 		target  netip.AddrPort
 		port    int
 		healthy bool
@@ -71,15 +71,15 @@ func TestTCP(t *testing.T) {
 		{name: "connect", target: up, healthy: true, class: "ok"},
 		{name: "closed port is refused", target: down, class: "refused"},
 		{name: "port overrides the target's", target: down, port: int(up.Port()), healthy: true, class: "ok"},
-		{name: "send and expect prefix", tcp: config.TCPCheck{Send: "PING\r\n", Expect: "PONG"}, target: up, healthy: true, class: "ok"},
-		{name: "wrong reply", tcp: config.TCPCheck{Send: "PING\r\n", Expect: "+OK"}, target: up, class: "expect"},
-		{name: "no reply is a timeout", tcp: config.TCPCheck{Send: "QUIET\r\n", Expect: "PONG"}, target: up, class: "timeout"},
-		{name: "send only", tcp: config.TCPCheck{Send: "hello\n"}, target: up, healthy: true, class: "ok"},
+		{name: "send and expect prefix", tcp: TCPSettings{Send: "PING\r\n", Expect: "PONG"}, target: up, healthy: true, class: "ok"},
+		{name: "wrong reply", tcp: TCPSettings{Send: "PING\r\n", Expect: "+OK"}, target: up, class: "expect"},
+		{name: "no reply is a timeout", tcp: TCPSettings{Send: "QUIET\r\n", Expect: "PONG"}, target: up, class: "timeout"},
+		{name: "send only", tcp: TCPSettings{Send: "hello\n"}, target: up, healthy: true, class: "ok"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tcp := tc.tcp
-			c := &config.Check{Type: "tcp", Port: tc.port, TCP: &tcp}
+			c := &config.Check{Type: "tcp", Port: tc.port, Settings: &tcp}
 			start := time.Now()
 			r := runOnce(t, c, tc.target, 300*time.Millisecond)
 			wantResult(t, r, tc.healthy, tc.class)
@@ -95,7 +95,7 @@ func TestTCP(t *testing.T) {
 
 func TestTCPSourceAddress(t *testing.T) {
 	srv := startLineServer(t)
-	c := &config.Check{Type: "tcp", SourceAddress: srcAddr("127.0.0.2"), TCP: &config.TCPCheck{}}
+	c := &config.Check{Type: "tcp", SourceAddress: srcAddr("127.0.0.2"), Settings: &TCPSettings{}}
 	r := runOnce(t, c, addrOf(t, srv.l.Addr()), time.Second)
 	wantResult(t, r, true, "ok")
 	// A connect-only probe is done once the kernel completes the
@@ -138,7 +138,7 @@ func stuckListener(t *testing.T) netip.AddrPort {
 
 func TestTCPConnectTimeoutAndCancel(t *testing.T) {
 	addr := stuckListener(t)
-	c := &config.Check{Type: "tcp", TCP: &config.TCPCheck{}}
+	c := &config.Check{Type: "tcp", Settings: &TCPSettings{}}
 	start := time.Now()
 	r := runOnce(t, c, addr, 200*time.Millisecond)
 	wantResult(t, r, false, "timeout")
@@ -146,7 +146,7 @@ func TestTCPConnectTimeoutAndCancel(t *testing.T) {
 		t.Errorf("a 200ms probe took %s", took)
 	}
 
-	checker, err := New(c, addr)
+	checker, err := New(complete(t, c), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestTCPConnectTimeoutAndCancel(t *testing.T) {
 // waits: that wakeup must not be lost, not even once in many probes.
 func TestTCPConnectLoopbackNeverMissesTheHandshake(t *testing.T) {
 	srv := startLineServer(t)
-	checker, err := New(&config.Check{Type: "tcp", TCP: &config.TCPCheck{}}, addrOf(t, srv.l.Addr()))
+	checker, err := New(complete(t, &config.Check{Type: "tcp"}), addrOf(t, srv.l.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestTCPConnectFamilies(t *testing.T) {
 				targets = append(targets, netip.AddrPortFrom(netip.AddrFrom16(addr.Addr().As16()), addr.Port()))
 			}
 			for _, target := range targets {
-				r := runOnce(t, &config.Check{Type: "tcp", TCP: &config.TCPCheck{}}, target, time.Second)
+				r := runOnce(t, &config.Check{Type: "tcp", Settings: &TCPSettings{}}, target, time.Second)
 				wantResult(t, r, true, "ok")
 			}
 		})

@@ -29,6 +29,10 @@ func Parse(name string, data []byte) (*Config, error) {
 	if _, err := toml.Decode(string(data), &tree); err != nil {
 		return nil, Errors{syntaxError(name, err)}
 	}
+	if len(checkTypes.errs) > 0 {
+		// A program with a broken check type must not run with it.
+		return nil, Errors{&Error{File: name, Msg: "cannot load configs: " + checkTypes.errs.Error()}}
+	}
 	l := newLoader(name, string(data))
 	cfg := &Config{Path: name}
 	l.decodeTable(tree, reflect.ValueOf(cfg).Elem(), loc{})

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -9,7 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsd/lvsd/checks"
+	"github.com/lvsd/lvsd/config"
 )
+
+// The tests of Load live outside package config because configs have
+// checks, whose types package checks registers.
 
 // TestInvalid loads every testdata/invalid-*.toml and compares the whole
 // error text with its sibling .err file: file, line, key path and wording
@@ -32,11 +38,11 @@ func TestInvalid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := Load(file)
+			cfg, err := config.Load(file)
 			if err == nil {
 				t.Fatalf("Load accepted the file: %+v", cfg)
 			}
-			var es Errors
+			var es config.Errors
 			if !errors.As(err, &es) {
 				t.Fatalf("error is %T, want config.Errors", err)
 			}
@@ -47,11 +53,11 @@ func TestInvalid(t *testing.T) {
 	}
 }
 
-func mustLoad(t *testing.T, file string) *Config {
+func mustLoad(t *testing.T, file string) *config.Config {
 	t.Helper()
-	cfg, err := Load(file)
+	cfg, err := config.Load(file)
 	if err != nil {
-		t.Fatalf("Load(%s):\n%v", file, err)
+		t.Fatalf("config.Load(%s):\n%v", file, err)
 	}
 	return cfg
 }
@@ -76,7 +82,7 @@ func TestDefaults(t *testing.T) {
 	if web.PersistencePrefixLen() != 32 {
 		t.Errorf("PersistencePrefixLen = %d, want 32", web.PersistencePrefixLen())
 	}
-	wantKey := ServiceKey{Family: "inet", Protocol: "tcp", VIP: netip.MustParseAddr("192.0.2.10"), Port: 80}
+	wantKey := config.ServiceKey{Family: "inet", Protocol: "tcp", VIP: netip.MustParseAddr("192.0.2.10"), Port: 80}
 	if web.Key() != wantKey {
 		t.Errorf("Key() = %+v, want %+v", web.Key(), wantKey)
 	}
@@ -96,18 +102,18 @@ func TestDefaults(t *testing.T) {
 	}
 	c := rs1.Checks[0]
 	if c.Type != "http" || c.Interval.Duration != 5*time.Second || c.Timeout.Duration != 2*time.Second ||
-		c.Rise != 2 || c.Fall != 3 || c.Port != 80 || c.HTTP == nil || c.TCP != nil || c.DNS != nil || c.LDAP != nil || c.Exec != nil {
+		c.Rise != 2 || c.Fall != 3 || c.Port != 80 || !c.Complete() {
 		t.Errorf("check defaults: %+v", c)
 	}
-	h := c.HTTP
-	if h.Method != "GET" || h.Path != "/" || len(h.Status) != 1 || h.Status[0] != (StatusRange{200, 399}) || h.MaxBody != 65536 {
+	h, ok := c.Settings.(*checks.HTTPSettings)
+	if !ok || h.Method != "GET" || h.Path != "/" || strings.Join(h.ExpectStatus, ",") != "200-399" || h.MaxBody != 65536 {
 		t.Errorf("http defaults: %+v", h)
 	}
-	if len(rs2.Checks) != 1 || rs2.Checks[0].Type != "tcp" || rs2.Checks[0].Port != 8081 || rs2.Checks[0].TCP == nil {
+	if len(rs2.Checks) != 1 || rs2.Checks[0].Type != "tcp" || rs2.Checks[0].Port != 8081 || !isTCP(rs2.Checks[0]) {
 		t.Errorf("rs2 checks = %+v", rs2.Checks)
 	}
 
-	dnsCheck := cfg.Services[1].RealServers[0].Checks[0].DNS
+	dnsCheck := cfg.Services[1].RealServers[0].Checks[0].Settings.(*checks.DNSSettings)
 	// A DNS check on a TCP service probes over TCP unless told otherwise.
 	if dnsCheck.QueryName != "example.org." || dnsCheck.QueryType != "A" || dnsCheck.Transport != "tcp" || dnsCheck.ExpectRcode != "NOERROR" {
 		t.Errorf("dns defaults: %+v", dnsCheck)
@@ -118,6 +124,11 @@ func TestDefaults(t *testing.T) {
 		v.Checksum != "rfc5798" || v.GARPRepeat != 5 || v.VIPs[0].String() != "192.0.2.10/32" {
 		t.Errorf("vrrp defaults: %+v", v)
 	}
+}
+
+func isTCP(c *config.Check) bool {
+	_, ok := c.Settings.(*checks.TCPSettings)
+	return ok
 }
 
 // TestFull loads a file that sets every key and checks that explicit
@@ -139,27 +150,25 @@ func TestFull(t *testing.T) {
 	if bdii.AlphaOn() || bdii.PersistencePrefixLen() != 24 || bdii.SorryServer.String() != "10.0.9.9:2170" || bdii.Quorum != 2 {
 		t.Errorf("bdii: %+v", bdii)
 	}
-	ldapCheck := bdii.Checks[0].LDAP
+	ldapCheck := bdii.Checks[0].Settings.(*checks.LDAPSettings)
 	if ldapCheck.Filter != "(|(objectClass=GlueService)(objectClass=GLUE2Service))" || ldapCheck.ExpectEntries != 0 || ldapCheck.SizeLimit != 10 {
 		t.Errorf("ldap: %+v", ldapCheck)
 	}
 	rs := bdii.RealServers[0]
-	if len(rs.Checks) != 3 || rs.Checks[0].HTTP.Status[1] != (StatusRange{301, 302}) || !rs.Checks[2].Exec.DynamicWeight || rs.Forwarding != "tun" {
+	if len(rs.Checks) != 3 || strings.Join(rs.Checks[0].Settings.(*checks.HTTPSettings).ExpectStatus, ",") != "200,301-302" ||
+		!rs.Checks[2].Settings.(*checks.ExecSettings).DynamicWeight || rs.Forwarding != "tun" {
 		t.Errorf("realserver: %+v", rs)
 	}
-	dnsCheck := cfg.Service("dns").Checks[0].DNS
-	if dnsCheck.QueryType != "AAAA" || dnsCheck.ExpectRcode != "NXDOMAIN" || dnsCheck.Transport != "tcp" {
+	dnsCheck := cfg.Service("dns").Checks[0].Settings.(*checks.DNSSettings)
+	if dnsCheck.QueryType != "AAAA" || dnsCheck.ExpectRcode != "NXDOMAIN" || dnsCheck.Transport != "tcp" || dnsCheck.ExpectAnswer != "2001:db8::1" {
 		t.Errorf("dns: %+v", dnsCheck)
-	}
-	if a, ok := dnsCheck.ExpectAddr(); !ok || a.String() != "2001:db8::1" {
-		t.Errorf("ExpectAddr = %v, %v", a, ok)
 	}
 }
 
 func TestFWMarkAndIPv6(t *testing.T) {
 	cfg := mustLoad(t, "testdata/valid-fwmark-ipv6.toml")
 	m := cfg.Services[0]
-	if m.Key() != (ServiceKey{FWMark: 10, Family: "inet6"}) || m.Key().String() != "fwmark/10/inet6" || m.PersistencePrefixLen() != 64 {
+	if m.Key() != (config.ServiceKey{FWMark: 10, Family: "inet6"}) || m.Key().String() != "fwmark/10/inet6" || m.PersistencePrefixLen() != 64 {
 		t.Errorf("fwmark service: %+v key %v", m, m.Key())
 	}
 	if m.RealServers[0].Port != 0 || m.RealServers[0].Checks[0].Port != 443 || m.RealServers[1].Key() != "[2001:db8::3]:443" {
@@ -180,12 +189,12 @@ func TestInline(t *testing.T) {
 
 // TestErrorValues checks that callers can take errors apart.
 func TestErrorValues(t *testing.T) {
-	_, err := Parse("x.toml", []byte("[director]\non_exit = \"no\"\n"))
-	var fe *Error
+	_, err := config.Parse("x.toml", []byte("[director]\non_exit = \"no\"\n"))
+	var fe *config.Error
 	if !errors.As(err, &fe) || fe.File != "x.toml" || fe.Line != 2 || fe.Path != "director.on_exit" {
 		t.Fatalf("errors.As: %#v", fe)
 	}
-	if _, err := Load("testdata/does-not-exist.toml"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := config.Load("testdata/does-not-exist.toml"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -222,7 +231,7 @@ sched_flags = [
 ]
 check.type = "tcp"
 `
-	_, err := Parse("l.toml", []byte(src))
+	_, err := config.Parse("l.toml", []byte(src))
 	want := `l.toml:16: service[a].check[2].fall: must be at least 1, not 0
 l.toml:22: service[b].sched_flags: only for the sh and mh schedulers
 l.toml:27: service[b].check: must be an array of tables, not a table`
@@ -234,7 +243,7 @@ l.toml:27: service[b].check: must be an array of tables, not a table`
 // TestCRLF: files edited on Windows keep their line numbers.
 func TestCRLF(t *testing.T) {
 	src := "[[service]]\r\nname = \"a\"\r\nvip = \"192.0.2.1\"\r\nport = 80\r\nscheduler = \"x\"\r\n"
-	_, err := Parse("w.toml", []byte(src))
+	_, err := config.Parse("w.toml", []byte(src))
 	want := `w.toml:5: service[a].scheduler: invalid value "x" (want rr, wrr, lc, wlc, lblc, lblcr, dh, sh, mh, sed, nq, fo or ovf)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)

@@ -1,5 +1,8 @@
 // Package config holds lvsd's configuration: the data decoded from one TOML
-// file, its defaults and its validation. It imports nothing else of lvsd.
+// file, its defaults and its validation. It imports nothing else of lvsd:
+// the check types, each with its own keys, defaults and rules, are
+// registered into it by package checks (see checktype.go), which every
+// program that loads configs imports.
 package config
 
 import (
@@ -121,11 +124,11 @@ type RealServer struct {
 	Line int `toml:"-"`
 }
 
-// Check is one health check. Common keys live here; the keys of each type
-// live in exactly one of the type-specific structs, and a key of another
-// type is a config error.
+// Check is one health check. Common keys live here; the keys of its type
+// live in Settings, the struct that type registered (see checktype.go), and
+// a key of another type is a config error.
 type Check struct {
-	Type          string   `toml:"type"`     // tcp | http | https | dns | ldap | exec
+	Type          string   `toml:"type"`     // one of CheckTypes()
 	Interval      Duration `toml:"interval"` // default 5s
 	Timeout       Duration `toml:"timeout"`  // default min(2s, interval/2)
 	Rise          int      `toml:"rise"`     // default 2
@@ -135,72 +138,14 @@ type Check struct {
 	// Warmup delays the first probe by a random time up to this long.
 	Warmup Duration `toml:"warmup"`
 
-	TCP  *TCPCheck  `toml:"-"`
-	HTTP *HTTPCheck `toml:"-"` // for type http and https
-	DNS  *DNSCheck  `toml:"-"`
-	LDAP *LDAPCheck `toml:"-"`
-	Exec *ExecCheck `toml:"-"`
+	// Settings holds the keys of Type; nil only while Type is unknown.
+	// Copies of a check share it: after Load nothing may change it.
+	Settings CheckSettings `toml:"-"`
 
 	Line int `toml:"-"`
-}
-
-// TCPCheck connects, optionally sends Send and expects a reply starting with Expect.
-type TCPCheck struct {
-	Send   string `toml:"send"`
-	Expect string `toml:"expect"`
-}
-
-// HTTPCheck issues one request and checks status and body.
-type HTTPCheck struct {
-	Method string `toml:"method"` // default GET
-	Path   string `toml:"path"`   // default "/"
-	Host   string `toml:"host"`   // Host header
-	// ExpectStatus entries are codes or ranges: "200", "200-399". Default "200-399".
-	ExpectStatus  []string `toml:"expect_status"`
-	ExpectBody    string   `toml:"expect_body"` // regexp
-	TLSServerName string   `toml:"tls_server_name"`
-	CAFile        string   `toml:"ca_file"`
-	TLSSkipVerify bool     `toml:"tls_skip_verify"`
-	MaxBody       int64    `toml:"max_body"` // bytes read at most; default 64 KiB
-
-	Status []StatusRange `toml:"-"` // parsed ExpectStatus
-}
-
-// StatusRange is an inclusive range of HTTP status codes.
-type StatusRange struct{ Lo, Hi int }
-
-// DNSCheck sends one query and checks rcode and answer.
-type DNSCheck struct {
-	QueryName   string `toml:"query_name"`
-	QueryType   string `toml:"query_type"`   // default A
-	Transport   string `toml:"transport"`    // udp | tcp; default udp
-	ExpectRcode string `toml:"expect_rcode"` // default NOERROR
-	// ExpectAnswer is an address, or a regexp some answer record's text must match.
-	ExpectAnswer string `toml:"expect_answer"`
-}
-
-// LDAPCheck binds and searches; BDII-style with base o=grid and expect_entries >= 1.
-type LDAPCheck struct {
-	BindDN           string `toml:"bind_dn"`
-	BindPasswordFile string `toml:"bind_password_file"`
-	Base             string `toml:"base"`
-	Scope            string `toml:"scope"`          // base | one | sub; default base
-	Filter           string `toml:"filter"`         // default (objectClass=*)
-	ExpectEntries    int    `toml:"expect_entries"` // minimum; default 1
-	SizeLimit        int    `toml:"size_limit"`     // default max(expect_entries, 1)... see Validate
-	StartTLS         bool   `toml:"starttls"`
-	LDAPS            bool   `toml:"ldaps"`
-	TLSServerName    string `toml:"tls_server_name"`
-	CAFile           string `toml:"ca_file"`
-	TLSSkipVerify    bool   `toml:"tls_skip_verify"`
-}
-
-// ExecCheck runs a command (argv, no shell); exit 0 is healthy.
-type ExecCheck struct {
-	Command []string `toml:"command"`
-	// DynamicWeight follows keepalived's misc_dynamic: exit 0 healthy,
-	// 1 failed, 2..255 healthy with weight exit-2.
-	DynamicWeight bool `toml:"dynamic_weight"`
+	// complete is set by Load and NewCheck once defaults are filled and
+	// every rule passed.
+	complete bool
 }
 
 // Duration is a time.Duration decoded from a TOML string like "1.5s".

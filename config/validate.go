@@ -289,14 +289,14 @@ func (l *loader) realServer(r *RealServer, s *Service) {
 		}
 	}
 	for _, c := range r.Checks {
-		if c.Port != 0 {
+		if c.Port != 0 || c.Settings == nil || c.Settings.Port() == PortNone {
 			continue
 		}
 		c.Port = r.Port
 		// A zero port is only news for a fwmark or all-ports service;
 		// otherwise the service's or server's port already has an error.
 		portBroken := l.failed[at.key("port").raw] || l.failed[l.locs[s].key("port").raw]
-		if c.Port == 0 && c.Exec == nil && !portBroken {
+		if c.Port == 0 && c.Settings.Port() == PortRequired && !portBroken {
 			l.errorf(l.locs[c].key("port"), "required: real server %s has no port to probe", r.Address.IP)
 		}
 	}
@@ -308,13 +308,9 @@ func (l *loader) check(c *Check, s *Service) {
 	if g["port"] && c.Port == 0 {
 		l.errorf(at.key("port"), "0 out of range 1..65535")
 	}
-	c.setDefaults(g)
-	// A DNS check probes the protocol the service carries unless told
-	// otherwise: a TCP DNS service must be checked over TCP.
-	if c.DNS != nil && !g["transport"] && (s.Protocol == "tcp" || s.Protocol == "udp") {
-		c.DNS.Transport = s.Protocol
-	}
-	l.adopt(at, c.Validate())
+	c.setDefaults(CheckDefaults{given: g, Protocol: s.Protocol})
+	l.adopt(at, c.validate())
+	c.complete = true
 	if c.SourceAddress.IsValid() && s.VIP.IsValid() && c.SourceAddress.IP.Is4() != s.VIP.IP.Is4() {
 		l.errorf(at.key("source_address"), "%s is %s but the service is %s", c.SourceAddress.IP, familyName(c.SourceAddress.IP), familyName(s.VIP.IP))
 	}

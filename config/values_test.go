@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -85,39 +84,5 @@ func TestDuration(t *testing.T) {
 		if err != nil || d.Duration != tc.want {
 			t.Errorf("%q: got %v err %v, want %v", tc.in, d.Duration, err, tc.want)
 		}
-	}
-}
-
-// TestCheckInGo covers checks built in Go, as the checks package's tests
-// build them: SetDefaults treats zero as unset, Validate names relative keys.
-func TestCheckInGo(t *testing.T) {
-	c := &Check{Type: "ldap", LDAP: &LDAPCheck{Base: "o=grid", ExpectEntries: 3}}
-	c.SetDefaults()
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if c.Interval.Duration != 5*time.Second || c.Timeout.Duration != 2*time.Second || c.LDAP.Scope != "base" || c.LDAP.SizeLimit != 3 {
-		t.Errorf("defaults: %+v %+v", c, c.LDAP)
-	}
-
-	c = &Check{Type: "dns"} // SetDefaults allocates the type's struct
-	c.SetDefaults()
-	if c.DNS == nil || c.DNS.QueryType != "A" {
-		t.Fatalf("dns defaults: %+v", c)
-	}
-	if err := c.Validate(); err == nil || err.Error() != "query_name: required" {
-		t.Errorf("Validate = %v, want query_name: required", err)
-	}
-
-	c = &Check{Type: "http", Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 1, Fall: 1, DNS: &DNSCheck{}}
-	want := "type: http checks need their own settings and no other type's (set exactly one of TCP, HTTP, DNS, LDAP, Exec)"
-	if err := c.Validate(); err == nil || err.Error() != want {
-		t.Errorf("Validate = %v, want %q", err, want)
-	}
-
-	c = &Check{Type: "tcp", Interval: Duration{time.Second}, Timeout: Duration{2 * time.Second}, TCP: &TCPCheck{}}
-	want = strings.Join([]string{"timeout: 2s must be shorter than interval 1s", "rise: must be at least 1, not 0", "fall: must be at least 1, not 0"}, "\n")
-	if err := c.Validate(); err == nil || err.Error() != want {
-		t.Errorf("Validate = %v, want %q", err, want)
 	}
 }

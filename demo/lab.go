@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/config"
 	"github.com/vishvananda/netlink"
 )
@@ -136,9 +137,9 @@ func (d *director) service(name string) *config.Service {
 // dnsRecord is the record the dns check asks for, which dnsmasq then serves.
 func dnsRecord(s *config.Service) (name, answer string) {
 	for _, c := range s.RealServers[0].Checks {
-		if c.DNS != nil && c.DNS.QueryName != "" {
-			if _, err := netip.ParseAddr(c.DNS.ExpectAnswer); err == nil {
-				return strings.TrimSuffix(c.DNS.QueryName, "."), c.DNS.ExpectAnswer
+		if d, ok := c.Settings.(*checks.DNSSettings); ok && d.QueryName != "" {
+			if _, err := netip.ParseAddr(d.ExpectAnswer); err == nil {
+				return strings.TrimSuffix(d.QueryName, "."), d.ExpectAnswer
 			}
 		}
 	}

@@ -69,8 +69,11 @@ func measure(o options) (result, error) {
 	tg := targets(o)
 	scheduled := int(int64(len(tg)) * int64(o.duration) / int64(o.interval))
 	rec := newRecorder(scheduled + len(tg))
-	check := &config.Check{Type: "tcp", Interval: config.Duration{Duration: o.interval},
-		Timeout: config.Duration{Duration: o.timeout}, Rise: 1, Fall: 1}
+	check, err := config.NewCheck(config.Check{Type: "tcp", Interval: config.Duration{Duration: o.interval},
+		Timeout: config.Duration{Duration: o.timeout}, Rise: 1, Fall: 1})
+	if err != nil {
+		return result{}, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

@@ -148,50 +148,15 @@ func ownChecks(s *config.Service, r *config.RealServer) bool {
 	return len(s.Checks) == 0 || r.Checks[0].Line != s.Checks[0].Line
 }
 
+// describeCheck is one line per check: the common keys, then what its
+// type says one probe does.
 func describeCheck(c *config.Check) string {
-	var what string
-	switch {
-	case c.TCP != nil:
-		what = "connect"
-		if c.TCP.Send != "" {
-			what += fmt.Sprintf(", send %q", c.TCP.Send)
-		}
-		if c.TCP.Expect != "" {
-			what += fmt.Sprintf(", expect %q", c.TCP.Expect)
-		}
-	case c.HTTP != nil:
-		h := c.HTTP
-		what = fmt.Sprintf("%s %s, expect status %s", h.Method, h.Path, strings.Join(h.ExpectStatus, ","))
-		if h.ExpectBody != "" {
-			what += fmt.Sprintf(", body matching %q", h.ExpectBody)
-		}
-	case c.DNS != nil:
-		q := c.DNS
-		what = fmt.Sprintf("%s %s over %s, expect %s", q.QueryType, q.QueryName, q.Transport, q.ExpectRcode)
-		if q.ExpectAnswer != "" {
-			what += fmt.Sprintf(" and answer %q", q.ExpectAnswer)
-		}
-	case c.LDAP != nil:
-		q := c.LDAP
-		what = fmt.Sprintf("search %q scope %s filter %s, expect at least %s", q.Base, q.Scope, q.Filter, plural(q.ExpectEntries, "entry"))
-		if q.StartTLS {
-			what += ", starttls"
-		}
-		if q.LDAPS {
-			what += ", ldaps"
-		}
-	case c.Exec != nil:
-		what = "run " + strings.Join(c.Exec.Command, " ")
-		if c.Exec.DynamicWeight {
-			what += " (exit code sets weight)"
-		}
-	}
 	port := ""
 	if c.Port != 0 {
 		port = fmt.Sprintf(" port %d", c.Port)
 	}
 	return fmt.Sprintf("%s%s every %s (timeout %s, up after %d, down after %d): %s",
-		c.Type, port, c.Interval.Duration, c.Timeout.Duration, c.Rise, c.Fall, what)
+		c.Type, port, c.Interval.Duration, c.Timeout.Duration, c.Rise, c.Fall, c.Settings.Describe())
 }
 
 func preemptText(v *config.VRRP) string {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lvsd/lvsd/config"
 )
 
 // TestCheckExamples runs `lvsd check` on every shipped example: an example
@@ -94,5 +96,37 @@ func TestVersion(t *testing.T) {
 	version = ""
 	if v := lvsdVersion(); v == "" {
 		t.Error("lvsdVersion is empty without ldflags")
+	}
+}
+
+// TestCheckDescribesEveryType: `lvsd check` prints one line for a check of
+// each registered type, in words its users know. A new type must be added
+// to testdata/every-check-type.toml and its line to the .out file.
+func TestCheckDescribesEveryType(t *testing.T) {
+	const file = "testdata/every-check-type.toml"
+	var stdout, stderr bytes.Buffer
+	if code := runCheck([]string{"-config", file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var got []string
+	described := map[string]bool{}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if strings.HasPrefix(line, "  check ") {
+			got = append(got, strings.TrimPrefix(line, "  check "))
+			typ, _, _ := strings.Cut(strings.TrimPrefix(line, "  check "), " ")
+			described[typ] = true
+		}
+	}
+	for _, typ := range config.CheckTypes() {
+		if !described[typ] {
+			t.Errorf("%s has no %s check", file, typ)
+		}
+	}
+	want, err := os.ReadFile("testdata/every-check-type.out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := strings.Join(got, "\n"), strings.TrimRight(string(want), "\n"); g != w {
+		t.Errorf("check lines differ\n--- got\n%s\n--- want\n%s", g, w)
 	}
 }
