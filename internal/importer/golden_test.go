@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	// The check types register themselves with config on import.
+	_ "github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/config"
 )
 
