@@ -50,6 +50,7 @@ type Director struct {
 	// summary.
 	guard      *guard
 	localFault func() (reason string, faulty bool)
+	onRelease  func(services []string)
 	guardLog   time.Time
 
 	// passMu serialises passes and every use of ipvs.
@@ -77,6 +78,14 @@ func WithClock(now func() time.Time) Option { return func(d *Director) { d.now =
 // return at once, reading a value sampled elsewhere.
 func WithLocalFault(f func() (reason string, faulty bool)) Option {
 	return func(d *Director) { d.localFault = f }
+}
+
+// WithOnRelease calls f, outside the director's locks, with the services
+// whose held failures the eviction guard has just applied by itself (not
+// in answer to a SetHealth), so whoever follows their health can look
+// again.
+func WithOnRelease(f func(services []string)) Option {
+	return func(d *Director) { d.onRelease = f }
 }
 
 // New returns a Director for cfg programming ipvs. It does not touch the
@@ -112,6 +121,15 @@ func (d *Director) Update(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("config rejected, nothing changed: %w", err)
 	}
+	if released := d.update(cfg, svcs); len(released) > 0 && d.onRelease != nil {
+		d.onRelease(released)
+	}
+	return nil
+}
+
+// update switches to svcs and returns the services whose held failures it
+// applied (the guard turned off).
+func (d *Director) update(cfg *config.Config, svcs []*compiledService) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	keep := map[ServiceKey]bool{}
@@ -167,10 +185,11 @@ func (d *Director) Update(cfg *config.Config) error {
 			pools[cs.name] = append(pools[cs.name], r.name)
 		}
 	}
-	d.releaseLocked(d.guard.configure(guardConfigOf(cfg.Director.EvictionGuard), pools))
+	rel := d.guard.configure(guardConfigOf(cfg.Director.EvictionGuard), pools)
+	d.releaseLocked(rel)
 	d.updatePoolsLocked()
 	d.Trigger()
-	return nil
+	return releasedServices(rel)
 }
 
 // carryRenamesLocked gives a renamed service (see Renames) the health,

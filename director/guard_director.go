@@ -89,23 +89,51 @@ func (d *Director) releaseLocked(rel []released) {
 func (d *Director) tickGuard() (applied bool, next time.Time) {
 	why, faulty := d.localFault()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	now := d.now()
 	d.observeLocked(now, why, faulty)
 	rel, next := d.guard.due(now)
 	d.releaseLocked(rel)
 	if len(d.guard.held) == 0 {
-		return len(rel) > 0, time.Time{}
+		next = time.Time{}
+	} else {
+		// lvsd's own state is polled, so its recovery is seen within a second.
+		if poll := now.Add(time.Second); next.IsZero() || poll.Before(next) {
+			next = poll
+		}
+		if now.Sub(d.guardLog) >= guardSummaryEvery {
+			d.guardLog = now
+			d.log.Warn("eviction guard: holding failed checks", "held", len(d.guard.held), "fault", d.guard.fault)
+		}
 	}
-	// lvsd's own state is polled, so its recovery is seen within a second.
-	if poll := now.Add(time.Second); next.IsZero() || poll.Before(next) {
-		next = poll
-	}
-	if now.Sub(d.guardLog) >= guardSummaryEvery {
-		d.guardLog = now
-		d.log.Warn("eviction guard: holding failed checks", "held", len(d.guard.held), "fault", d.guard.fault)
+	d.mu.Unlock()
+	if len(rel) > 0 && d.onRelease != nil {
+		d.onRelease(releasedServices(rel))
 	}
 	return len(rel) > 0, next
+}
+
+func releasedServices(rel []released) []string {
+	var out []string
+	for _, r := range rel {
+		if len(out) == 0 || out[len(out)-1] != r.id.service { // rel is sorted
+			out = append(out, r.id.service)
+		}
+	}
+	return out
+}
+
+// Holding reports whether the eviction guard holds a failed check of a
+// server of service: those servers stay in the table as they were, and
+// whoever follows the service's health (VRRP tracking) should too.
+func (d *Director) Holding(service string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range d.guard.held {
+		if id.service == service {
+			return true
+		}
+	}
+	return false
 }
 
 // GuardStatus says what the eviction guard holds now, and why.

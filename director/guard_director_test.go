@@ -51,12 +51,13 @@ func guardedConfig() *config.Config {
 	return c
 }
 
-func newGuardedHarness(t *testing.T, fault *faultSwitch) (*harness, *syncBuffer) {
+func newGuardedHarness(t *testing.T, fault *faultSwitch, opts ...Option) (*harness, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	h := &harness{t: t, fake: NewFake(), now: time.Unix(1000, 0)}
-	d, err := New(guardedConfig(), h.fake, WithClock(func() time.Time { return h.now }), WithLocalFault(fault.fault),
-		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	opts = append([]Option{WithClock(func() time.Time { return h.now }), WithLocalFault(fault.fault),
+		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}, opts...)
+	d, err := New(guardedConfig(), h.fake, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,8 @@ func (h *harness) allDests() int {
 
 func TestGuardHoldsTheTableOnALocalFault(t *testing.T) {
 	fault := &faultSwitch{}
-	h, logs := newGuardedHarness(t, fault)
+	var released []string
+	h, logs := newGuardedHarness(t, fault, WithOnRelease(func(s []string) { released = append(released, s...) }))
 	reg := prometheus.NewPedanticRegistry()
 	if err := h.d.Register(reg); err != nil {
 		t.Fatal(err)
@@ -152,6 +154,9 @@ func TestGuardHoldsTheTableOnALocalFault(t *testing.T) {
 	h.now = h.now.Add(time.Second)
 	if applied, next := h.d.tickGuard(); !applied || !next.IsZero() {
 		t.Fatalf("tickGuard = %v, %v: want the held failures of b and c applied, nothing left", applied, next)
+	}
+	if fmt.Sprint(released) != "[b c]" {
+		t.Errorf("WithOnRelease heard %v, want [b c]", released)
 	}
 	h.pass()
 	want := map[string]int{"tcp 192.0.2.1:80": 4, "tcp 192.0.2.2:80": 0, "tcp 192.0.2.3:80": 0}
