@@ -299,8 +299,10 @@ func (d *Director) SetHealth(service, realserver string, h Health) {
 			d.Trigger() // Run arms its guard timer
 			return
 		}
-		if wasHeld {
+		if wasHeld && h.Cause == CauseAnswered {
 			d.metrics.released(outcomeAnswered)
+		} else if wasHeld {
+			d.metrics.released(outcomeApplied)
 		}
 	case d.guard.forget(id):
 		outcome := outcomeRecovered

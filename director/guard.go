@@ -286,10 +286,18 @@ func (g *guard) prune(now time.Time) {
 }
 
 // fail judges a failure of a server that is in the table now. It reports
-// whether the guard holds it; if not, the caller applies it.
-func (g *guard) fail(id rsID, h Health, rejudge time.Duration, now time.Time) (hold bool) {
-	if !g.cfg.on() || h.Cause == CauseAnswered {
+// whether the guard holds it; if not, the caller applies it, and any
+// earlier hold of the server ends.
+func (g *guard) fail(id rsID, h Health, rejudge time.Duration, now time.Time) bool {
+	hold := g.judge(id, h, rejudge, now)
+	if !hold {
 		g.change(id, func() { delete(g.held, id) })
+	}
+	return hold
+}
+
+func (g *guard) judge(id rsID, h Health, rejudge time.Duration, now time.Time) bool {
+	if !g.cfg.on() || h.Cause == CauseAnswered {
 		return false
 	}
 	g.prune(now)

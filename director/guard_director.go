@@ -138,7 +138,9 @@ func (d *Director) Holding(service string) bool {
 
 // GuardStatus says what the eviction guard holds now, and why.
 func (d *Director) GuardStatus() GuardStatus {
+	why, faulty := d.localFault()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.observeLocked(d.now(), why, faulty)
 	return d.guard.status()
 }

@@ -43,7 +43,9 @@ func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
+	why, faulty := c.d.localFault()
 	c.d.mu.Lock()
+	c.d.observeLocked(c.d.now(), why, faulty)
 	held, fault := len(c.d.guard.held), c.d.guard.fault
 	c.d.mu.Unlock()
 	gauge := func(desc *prometheus.Desc, v int, labels ...string) {

@@ -317,3 +317,14 @@ func keys(m map[string]int) []string {
 	slices.Sort(out)
 	return out
 }
+
+// A failure the guard does not hold ends an earlier hold of the server.
+func TestGuardFailureNotHeldEndsAHold(t *testing.T) {
+	s := newGuardSim(t, map[string]int{"a": 4, "b": 4})
+	s.fault = "fds: full"
+	s.failOne("a", 0, CauseSilent)
+	s.want(s.held() == 1, "held while lvsd is in trouble")
+	s.fault = ""
+	s.failOne("a", 0, CauseSilent)
+	s.want(s.held() == 0 && s.out[rsID{"a", rs(0)}] == "at once", "applied, the hold gone")
+}
