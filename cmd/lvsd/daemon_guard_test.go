@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,7 +72,7 @@ func (f *faultVar) get() (string, bool) {
 	return f.why, f.why != ""
 }
 
-func startGuardLab(t *testing.T) *guardLab {
+func startGuardLab(t *testing.T, opts ...daemonOption) *guardLab {
 	g := &guardLab{pools: map[string][]*switchable{}}
 	c := newLabConfig(t)
 	var extra strings.Builder
@@ -100,7 +103,10 @@ port = 80
 		}
 	}
 	c.Extra = extra.String()
-	g.lab = startLab(t, c, withLocalFault(g.fault.get))
+	if len(opts) == 0 {
+		opts = []daemonOption{withLocalFault(g.fault.get)}
+	}
+	g.lab = startLab(t, c, opts...)
 	for _, ss := range g.pools {
 		for _, s := range ss {
 			g.waitWeight(s.addr, 1)
@@ -236,6 +242,118 @@ func TestGuardDoesNotHoldOnePoolThatReallyFails(t *testing.T) {
 	}
 	if gs := g.status().EvictionGuard; len(gs.Held) != 0 {
 		t.Errorf("still held: %+v", gs.Held)
+	}
+}
+
+// A real fault, not a simulated one: lvsd runs out of file descriptors.
+// Its probes cannot open sockets (class local) and its own sampler sees
+// the descriptors used up; nothing leaves the table, and once descriptors
+// are free again the checks pass and every hold ends with the server
+// never having left.
+func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
+	g := startGuardLab(t, func(*daemonHost) {}) // lvsd's own sampler
+	all := []string{"a", "b", "c"}
+	release := exhaustFileDescriptors(t)
+	g.judged(checks.Down, all...)
+	var gs director.GuardStatus
+	g.eventually("every server held", func() error {
+		gs = g.d.dir.GuardStatus() // in-process: the control socket needs a descriptor too
+		for _, p := range all {
+			for _, s := range g.pools[p] {
+				if !slicesContainsHeld(gs.Held, p, s.addr) {
+					return fmt.Errorf("%s/%s not held: %+v", p, s.addr, gs)
+				}
+			}
+		}
+		return nil
+	})
+	for _, h := range gs.Held {
+		if !strings.HasPrefix(h.Reason, "local: ") {
+			t.Errorf("held %s/%s for %q, want a local failure", h.Service, h.RealServer, h.Reason)
+		}
+	}
+	if !strings.HasPrefix(gs.Fault, "fds: ") && !strings.HasPrefix(gs.Fault, "probes: ") {
+		t.Errorf("fault %q, want lvsd short of file descriptors", gs.Fault)
+	}
+	for _, p := range all {
+		if n := g.inKernel(p); n != 2 {
+			t.Errorf("pool %s: %d servers in the kernel, want 2", p, n)
+		}
+	}
+	release()
+	g.judged(checks.Up, all...)
+	g.eventually("holds ended", func() error {
+		if gs := g.d.dir.GuardStatus(); len(gs.Held) != 0 {
+			return fmt.Errorf("still held: %d", len(gs.Held))
+		}
+		return nil
+	})
+	for _, p := range all {
+		if n := g.inKernel(p); n != 2 {
+			t.Errorf("pool %s: %d servers in the kernel after recovery, want 2", p, n)
+		}
+	}
+	if n := g.scrape().count("lvsd_eviction_guard_released_total", "outcome", "applied"); n != 0 {
+		t.Errorf("%v held failures applied, want none", n)
+	}
+}
+
+func slicesContainsHeld(held []director.HeldStatus, service, rs string) bool {
+	for _, h := range held {
+		if h.Service == service && h.RealServer == rs {
+			return true
+		}
+	}
+	return false
+}
+
+// exhaustFileDescriptors lowers RLIMIT_NOFILE to a little above what is
+// open and fills every free descriptor below it. The returned func (also
+// run at cleanup) gives them back.
+func exhaustFileDescriptors(t *testing.T) (release func()) {
+	t.Helper()
+	var was syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &was); err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := was
+	low.Cur = uint64(len(open) + 64)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("cannot lower RLIMIT_NOFILE: %v", err)
+	}
+	var filler []*os.File
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		for _, f := range filler {
+			f.Close()
+		}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &was); err != nil {
+			t.Errorf("restoring RLIMIT_NOFILE: %v", err)
+		}
+	}
+	t.Cleanup(release)
+	for {
+		f, err := os.Open(os.DevNull)
+		if errors.Is(err, syscall.EMFILE) {
+			return release
+		}
+		if err != nil {
+			release()
+			t.Fatal(err)
+		}
+		filler = append(filler, f)
+		if len(filler) > 100000 {
+			release()
+			t.Fatal("RLIMIT_NOFILE did not take effect")
+		}
 	}
 }
 
