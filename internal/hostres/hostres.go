@@ -171,8 +171,8 @@ func (r Reader) memory(u *Usage) error {
 	worst := percent(u.MemUsed, u.MemLimit)
 	for _, cg := range r.cgroups() {
 		for dir := cg.path; ; dir = path.Dir(dir) {
-			used, limit, ok := r.cgroupMemory(cg, dir)
-			if ok && limit < total {
+			used, limit, ok := r.cgroupMemory(cg, dir, total)
+			if ok {
 				if p := percent(used, limit); p > worst {
 					worst = p
 					u.MemUsed, u.MemLimit, u.MemScope = used, limit, "cgroup "+dir
@@ -244,8 +244,9 @@ func (r Reader) cgroups() []cgroup {
 }
 
 // cgroupMemory reads the limit of one cgroup directory and its use, less
-// the inactive page cache, as the kernel's own reclaim would see it.
-func (r Reader) cgroupMemory(cg cgroup, dir string) (used, limit uint64, ok bool) {
+// the inactive page cache, as the kernel's own reclaim would see it. A
+// cgroup with no limit below the host's memory is not read further.
+func (r Reader) cgroupMemory(cg cgroup, dir string, total uint64) (used, limit uint64, ok bool) {
 	base, maxFile, curFile, inactive := "sys/fs/cgroup", "memory.max", "memory.current", "inactive_file"
 	if cg.v1 {
 		base, maxFile, curFile, inactive = "sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
@@ -254,7 +255,7 @@ func (r Reader) cgroupMemory(cg cgroup, dir string) (used, limit uint64, ok bool
 	}
 	at := func(name string) string { return r.file(path.Join(base, dir, name)) }
 	limit, err := readUint(at(maxFile))
-	if err != nil {
+	if err != nil || limit >= total {
 		return 0, 0, false
 	}
 	used, err = readUint(at(curFile))
