@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +78,11 @@ func (f *faultVar) get() (string, bool) {
 }
 
 func startGuardLab(t *testing.T, opts ...daemonOption) *guardLab {
+	return startGuardLabOn(t, func() *switchable { return newSwitchable(t) }, opts...)
+}
+
+// startGuardLabOn is startGuardLab with the pools' servers from server.
+func startGuardLabOn(t *testing.T, server func() *switchable, opts ...daemonOption) *guardLab {
 	g := &guardLab{pools: map[string][]*switchable{}}
 	c := newLabConfig(t)
 	var extra strings.Builder
@@ -97,7 +107,7 @@ port = 80
   fall = 2
 `, name, 20+i)
 		for range 2 {
-			s := newSwitchable(t)
+			s := server()
 			g.pools[name] = append(g.pools[name], s)
 			fmt.Fprintf(&extra, "\n  [[service.realserver]]\n  address = %q\n", s.addr)
 		}
@@ -251,7 +261,14 @@ func TestGuardDoesNotHoldOnePoolThatReallyFails(t *testing.T) {
 // are free again the checks pass and every hold ends with the server
 // never having left.
 func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
-	g := startGuardLab(t, func(*daemonHost) {}) // lvsd's own sampler
+	// The servers run in another process, as real servers do: they go on
+	// accepting while lvsd has no descriptor left.
+	remote := serversElsewhere(t, 6)
+	g := startGuardLabOn(t, func() *switchable {
+		s := &switchable{addr: remote[0]}
+		remote = remote[1:]
+		return s
+	}, func(*daemonHost) {}) // lvsd's own sampler, not a simulated fault
 	all := []string{"a", "b", "c"}
 	release := exhaustFileDescriptors(t)
 	g.judged(checks.Down, all...)
@@ -268,7 +285,7 @@ func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
 		return nil
 	})
 	for _, h := range gs.Held {
-		if !strings.HasPrefix(h.Reason, "local: ") {
+		if h.Service != "web" && !strings.HasPrefix(h.Reason, "local: ") {
 			t.Errorf("held %s/%s for %q, want a local failure", h.Service, h.RealServer, h.Reason)
 		}
 	}
@@ -296,6 +313,60 @@ func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
 	if n := g.scrape().count("lvsd_eviction_guard_released_total", "outcome", "applied"); n != 0 {
 		t.Errorf("%v held failures applied, want none", n)
 	}
+}
+
+// serversElsewhere starts n HTTP servers answering 200 in a child
+// process (this test binary, see init) and returns their addresses.
+func serversElsewhere(t *testing.T, n int) []string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", serversEnv, n))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // the child exits when its stdin closes
+		cmd.Wait()
+	})
+	var addrs []string
+	sc := bufio.NewScanner(stdout)
+	for len(addrs) < n && sc.Scan() {
+		addrs = append(addrs, sc.Text())
+	}
+	if len(addrs) < n {
+		t.Fatalf("child servers: %d addresses (%v)", len(addrs), sc.Err())
+	}
+	return addrs
+}
+
+const serversEnv = "LVSD_TEST_HTTP_SERVERS"
+
+// init turns this test binary into serversElsewhere's child.
+func init() {
+	n, err := strconv.Atoi(os.Getenv(serversEnv))
+	if err != nil || n <= 0 {
+		return
+	}
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(l.Addr())
+		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
+	}
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
 }
 
 func slicesContainsHeld(held []director.HeldStatus, service, rs string) bool {
