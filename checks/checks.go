@@ -44,7 +44,7 @@ type Checker interface {
 var ReasonClasses = []string{
 	"ok", "timeout", "refused", "reset", "unreachable", "connect", "io", "tls",
 	"expect", "status", "body", "rcode", "empty", "answer", "bind", "entries",
-	"search", "exit", "signal", "config",
+	"search", "exit", "signal", "config", LocalClass,
 }
 
 // ReasonClass returns the class of a Result's Reason, or "other" if the
@@ -148,6 +148,8 @@ func netFail(ctx context.Context, what string, err error) Result {
 func netClass(ctx context.Context, err error) string {
 	var ne net.Error
 	switch {
+	case localErr(err):
+		return LocalClass
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
 	case errors.As(err, &ne) && ne.Timeout():

@@ -95,6 +95,8 @@ func (e *execChecker) Check(ctx context.Context) Result {
 	// a background grandchild kept open (exec.ErrWaitDelay).
 	state := cmd.ProcessState
 	switch {
+	case state == nil && localErr(err):
+		return timed(start, failf(LocalClass, "%s: %v", name, err))
 	case state == nil:
 		return timed(start, failf("exit", "%s: %v", name, err))
 	case state.Success():

@@ -73,6 +73,10 @@ func TestDefaults(t *testing.T) {
 		!*d.ExpireNodestConn || !*d.ExpireQuiescentTemplate || !*d.IPForward {
 		t.Errorf("director defaults: %+v", d)
 	}
+	if g := d.EvictionGuard; g != (EvictionGuard{Threshold: 50, Window: Duration{10 * time.Second}, MaxHold: Duration{2 * time.Minute},
+		FDLimit: 90, MemoryLimit: 90, ChecksBehind: Duration{2 * time.Second}}) || !g.On() {
+		t.Errorf("eviction guard defaults: %+v", g)
+	}
 
 	web := cfg.Services[0]
 	if web.Name != "tcp/192.0.2.10:80" || web.Protocol != "tcp" || web.Family != "inet" || web.Scheduler != "wlc" ||
@@ -138,6 +142,11 @@ func TestFull(t *testing.T) {
 	d := cfg.Director
 	if d.MetricsListen != "" || d.OnExit != "flush" || !d.OwnAll || *d.ExpireNodestConn || *d.IPForward {
 		t.Errorf("director: %+v", d)
+	}
+	// Explicit zeros switch the guard and two of its sources off.
+	if g := d.EvictionGuard; g != (EvictionGuard{Threshold: 0, Window: Duration{5 * time.Second}, MaxHold: Duration{time.Minute},
+		FDLimit: 0, MemoryLimit: 80, ChecksBehind: Duration{0}}) || g.On() {
+		t.Errorf("eviction guard: %+v", g)
 	}
 	v := cfg.VRRP[0]
 	if v.PreemptOn() || v.GARPRepeat != 0 || v.Checksum != "rfc9568" || v.Interface != "eth1" || len(v.VIPs) != 2 {

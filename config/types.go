@@ -34,6 +34,8 @@ type Director struct {
 	ExpireNodestConn        *bool `toml:"expire_nodest_conn"`
 	ExpireQuiescentTemplate *bool `toml:"expire_quiescent_template"`
 	IPForward               *bool `toml:"ip_forward"`
+	// EvictionGuard holds mass failures while lvsd itself is in trouble.
+	EvictionGuard EvictionGuard `toml:"eviction_guard"`
 }
 
 // VRRP is one VRRPv3 instance (one VRID on one interface).

@@ -81,6 +81,7 @@ func (l *loader) director(d *Director) {
 			*p = boolPtr(true)
 		}
 	}
+	l.evictionGuard(&d.EvictionGuard, at.key("eviction_guard"))
 }
 
 func (l *loader) services(cfg *Config) {

@@ -30,6 +30,9 @@ type compiledReal struct {
 	name   string // "ip:port", the realserver's name in health, metrics and status
 	dest   Dest   // Weight is the configured weight
 	warmup time.Duration
+	// rejudge is how long the checks need to call the server up again
+	// (see rejudgeTime), for the eviction guard.
+	rejudge time.Duration
 }
 
 // compile validates cfg as a whole and converts it. Every problem is
@@ -216,9 +219,10 @@ func compileReal(cs *compiledService, r *config.RealServer, svcFwd Forward) (com
 		return compiledReal{}, fmt.Errorf("realserver %s: forwarding %s cannot change the port (service port %d)", name, fwd, cs.svc.Key.Port)
 	}
 	return compiledReal{
-		name:   name,
-		dest:   Dest{Addr: addr, Weight: r.Weight, Forward: fwd, Upper: uint32(r.UpperThreshold), Lower: uint32(r.LowerThreshold)},
-		warmup: r.Warmup.Duration,
+		name:    name,
+		dest:    Dest{Addr: addr, Weight: r.Weight, Forward: fwd, Upper: uint32(r.UpperThreshold), Lower: uint32(r.LowerThreshold)},
+		warmup:  r.Warmup.Duration,
+		rejudge: rejudgeTime(r.Checks),
 	}, nil
 }
 

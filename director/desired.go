@@ -9,6 +9,10 @@ type Health struct {
 	Known   bool // false until the first verdict
 	Healthy bool
 	Weight  int // dynamic weight from the check; -1 = none, use the configured weight
+	// Cause and Reason say, for a failure, what it tells about the server
+	// and why the check failed; the eviction guard (guard.go) reads them.
+	Cause  Cause
+	Reason string
 }
 
 type rsID struct{ service, realserver string }

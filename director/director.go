@@ -45,6 +45,13 @@ type Director struct {
 	// last is the kernel as last seen and changed, for Status.
 	last    map[ServiceKey]*KernelService
 	lastErr error
+	// guard holds mass failures while lvsd itself is in trouble, as
+	// localFault says (see guard.go); guardLog is when it last logged a
+	// summary.
+	guard      *guard
+	localFault func() (reason string, faulty bool)
+	onRelease  func(services []string)
+	guardLog   time.Time
 
 	// passMu serialises passes and every use of ipvs.
 	passMu sync.Mutex
@@ -64,19 +71,38 @@ func WithLogger(l *slog.Logger) Option { return func(d *Director) { d.log = l } 
 // WithClock sets the clock, for tests of warmup.
 func WithClock(now func() time.Time) Option { return func(d *Director) { d.now = now } }
 
+// WithLocalFault tells the director whether lvsd itself is in trouble
+// (behind on its checks, short of file descriptors or memory) and why, for
+// the eviction guard. f is called on every failed check and about once a
+// second while failures are held, with the director's lock held: it must
+// return at once, reading a value sampled elsewhere.
+func WithLocalFault(f func() (reason string, faulty bool)) Option {
+	return func(d *Director) { d.localFault = f }
+}
+
+// WithOnRelease calls f, outside the director's locks, with the services
+// whose held failures the eviction guard has just applied by itself (not
+// in answer to a SetHealth), so whoever follows their health can look
+// again.
+func WithOnRelease(f func(services []string)) Option {
+	return func(d *Director) { d.onRelease = f }
+}
+
 // New returns a Director for cfg programming ipvs. It does not touch the
 // kernel: call Reconcile or Run.
 func New(cfg *config.Config, ipvs IPVS, opts ...Option) (*Director, error) {
 	d := &Director{
-		ipvs:     ipvs,
-		log:      slog.New(slog.DiscardHandler),
-		now:      time.Now,
-		retired:  map[ServiceKey]bool{},
-		state:    map[rsID]*rsState{},
-		pools:    map[string]*pool{},
-		trigger:  make(chan struct{}, 1),
-		metrics:  newMetrics(),
-		interval: 30 * time.Second,
+		ipvs:       ipvs,
+		log:        slog.New(slog.DiscardHandler),
+		now:        time.Now,
+		retired:    map[ServiceKey]bool{},
+		state:      map[rsID]*rsState{},
+		pools:      map[string]*pool{},
+		trigger:    make(chan struct{}, 1),
+		metrics:    newMetrics(),
+		interval:   30 * time.Second,
+		guard:      newGuard(),
+		localFault: func() (string, bool) { return "", false },
 	}
 	for _, o := range opts {
 		o(d)
@@ -95,6 +121,15 @@ func (d *Director) Update(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("config rejected, nothing changed: %w", err)
 	}
+	if released := d.update(cfg, svcs); len(released) > 0 && d.onRelease != nil {
+		d.onRelease(released)
+	}
+	return nil
+}
+
+// update switches to svcs and returns the services whose held failures it
+// applied (the guard turned off).
+func (d *Director) update(cfg *config.Config, svcs []*compiledService) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	keep := map[ServiceKey]bool{}
@@ -144,9 +179,17 @@ func (d *Director) Update(cfg *config.Config) error {
 	if iv := cfg.Director.ReconcileInterval.Duration; iv > 0 {
 		d.interval = iv
 	}
+	pools := make(map[string][]string, len(svcs))
+	for _, cs := range svcs {
+		for _, r := range cs.reals {
+			pools[cs.name] = append(pools[cs.name], r.name)
+		}
+	}
+	rel := d.guard.configure(guardConfigOf(cfg.Director.EvictionGuard), pools)
+	d.releaseLocked(rel)
 	d.updatePoolsLocked()
 	d.Trigger()
-	return nil
+	return releasedServices(rel)
 }
 
 // carryRenamesLocked gives a renamed service (see Renames) the health,
@@ -163,7 +206,9 @@ func (d *Director) carryRenamesLocked(next []*compiledService) {
 		after = append(after, namedKey{cs.name, cs.svc.Key})
 		byName[cs.name] = cs
 	}
-	for name, prev := range renames(before, after) {
+	moved := renames(before, after)
+	d.guard.rename(moved)
+	for name, prev := range moved {
 		for _, r := range byName[name].reals {
 			if st := d.state[rsID{prev, r.name}]; st != nil && d.state[rsID{name, r.name}] == nil {
 				moved := *st
@@ -230,25 +275,54 @@ func (d *Director) updatePoolLocked(cs *compiledService) {
 }
 
 // SetHealth records a check verdict and triggers a pass. Unknown names
-// are ignored: a verdict can race a reload that removed the server.
+// are ignored: a verdict can race a reload that removed the server. A
+// failure the eviction guard holds leaves the server as it was.
 func (d *Director) SetHealth(service, realserver string, h Health) {
+	why, faulty := d.localFault()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := d.state[rsID{service, realserver}]
-	if st == nil {
+	id := rsID{service, realserver}
+	st, cs := d.state[id], d.byName[service]
+	if st == nil || cs == nil {
 		return
 	}
-	wasDown := st.health.Known && !st.health.Healthy
 	if !h.Known {
 		h.Healthy = false
 	}
+	now := d.now()
+	d.observeLocked(now, why, faulty)
+	wasHeld := d.guard.held[id] != nil
+	switch {
+	case h.Known && !h.Healthy && st.up(cs.alpha):
+		if d.guard.fail(id, h, cs.rejudge(realserver), now) {
+			d.heldLocked(id, h, wasHeld)
+			d.Trigger() // Run arms its guard timer
+			return
+		}
+		if wasHeld && h.Cause == CauseAnswered {
+			d.metrics.released(outcomeAnswered)
+		} else if wasHeld {
+			d.metrics.released(outcomeApplied)
+		}
+	case d.guard.forget(id):
+		outcome := outcomeRecovered
+		if !h.Healthy {
+			outcome = outcomeApplied
+		}
+		d.metrics.released(outcome)
+	}
+	d.applyHealthLocked(cs, st, h, now)
+	d.Trigger()
+}
+
+func (d *Director) applyHealthLocked(cs *compiledService, st *rsState, h Health, now time.Time) {
+	wasDown := st.health.Known && !st.health.Healthy
 	st.health = h
 	if wasDown && h.Healthy {
-		st.warmSince = d.now()
+		st.warmSince = now
 	}
 	// Only this service's quorum can move: O(1) per verdict, not O(services).
-	d.updatePoolLocked(d.byName[service])
-	d.Trigger()
+	d.updatePoolLocked(cs)
 }
 
 // Drain sets or clears an operator drain on a real server: weight 0, no
@@ -398,8 +472,9 @@ func driftOps(expected map[ServiceKey]*KernelService, kernel []KernelService) []
 }
 
 // Run reconciles on every trigger, every reconcile_interval, when a warmup
-// weight must step, and after a failed pass with backoff (1 s doubling up
-// to the interval). It returns when ctx ends.
+// weight must step, when the eviction guard lets held failures go, and
+// after a failed pass with backoff (1 s doubling up to the interval). It
+// returns when ctx ends.
 func (d *Director) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for {
@@ -417,14 +492,43 @@ func (d *Director) Run(ctx context.Context) error {
 		if !res.NextStep.IsZero() {
 			wait = min(wait, max(res.NextStep.Sub(d.now()), 10*time.Millisecond))
 		}
-		t := time.NewTimer(wait)
+		if !d.waitForPass(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// waitForPass waits up to wait for a reason to run the next pass: a
+// trigger, or the eviction guard letting held failures go. It reports
+// false when ctx ends.
+func (d *Director) waitForPass(ctx context.Context, wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		released, next := d.tickGuard()
+		if released {
+			return true
+		}
+		var look <-chan time.Time
+		var g *time.Timer
+		if !next.IsZero() {
+			g = time.NewTimer(max(next.Sub(d.now()), 10*time.Millisecond))
+			look = g.C
+		}
+		woke := true
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+			return false
 		case <-d.trigger:
 		case <-t.C:
+		case <-look:
+			woke = false
 		}
-		t.Stop()
+		if g != nil {
+			g.Stop()
+		}
+		if woke {
+			return true
+		}
 	}
 }

@@ -18,6 +18,9 @@ type metrics struct {
 	opErrors     *prometheus.CounterVec
 	drift        prometheus.Counter
 	scrapeErrors prometheus.Counter
+	heldTotal    prometheus.Counter
+	releasedVec  *prometheus.CounterVec
+	guard        *guardCollector
 
 	svcConns, svcPktsIn, svcPktsOut, svcBytesIn, svcBytesOut *prometheus.Desc
 	beActive, beInact, beWeight, beConns                     *prometheus.Desc
@@ -47,6 +50,11 @@ func newMetrics() *metrics {
 		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lvsd_ipvs_scrape_errors_total", Help: "Failed reads of the kernel IPVS counters at scrape time.",
 		}),
+		heldTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lvsd_eviction_guard_held_total", Help: "Failed checks the eviction guard held instead of evicting the server, while lvsd itself was in trouble.",
+		}),
+		releasedVec: newReleasedVec(),
+		guard:       newGuardCollector(),
 		svcConns:    prometheus.NewDesc("lvsd_service_connections_total", "Connections scheduled by the virtual service (kernel counter).", svc, nil),
 		svcPktsIn:   prometheus.NewDesc("lvsd_service_incoming_packets_total", "Packets in to the virtual service (kernel counter).", svc, nil),
 		svcPktsOut:  prometheus.NewDesc("lvsd_service_outgoing_packets_total", "Packets out of the virtual service (kernel counter).", svc, nil),
@@ -66,7 +74,9 @@ func newMetrics() *metrics {
 // Register adds the director's metrics to r.
 func (d *Director) Register(r prometheus.Registerer) error {
 	m := d.metrics
-	for _, c := range []prometheus.Collector{m.passes, m.duration, m.ops, m.opErrors, m.drift, m.scrapeErrors, m} {
+	m.guard.d = d
+	for _, c := range []prometheus.Collector{m.passes, m.duration, m.ops, m.opErrors, m.drift, m.scrapeErrors,
+		m.heldTotal, m.releasedVec, m.guard, m} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

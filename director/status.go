@@ -15,10 +15,13 @@ type ServiceStatus struct {
 // RealServerStatus compares what lvsd wants for a real server with what
 // the kernel held at the last pass.
 type RealServerStatus struct {
-	Name          string // "ip:port", or "sorry"
-	Health        Health
-	Drained       bool // operator drain
-	Warming       bool
+	Name    string // "ip:port", or "sorry"
+	Health  Health
+	Drained bool // operator drain
+	Warming bool
+	// Held: the eviction guard holds a failed check of this server, which
+	// stays in the table with the health it had (see GuardStatus).
+	Held          bool
 	DesiredWeight int
 	Desired       bool // lvsd wants it in the table
 	InKernel      bool
@@ -65,6 +68,7 @@ func (d *Director) Status() []ServiceStatus {
 			rs := RealServerStatus{Name: name}
 			if st != nil {
 				rs.Health, rs.Drained = st.health, st.drained
+				rs.Held = d.guard.held[rsID{cs.name, name}] != nil
 			}
 			if w, ok := want(dest); ok {
 				rs.Desired, rs.DesiredWeight = !w.drainOnly, w.Weight

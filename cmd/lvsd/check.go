@@ -59,6 +59,7 @@ func printSummary(w io.Writer, cfg *config.Config) {
 	d := cfg.Director
 	fmt.Fprintf(w, "director %s: interface %s, reconcile every %s, metrics %s, control socket %s, on exit %s\n",
 		d.Name, orNone(d.Interface), d.ReconcileInterval.Duration, orNone(d.MetricsListen), orNone(d.ControlSocket), d.OnExit)
+	fmt.Fprintf(w, "  eviction guard: %s\n", guardText(d.EvictionGuard))
 
 	for _, v := range cfg.VRRP {
 		fmt.Fprintf(w, "\nvrrp %s: vrid %d on %s, priority %d, advert %s, %s, vips %s, %s\n",
@@ -199,4 +200,24 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// guardText says when the eviction guard holds failed checks.
+func guardText(g config.EvictionGuard) string {
+	if !g.On() {
+		return "off (every failed check is applied at once)"
+	}
+	var short []string
+	if g.FDLimit > 0 {
+		short = append(short, fmt.Sprintf("%d%% of its file descriptors", g.FDLimit))
+	}
+	if g.MemoryLimit > 0 {
+		short = append(short, fmt.Sprintf("%d%% of its memory", g.MemoryLimit))
+	}
+	if g.ChecksBehind.Duration > 0 {
+		short = append(short, fmt.Sprintf("checks %s late", g.ChecksBehind.Duration))
+	}
+	short = append(short, "a probe without local resources")
+	return fmt.Sprintf("holds silent failures of more than %d%% of a pool or of all servers within %s, for at most %s, while lvsd is short (%s)",
+		g.Threshold, g.Window.Duration, g.MaxHold.Duration, strings.Join(short, ", "))
 }

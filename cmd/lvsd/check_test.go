@@ -64,6 +64,8 @@ scheduler = "fastest"
 		{name: "missing file", args: []string{"-config", filepath.Join(dir, "nope.toml")}, code: 1,
 			stderr: "read config: open " + filepath.Join(dir, "nope.toml") + ": no such file or directory\n"},
 		{name: "ok", args: []string{"-config", good}, code: 0, stdout: "1 service, 0 real servers, 0 health probes, 0 vrrp instances"},
+		{name: "eviction guard", args: []string{"-config", good}, code: 0, stdout: "  eviction guard: holds silent failures of more than 50% of a pool or of all servers within 10s, " +
+			"for at most 2m0s, while lvsd is short (90% of its file descriptors, 90% of its memory, checks 2s late, a probe without local resources)\n"},
 		{name: "quiet", args: []string{"-q", "-config", good}, code: 0, emptyStdio: true},
 		{name: "stray argument", args: []string{good}, code: 2, stderr: "lvsd check: unexpected argument \"" + good + "\" (use -config FILE)\n"},
 	} {

@@ -32,6 +32,8 @@ type lvsdDaemon struct {
 
 	dir   *director.Director // nil when the kernel has no IPVS (VRRP-only)
 	sched *checks.Scheduler
+	// fault samples lvsd's own resources for the eviction guard.
+	fault *localFault
 	// vr runs even without [[vrrp]], so a reload can add the first
 	// instance and remove the last.
 	vr       *vrrp.Manager
@@ -74,6 +76,9 @@ type daemonHost struct {
 	metrics func(prometheus.Registerer) prometheus.Registerer
 	// sync reaches the kernel's connection-sync daemons; zero: the real ones.
 	sync director.SyncOptions
+	// fault says whether lvsd itself is in trouble; nil: its own resources
+	// as sampled by localFault.
+	fault func() (string, bool)
 }
 
 type daemonOption func(*daemonHost)
@@ -81,6 +86,10 @@ type daemonOption func(*daemonHost)
 // withSync runs the connection-sync daemons through o (its Control and
 // Sysctl) instead of the kernel.
 func withSync(o director.SyncOptions) daemonOption { return func(h *daemonHost) { h.sync = o } }
+
+// withLocalFault makes f the eviction guard's word on whether lvsd itself
+// is in trouble, instead of its sampled resources.
+func withLocalFault(f func() (string, bool)) daemonOption { return func(h *daemonHost) { h.fault = f } }
 
 // withIPVS programs ipvs instead of the kernel's table.
 func withIPVS(ipvs director.IPVS) daemonOption { return func(h *daemonHost) { h.ipvs = ipvs } }
@@ -123,9 +132,14 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 		}
 		h.ipvs = k
 	}
+	d.fault = newLocalFault(cfg, log)
+	if h.fault == nil {
+		h.fault = d.fault.fault
+	}
 	if h.ipvs != nil {
 		var err error
-		d.dir, err = director.New(cfg, h.ipvs, director.WithLogger(log))
+		d.dir, err = director.New(cfg, h.ipvs, director.WithLogger(log),
+			director.WithLocalFault(h.fault), director.WithOnRelease(d.onGuardRelease))
 		if err != nil {
 			return nil, err
 		}
@@ -243,6 +257,7 @@ func (d *lvsdDaemon) run(ctx context.Context) error {
 			d.log.Error("first reconcile pass", "err", err)
 		}
 		start("director", d.dir.Run)
+		start("local fault", d.fault.run)
 	}
 	start("checks", d.sched.Run)
 	d.holdPreemptUntilChecked(compCtx, cfg)
@@ -413,7 +428,8 @@ func (d *lvsdDaemon) onTransition(t checks.Transition) {
 	d.log.Log(context.Background(), level, "real server health", "service", t.Service, "realserver", t.RealServer,
 		"healthy", t.Healthy, "reason", t.Reason, "weight", t.Weight)
 	if d.dir != nil {
-		d.dir.SetHealth(t.Service, t.RealServer, director.Health{Known: true, Healthy: t.Healthy, Weight: t.Weight})
+		d.dir.SetHealth(t.Service, t.RealServer, director.Health{Known: true, Healthy: t.Healthy, Weight: t.Weight,
+			Cause: causeOf(t.Reason), Reason: t.Reason})
 	}
 	d.mu.Lock()
 	m := d.healthy[t.Service]
@@ -431,8 +447,13 @@ func (d *lvsdDaemon) onTransition(t checks.Transition) {
 
 // serviceDownLocked says a service is down only once every real server has
 // a verdict and none is healthy: a director that has not finished its first
-// checks must not hand over VRRP mastership for that.
+// checks must not hand over VRRP mastership for that. Nor while the
+// eviction guard keeps failed servers of the service in the table: VRRP
+// follows the table the director keeps.
 func (d *lvsdDaemon) serviceDownLocked(name string) bool {
+	if d.dir != nil && d.dir.Holding(name) {
+		return false
+	}
 	for _, s := range d.cfg.Services {
 		if s.Name != name {
 			continue

@@ -173,6 +173,7 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 		d.sync = added
 		d.vrrpMu.Unlock()
 	}
+	d.fault.update(next)
 	renames := director.Renames(old, next)
 	d.mu.Lock()
 	d.cfg = next

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/lvsd/lvsd/checks"
+	"github.com/lvsd/lvsd/director"
 	"github.com/lvsd/lvsd/vrrp"
 )
 
@@ -36,6 +37,7 @@ func (d *lvsdDaemon) Status() StatusReport {
 				if r.InKernel {
 					rs.KernelWeight = r.KernelWeight
 				}
+				rs.HeldByGuard = r.Held
 				// The configured weight, what an evicted or drained server
 				// returns to; KernelWeight says what it has now.
 				if cs != nil {
@@ -54,6 +56,9 @@ func (d *lvsdDaemon) Status() StatusReport {
 			}
 			st.Services = append(st.Services, ss)
 		}
+	}
+	if d.dir != nil {
+		st.EvictionGuard = guardReport(d.dir.GuardStatus())
 	}
 	if d.vr != nil {
 		for _, v := range d.vr.Status() {
@@ -80,4 +85,12 @@ func healthWord(known, healthy bool) string {
 		return "up"
 	}
 	return "down"
+}
+
+func guardReport(g director.GuardStatus) *GuardReport {
+	r := &GuardReport{On: g.On, Fault: g.Fault, FaultSince: g.FaultSince, Held: []HeldCheck{}}
+	for _, h := range g.Held {
+		r.Held = append(r.Held, HeldCheck{Service: h.Service, RealServer: h.RealServer, Since: h.Since, Until: h.Until, Reason: h.Reason, Why: h.Why})
+	}
+	return r
 }

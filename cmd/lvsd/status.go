@@ -20,6 +20,28 @@ type StatusReport struct {
 	ReloadErr  string           `json:"last_reload_error,omitempty"`
 	Services   []ServiceStatus  `json:"services"`
 	VRRP       []InstanceStatus `json:"vrrp"`
+	// EvictionGuard is present when lvsd runs a director.
+	EvictionGuard *GuardReport `json:"eviction_guard,omitempty"`
+}
+
+// GuardReport is what the eviction guard does: whether lvsd counts itself
+// in trouble, and the failed checks it holds instead of evicting.
+type GuardReport struct {
+	On         bool        `json:"on"`
+	Fault      string      `json:"fault,omitempty"` // "fds: ...", "memory: ...", "checks: ...", "probes: ..."
+	FaultSince time.Time   `json:"fault_since,omitzero"`
+	Held       []HeldCheck `json:"held"`
+}
+
+// HeldCheck is one failed check the guard holds: its server stays in the
+// table until the check passes again or, at the latest, Until.
+type HeldCheck struct {
+	Service    string    `json:"service"`
+	RealServer string    `json:"realserver"`
+	Since      time.Time `json:"since"`
+	Until      time.Time `json:"until"`
+	Reason     string    `json:"reason"` // the check's
+	Why        string    `json:"why"`    // the guard's
 }
 
 type ServiceStatus struct {
@@ -40,8 +62,11 @@ type RealServerStatus struct {
 	Weight       int           `json:"weight"`        // configured
 	KernelWeight int           `json:"kernel_weight"` // -1: not in the kernel table
 	Drained      bool          `json:"drained"`
-	ActiveConns  uint64        `json:"active_conns"`
-	InactConns   uint64        `json:"inactive_conns"`
+	// HeldByGuard: the server failed its checks, but the eviction guard
+	// keeps it in the table (see eviction_guard).
+	HeldByGuard bool   `json:"held_by_guard,omitempty"`
+	ActiveConns uint64 `json:"active_conns"`
+	InactConns  uint64 `json:"inactive_conns"`
 	// Consecutive probe results (the fewest successes and the most failures
 	// of any of the server's checks): how far it is from rise or fall.
 	Successes int `json:"consecutive_successes"`
@@ -112,6 +137,7 @@ func printStatus(w io.Writer, st StatusReport) {
 		}
 		tw.Flush()
 	}
+	printGuard(w, st.EvictionGuard)
 	fmt.Fprintln(w, "\nSERVICES")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SERVICE / REALSERVER\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACT\tLATENCY\tREASON")
@@ -133,12 +159,47 @@ func printStatus(w io.Writer, st StatusReport) {
 			if r.Drained {
 				health += ",drained"
 			}
+			if r.HeldByGuard {
+				health += ",held"
+			}
 			lat := "-"
 			if r.Latency > 0 {
 				lat = r.Latency.Round(10 * time.Microsecond).String()
 			}
 			fmt.Fprintf(tw, "    -> %s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", r.Address, health, r.Weight, kw, r.ActiveConns, r.InactConns, lat, r.Reason)
 		}
+	}
+	tw.Flush()
+}
+
+// guardListed is how many held checks the text status lists; JSON has all.
+const guardListed = 20
+
+// printGuard says what the eviction guard holds, when lvsd is in trouble
+// or holds anything.
+func printGuard(w io.Writer, g *GuardReport) {
+	if g == nil || g.Fault == "" && len(g.Held) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nEVICTION GUARD")
+	if g.Fault != "" {
+		fmt.Fprintf(w, "  lvsd is in trouble since %s: %s\n", g.FaultSince.Format(time.RFC3339), g.Fault)
+	} else {
+		fmt.Fprintln(w, "  lvsd is out of trouble; the checks are judging the held servers again")
+	}
+	if len(g.Held) == 0 {
+		fmt.Fprintln(w, "  holding nothing: every failed check is applied")
+		return
+	}
+	fmt.Fprintf(w, "  holding %d failed checks: their servers stay in the table\n", len(g.Held))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SERVICE / REALSERVER\tSINCE\tUNTIL\tREASON\tWHY")
+	for i, h := range g.Held {
+		if i == guardListed {
+			fmt.Fprintf(tw, "  ... and %d more (lvsd status -json lists them all)\t\t\t\t\n", len(g.Held)-i)
+			break
+		}
+		fmt.Fprintf(tw, "  %s/%s\t%s\t%s\t%s\t%s\n", h.Service, h.RealServer, h.Since.Format(time.TimeOnly), h.Until.Format(time.TimeOnly), h.Reason, h.Why)
 	}
 	tw.Flush()
 }
