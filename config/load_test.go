@@ -73,8 +73,8 @@ func TestDefaults(t *testing.T) {
 		!*d.ExpireNodestConn || !*d.ExpireQuiescentTemplate || !*d.IPForward {
 		t.Errorf("director defaults: %+v", d)
 	}
-	if g := d.EvictionGuard; g != (EvictionGuard{Threshold: 50, Window: Duration{10 * time.Second}, MaxHold: Duration{2 * time.Minute},
-		FDLimit: 90, MemoryLimit: 90, ChecksBehind: Duration{2 * time.Second}}) || !g.On() {
+	if g := d.EvictionGuard; g != (config.EvictionGuard{Threshold: 50, Window: config.Duration{10 * time.Second}, MaxHold: config.Duration{2 * time.Minute},
+		FDLimit: 90, MemoryLimit: 90, ChecksBehind: config.Duration{2 * time.Second}}) || !g.On() {
 		t.Errorf("eviction guard defaults: %+v", g)
 	}
 
@@ -144,8 +144,8 @@ func TestFull(t *testing.T) {
 		t.Errorf("director: %+v", d)
 	}
 	// Explicit zeros switch the guard and two of its sources off.
-	if g := d.EvictionGuard; g != (EvictionGuard{Threshold: 0, Window: Duration{5 * time.Second}, MaxHold: Duration{time.Minute},
-		FDLimit: 0, MemoryLimit: 80, ChecksBehind: Duration{0}}) || g.On() {
+	if g := d.EvictionGuard; g != (config.EvictionGuard{Threshold: 0, Window: config.Duration{5 * time.Second}, MaxHold: config.Duration{time.Minute},
+		FDLimit: 0, MemoryLimit: 80, ChecksBehind: config.Duration{0}}) || g.On() {
 		t.Errorf("eviction guard: %+v", g)
 	}
 	v := cfg.VRRP[0]

@@ -47,6 +47,9 @@ done
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${LVSD_VM_CACHE:-$repo/.cache/vm}
+# The VM mounts the cache by its real path: a checkout whose .cache is a
+# symlink (a git worktree sharing one cache) would hand it a dangling one.
+cache=$(realpath -m "$cache")
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: must run as root (qemu exports / with the caller's rights)" >&2; exit 2; }
 # The VM mounts fresh tmpfs over /tmp, /run, /var/tmp and /var/log. A clone
