@@ -49,6 +49,10 @@ type Options struct {
 	// OwnAddress reports whether an address belongs to this host, so our
 	// own adverts are dropped even if they loop back.
 	OwnAddress func(netip.Addr) bool
+	// RTPriority is the SCHED_RR priority (1..99) of the timing thread
+	// that sends adverts and runs the timers; 0 leaves it SCHED_OTHER.
+	// It applies with the wall clock only.
+	RTPriority int
 }
 
 // Manager runs every VRRP instance of a director.
@@ -76,10 +80,16 @@ type Manager struct {
 	watches     []*linkWatch
 
 	preemptHeld atomic.Bool // see HoldPreempt
+
+	// ex runs the state machines; rtPriority is its thread's priority
+	// (under ops).
+	ex         *executor
+	rtPriority int
 }
 
-// NewManager checks and normalizes the instances and registers the metrics.
-// Nothing touches the network until Run.
+// NewManager takes complete, validated instances (config.Parse has filled
+// their defaults and checked them) and registers the metrics. Nothing
+// touches the network until Run.
 func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 	if opts.Addresses == nil {
 		return nil, errors.New("vrrp: Options.Addresses is required")
@@ -106,12 +116,13 @@ func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: registering metrics: %w", err)
 	}
-	all, err := validate(cfgs)
+	all, err := settingsOfAll(cfgs)
 	if err != nil {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger, metrics: met, byName: map[string]*instance{},
-		serviceDown: map[string]bool{}, linkUp: map[string]bool{}}
+		serviceDown: map[string]bool{}, linkUp: map[string]bool{}, ex: newExecutor(opts.Clock, opts.Logger)}
+	m.rtPriority = opts.RTPriority
 	for _, s := range all {
 		in := m.newInstance(s)
 		met.transition(s.name, StateInit)
@@ -121,74 +132,16 @@ func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// normalize applies the defaults config.Load applies (so a hand-built
-// config.VRRP works too) and checks what the state machine relies on.
-func normalize(c *config.VRRP) (settings, error) {
-	s := settings{
-		name: c.Name, iface: c.Interface, priority: c.Priority, interval: c.AdvertInterval.Duration,
-		preempt: c.Preempt == nil || *c.Preempt, preemptDelay: c.PreemptDelay.Duration,
-		source: c.SourceAddress.IP, garpRepeat: c.GARPRepeat, garpInterval: c.GARPInterval.Duration,
-		garpRefresh: c.GARPRefresh.Duration, notify: c.Notify, notifyTimeout: c.NotifyTimeout.Duration,
-		trackServices: c.TrackServices, trackIfaces: c.TrackInterfaces,
-	}
-	if s.name == "" {
-		s.name = fmt.Sprintf("vrid%d", c.VRID)
-	}
-	bad := func(format string, args ...any) (settings, error) {
-		return settings{}, fmt.Errorf("vrrp: instance %q: %s", s.name, fmt.Sprintf(format, args...))
-	}
-	if c.VRID < 1 || c.VRID > 255 {
-		return bad("vrid %d is not 1..255", c.VRID)
-	}
-	s.vrid = uint8(c.VRID)
-	if s.iface == "" {
-		return bad("no interface")
-	}
-	if s.priority == 0 {
-		s.priority = 100
-	}
-	if s.priority < 1 || s.priority > 254 {
-		return bad("priority %d is not 1..254 (255 is for address owners; a director moves its VIPs)", s.priority)
-	}
-	if s.interval == 0 {
-		s.interval = time.Second
-	}
-	if s.interval%intervalUnit != 0 || s.interval < intervalUnit || s.interval > maxIntervalCS*intervalUnit {
-		return bad("advert_interval %v is not 10ms..40.95s in 10ms steps", s.interval)
-	}
-	if s.garpRepeat == 0 {
-		s.garpRepeat = 5
-	}
-	if s.notifyTimeout == 0 {
-		s.notifyTimeout = 10 * time.Second
-	}
-	var err error
-	if s.checksum, err = ParseChecksum(c.Checksum); err != nil {
-		return bad("%v", err)
-	}
-	if len(c.VIPs) == 0 {
-		return bad("no vips")
-	}
-	v4 := c.VIPs[0].Addr().Is4()
-	for _, p := range c.VIPs {
-		if p.Addr().Is4() != v4 {
-			return bad("vips mix IPv4 and IPv6; VRRPv3 needs one instance per family")
+func settingsOfAll(cfgs []config.VRRP) ([]settings, error) {
+	out := make([]settings, 0, len(cfgs))
+	for i := range cfgs {
+		s, err := settingsOf(&cfgs[i])
+		if err != nil {
+			return nil, err
 		}
-		s.vips = append(s.vips, p.Prefix)
+		out = append(out, s)
 	}
-	if len(s.vips) > 255 {
-		return bad("%d vips, at most 255 fit in an advert", len(s.vips))
-	}
-	for _, a := range c.UnicastPeers {
-		if a.IP.Is4() != v4 {
-			return bad("unicast peer %v is not the family of the vips", a.IP)
-		}
-		s.peers = append(s.peers, a.IP)
-	}
-	if s.source.IsValid() && s.source.Is4() != v4 {
-		return bad("source_address %v is not the family of the vips", s.source)
-	}
-	return s, nil
+	return out, nil
 }
 
 // changeHook records a transition in the metrics at once and hands it to
@@ -222,6 +175,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.ops.Unlock()
 		return fmt.Errorf("vrrp: watching links: %w", err)
 	}
+	if err := m.ex.startWaker(m.rtPriority); err != nil {
+		m.ops.Unlock()
+		return fmt.Errorf("vrrp: timing thread: %w", err)
+	}
 	m.running = true
 	for _, in := range m.instanceList() {
 		m.launch(in)
@@ -247,8 +204,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		in.closeConn()
 	}
 	for _, in := range ins {
+		in.work.close() // the VIPs are gone when Run returns
 		in.events.close()
+		m.ex.unregister(in)
 	}
+	m.ex.stopWaker()
 	m.ops.Unlock()
 	m.wg.Wait()
 	return nil
@@ -259,6 +219,13 @@ func (m *Manager) Run(ctx context.Context) error {
 // then its state machine.
 func (m *Manager) launch(in *instance) {
 	in.life.launched = true
+	in.work = newWorker(in)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		in.work.run()
+	}()
+	m.ex.register(in)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -272,7 +239,7 @@ func (m *Manager) launch(in *instance) {
 	if err := m.open(in); err != nil {
 		// At boot the address may not be there yet (an IPv6 link-local
 		// one is tentative for a while): wait in Fault, not exit.
-		m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
+		m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.name, "err", err)
 		in.setFault(faultNoSocket, true)
 		m.wg.Add(1)
 		in.life.openers.Add(1)
@@ -297,20 +264,19 @@ const faultNoSocket = "no address or socket to send adverts"
 // open finds the instance's source address (unless configured), opens its
 // connection and starts receiving.
 func (m *Manager) open(in *instance) error {
-	src := in.cfg.source
+	c := in.life.configured
+	src := c.source
 	if !src.IsValid() {
 		var err error
-		if src, err = primaryAddress(in.cfg.iface, in.cfg.vips[0].Addr().Is4()); err != nil {
+		if src, err = primaryAddress(c.iface, c.v4()); err != nil {
 			return err
 		}
 	}
-	conn, err := m.opts.Transport.Open(in.cfg.iface, src, in.cfg.multicast())
+	conn, err := m.opts.Transport.Open(c.iface, src, c.multicast())
 	if err != nil {
 		return err
 	}
-	in.mu.Lock()
-	in.cfg.source, in.conn = src, conn
-	in.mu.Unlock()
+	in.opened(src, conn)
 	m.wg.Add(1)
 	in.life.receivers.Add(1)
 	go func() {
@@ -332,12 +298,12 @@ func (m *Manager) openWhenReady(ctx context.Context, in *instance, last error) {
 		}
 		err := m.open(in)
 		if err == nil {
-			m.log.Info("vrrp: sending adverts now", "instance", in.cfg.name, "source", in.source())
+			m.log.Info("vrrp: sending adverts now", "instance", in.name, "source", in.source())
 			in.setFault(faultNoSocket, false)
 			return
 		}
 		if err.Error() != last.Error() {
-			m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
+			m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.name, "err", err)
 			last = err
 		}
 	}
@@ -350,7 +316,7 @@ func (m *Manager) receiveLoop(in *instance, conn Conn) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			in.metrics.drop(in.cfg.name, "receive_error")
+			in.met.drop("receive_error")
 			time.Sleep(10 * time.Millisecond) // do not spin on a persistent error
 			continue
 		}
@@ -406,7 +372,7 @@ func (m *Manager) trackedInterfaces() []string {
 func (m *Manager) trackedInterfacesLocked() []string {
 	var out []string
 	for _, in := range m.instances {
-		for _, ifc := range append([]string{in.cfg.iface}, in.cfg.trackIfaces...) {
+		for _, ifc := range append([]string{in.iface}, in.life.configured.trackIfaces...) {
 			if !slices.Contains(out, ifc) {
 				out = append(out, ifc)
 			}
@@ -418,7 +384,7 @@ func (m *Manager) trackedInterfacesLocked() []string {
 func (m *Manager) linkChangedLocked(iface string, up bool) {
 	m.linkUp[iface] = up
 	for _, in := range m.instances {
-		if in.cfg.iface == iface || slices.Contains(in.cfg.trackIfaces, iface) {
+		if in.iface == iface || slices.Contains(in.life.configured.trackIfaces, iface) {
 			in.setFault(linkFault(iface), !up)
 		}
 	}
@@ -434,7 +400,7 @@ func (m *Manager) SetServiceDown(service string, down bool) {
 	defer m.mu.Unlock()
 	m.serviceDown[service] = down
 	for _, in := range m.instances {
-		if slices.Contains(in.cfg.trackServices, service) {
+		if slices.Contains(in.life.configured.trackServices, service) {
 			in.setFault(serviceFault(service), down)
 		}
 	}
@@ -445,7 +411,14 @@ func (m *Manager) SetServiceDown(service string, down bool) {
 // lvsd holds it at start until the first health checks have decided every
 // real server: a director that preempted sooner would take the VIPs with
 // an IPVS table still empty of servers not yet proven healthy.
-func (m *Manager) HoldPreempt(held bool) { m.preemptHeld.Store(held) }
+func (m *Manager) HoldPreempt(held bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.preemptHeld.Store(held)
+	for _, in := range m.instances {
+		in.holdPreempt(held)
+	}
+}
 
 func (m *Manager) lookup(name string) (*instance, error) {
 	m.mu.Lock()

@@ -63,6 +63,7 @@ func (a *announceLog) Announce(iface string, vips []netip.Prefix) error {
 // every link is up unless set down.
 type switchLinks struct {
 	mu      sync.Mutex
+	broken  map[string]bool // Watch fails for these
 	down    map[string]bool
 	watches []switchWatch
 }
@@ -75,6 +76,12 @@ type switchWatch struct {
 
 func (l *switchLinks) Watch(ctx context.Context, ifaces []string, report func(string, bool)) error {
 	l.mu.Lock()
+	for _, i := range ifaces {
+		if l.broken[i] {
+			l.mu.Unlock()
+			return fmt.Errorf("no such link %s", i)
+		}
+	}
 	l.watches = append(l.watches, switchWatch{ctx, ifaces, report})
 	states := map[string]bool{}
 	for _, i := range ifaces {
@@ -85,6 +92,15 @@ func (l *switchLinks) Watch(ctx context.Context, ifaces []string, report func(st
 		report(i, states[i])
 	}
 	return nil
+}
+
+func (l *switchLinks) failWatch(iface string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken == nil {
+		l.broken = map[string]bool{}
+	}
+	l.broken[iface] = true
 }
 
 func (l *switchLinks) set(iface string, up bool) {
@@ -159,6 +175,10 @@ func startManager(t *testing.T, clock *fakeClock, tr Transport, links *switchLin
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Slow actions run in the goroutine that caused them, so a test that
+	// advances the fake clock sees their effects on return. The workers
+	// have tests of their own (executor_test.go).
+	r.m.ex.inline = true
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.m.Run(ctx) }()
@@ -326,11 +346,14 @@ func (c segConn) Send(b []byte, dst netip.Addr) error {
 	c.t.seg.mu.Lock()
 	others := slices.DeleteFunc(slices.Clone(c.t.seg.mgrs), func(m *Manager) bool { return m == c.t.self() })
 	c.t.seg.mu.Unlock()
-	pkt := Packet{Src: c.src, Dst: dst, TTL: 255, Payload: b}
+	pkt := Packet{Src: c.src, Dst: dst, TTL: 255, Payload: slices.Clone(b)}
+	// The instance lists are read at delivery, outside the sender's lock.
 	for _, m := range others {
-		for _, in := range m.instanceList() {
-			c.clock.AfterFunc(time.Millisecond, func() { in.handle(pkt) })
-		}
+		c.clock.AfterFunc(time.Millisecond, func() {
+			for _, in := range m.instanceList() {
+				in.handle(pkt)
+			}
+		})
 	}
 	return nil
 }
@@ -549,19 +572,21 @@ func TestUpdateRejectsInvalid(t *testing.T) {
 	good := []config.VRRP{web, db}
 	changedWeb := web
 	changedWeb.Priority = 200
-	badDB := db
-	badDB.VRID = 0
-	dupVRID := db
-	dupVRID.VRID = 51
-	dupVRID.Interface = "eth0"
+	// Rules are config.Parse's (TestConfigGuardsTheManager); what Update
+	// itself can fail on is readying what the new config needs: here,
+	// watching a link that no instance tracked before.
+	r.links.failWatch("eth8")
+	tracksBad := db
+	tracksBad.TrackInterfaces = []string{"eth8"}
+	movesToBad := db
+	movesToBad.Interface = "eth8"
 	tests := []struct {
 		name string
 		cfgs []config.VRRP
 		want string
 	}{
-		{"one bad instance", []config.VRRP{changedWeb, badDB}, "vrid 0"},
-		{"shared VRID", []config.VRRP{changedWeb, dupVRID}, "share VRID 51"},
-		{"defined twice", []config.VRRP{changedWeb, web}, "defined twice"},
+		{"one instance tracks a link that cannot be watched", []config.VRRP{changedWeb, tracksBad}, "watching links"},
+		{"one instance moves to it", []config.VRRP{changedWeb, movesToBad}, "watching links"},
 	}
 	for _, tt := range tests {
 		ops, sent := r.addrs.len(), len(r.conn("eth0").adverts())
