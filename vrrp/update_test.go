@@ -155,6 +155,25 @@ func (s *syncLog) String() string {
 
 func startManager(t *testing.T, clock *fakeClock, tr Transport, links *switchLinks, cfgs ...config.VRRP) *mrig {
 	t.Helper()
+	return startManagerWith(t, managerOpts{clock: clock, tr: tr, links: links}, cfgs...)
+}
+
+// managerOpts are the less common choices of a test Manager.
+type managerOpts struct {
+	clock *fakeClock
+	tr    Transport
+	links *switchLinks
+	// addrs wraps the rig's vipLog (which records every call), e.g. to
+	// make it slow.
+	addrs func(*vipLog) AddressManager
+	// workers runs slow actions on the workers, as in production, rather
+	// than inline.
+	workers bool
+}
+
+func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
+	t.Helper()
+	clock, tr, links := o.clock, o.tr, o.links
 	if clock == nil {
 		clock = newFakeClock()
 	}
@@ -166,19 +185,24 @@ func startManager(t *testing.T, clock *fakeClock, tr Transport, links *switchLin
 		r.tr = &fakeTransport{clock: clock, conns: map[string]*fakeConn{}}
 		tr = r.tr
 	}
+	var addrs AddressManager = r.addrs
+	if o.addrs != nil {
+		addrs = o.addrs(r.addrs)
+	}
 	var err error
 	r.m, err = NewManager(cfgs, Options{
 		Logger: slog.New(slog.NewTextHandler(r.log, nil)), Registerer: r.reg,
-		Addresses: r.addrs, Clock: clock, Transport: tr, Announcer: r.ann, Links: r.links,
+		Addresses: addrs, Clock: clock, Transport: tr, Announcer: r.ann, Links: r.links,
 		OwnAddress: func(netip.Addr) bool { return false },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Slow actions run in the goroutine that caused them, so a test that
-	// advances the fake clock sees their effects on return. The workers
-	// have tests of their own (executor_test.go).
-	r.m.ex.inline = true
+	// Unless asked for workers, slow actions run in the goroutine that
+	// caused them, so a test that advances the fake clock sees their
+	// effects on return. The workers have tests of their own
+	// (executor_test.go).
+	r.m.ex.inline = !o.workers
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.m.Run(ctx) }()
