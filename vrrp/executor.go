@@ -223,3 +223,11 @@ func (w *clockWaker) stop() {
 		w.timer = nil
 	}
 }
+
+// thread is the timing thread, if one runs.
+func (ex *executor) thread() *threadWaker {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	w, _ := ex.wake.(*threadWaker)
+	return w
+}

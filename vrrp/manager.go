@@ -535,3 +535,23 @@ func (l *localAddrs) has(a netip.Addr) bool {
 	}
 	return l.set[a.Unmap()]
 }
+
+// PrepareRTPriority checks that the timing thread may run under SCHED_RR
+// at priority (0: SCHED_OTHER), changing nothing, and returns the apply
+// that sets it on the running thread. lvsd's reload prepares it with the
+// rest and applies it only if the whole reload is accepted.
+func (m *Manager) PrepareRTPriority(priority int) (apply func(), err error) {
+	if err := CheckRTPriority(priority); err != nil {
+		return nil, err
+	}
+	return func() {
+		m.ops.Lock()
+		defer m.ops.Unlock()
+		m.rtPriority = priority
+		if w := m.ex.thread(); w != nil {
+			if err := w.setRT(priority); err != nil {
+				m.log.Error("vrrp: setting the timing thread's priority", "priority", priority, "err", err)
+			}
+		}
+	}, nil
+}

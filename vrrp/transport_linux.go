@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -27,6 +28,18 @@ type rawConn struct {
 	ifindex int
 	source  netip.Addr
 	closed  atomic.Bool
+
+	// The send path allocates nothing: the message header, address,
+	// control message (source and interface) and the write callback are
+	// built once, and Send fills them in under smu.
+	smu     sync.Mutex
+	msg     unix.Msghdr
+	iov     unix.Iovec
+	sa4     unix.RawSockaddrInet4
+	sa6     unix.RawSockaddrInet6
+	oob     []byte
+	errno   syscall.Errno
+	writeFn func(fd uintptr) bool
 }
 
 // Open implements Transport.
@@ -54,7 +67,26 @@ func (RawTransport) Open(iface string, source netip.Addr, multicast bool) (Conn,
 		f.Close()
 		return nil, fmt.Errorf("vrrp socket: %w", err)
 	}
-	return &rawConn{f: f, rc: rc, v6: v6, ifindex: ifc.Index, source: source}, nil
+	c := &rawConn{f: f, rc: rc, v6: v6, ifindex: ifc.Index, source: source}
+	if v6 {
+		info := unix.Inet6Pktinfo{Addr: source.As16(), Ifindex: uint32(ifc.Index)}
+		c.oob = cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet6Pktinfo))
+		c.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Scope_id: uint32(ifc.Index)}
+		c.msg.Name = (*byte)(unsafe.Pointer(&c.sa6))
+		c.msg.Namelen = unix.SizeofSockaddrInet6
+	} else {
+		info := unix.Inet4Pktinfo{Ifindex: int32(ifc.Index), Spec_dst: source.As4()}
+		c.oob = cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet4Pktinfo))
+		c.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET}
+		c.msg.Name = (*byte)(unsafe.Pointer(&c.sa4))
+		c.msg.Namelen = unix.SizeofSockaddrInet4
+	}
+	c.msg.Iov = &c.iov
+	c.msg.Iovlen = 1
+	c.msg.Control = &c.oob[0]
+	c.msg.SetControllen(len(c.oob))
+	c.writeFn = c.write
+	return c, nil
 }
 
 func configure(fd int, ifc *net.Interface, v6, multicast bool) error {
@@ -113,28 +145,36 @@ func configure(fd int, ifc *net.Interface, v6, multicast bool) error {
 
 // Send writes one advert; the source address and interface travel in a
 // PKTINFO control message, so one unbound socket both receives multicast
-// and sends from the primary address.
+// and sends from the primary address. It allocates nothing.
 func (c *rawConn) Send(payload []byte, dst netip.Addr) error {
-	var to unix.Sockaddr
-	var oob []byte
-	if c.v6 {
-		to = &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: uint32(c.ifindex)}
-		info := unix.Inet6Pktinfo{Addr: c.source.As16(), Ifindex: uint32(c.ifindex)}
-		oob = cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet6Pktinfo))
-	} else {
-		to = &unix.SockaddrInet4{Addr: dst.As4()}
-		info := unix.Inet4Pktinfo{Ifindex: int32(c.ifindex), Spec_dst: c.source.As4()}
-		oob = cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet4Pktinfo))
+	if len(payload) == 0 {
+		return errors.New("vrrp: empty advert")
 	}
-	var serr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendmsg(int(fd), payload, oob, to, 0)
-		return serr != unix.EAGAIN
-	})
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if c.v6 {
+		c.sa6.Addr = dst.As16()
+	} else {
+		c.sa4.Addr = dst.As4()
+	}
+	c.iov.Base = &payload[0]
+	c.iov.SetLen(len(payload))
+	err := c.rc.Write(c.writeFn)
+	c.iov.Base = nil // keep no reference to the caller's buffer
 	if err != nil {
 		return c.closedErr(err)
 	}
-	return serr
+	if c.errno != 0 {
+		return c.errno
+	}
+	return nil
+}
+
+// write is the sendmsg(2) of Send, on the socket's descriptor.
+func (c *rawConn) write(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+	c.errno = e
+	return e != unix.EAGAIN
 }
 
 func cmsg(level, typ int, data []byte) []byte {

@@ -172,6 +172,11 @@ func TestRawTransport(t *testing.T) {
 			if err != nil || got.Priority != 150 || got.Addrs[0] != vip {
 				t.Errorf("Decode = %+v, %v", got, err)
 			}
+			// The advert path allocates nothing (issue 11: no garbage, no
+			// reason for the collector to stop the timing thread).
+			if n := testing.AllocsPerRun(100, func() { ca.Send(pkt, dst) }); n != 0 {
+				t.Errorf("Send allocates %v times per advert, want 0", n)
+			}
 			// Multicast loop is off: the sender does not hear itself.
 			if tt.multicast {
 				if p, ok := receiveWithin(inA, 300*time.Millisecond); ok {
