@@ -31,6 +31,10 @@ type Director struct {
 	ExpireNodestConn        *bool `toml:"expire_nodest_conn"`
 	ExpireQuiescentTemplate *bool `toml:"expire_quiescent_template"`
 	IPForward               *bool `toml:"ip_forward"`
+	// VRRPRTPriority is the SCHED_RR priority (1..99) of the thread that
+	// sends VRRP adverts and runs the VRRP timers, as keepalived's
+	// vrrp_rt_priority; 0 (the default) leaves it SCHED_OTHER.
+	VRRPRTPriority int `toml:"vrrp_rt_priority"`
 }
 
 // VRRP is one VRRPv3 instance (one VRID on one interface).
