@@ -31,6 +31,7 @@ type executor struct {
 	ins    []*instance // instances whose deadlines count
 	armed  time.Time
 	buf    []Action
+	drain  []drainee // reused by tick
 }
 
 // waker wakes the executor once, d from now; stop cancels.
@@ -90,9 +91,16 @@ func (ex *executor) receive(in *instance, src netip.Addr, ad Advert) {
 	ex.runInline(slow)
 }
 
+// pendingReader is a Conn that can hand over a packet already queued in
+// the socket without waiting for it.
+type pendingReader interface {
+	ReceivePending() (Packet, bool)
+}
+
 // tick handles every deadline that has come. It is the timing path: with
 // workers (not inline) it allocates nothing.
 func (ex *executor) tick() {
+	ex.drainBeforeMasterDown()
 	ex.mu.Lock()
 	now := ex.clock.Now()
 	ex.armed = time.Time{} // this wake-up is spent
@@ -105,6 +113,41 @@ func (ex *executor) tick() {
 	ex.rearm(now)
 	ex.mu.Unlock()
 	ex.runInline(slow)
+}
+
+// drainBeforeMasterDown reads, on the timing thread, the adverts that sit
+// unread in the socket of a backup whose Master_Down_Timer has run out.
+// Under CPU load the receiving goroutine may not have run for tens of
+// milliseconds while the timing thread (perhaps real-time) runs on time;
+// an advert the kernel had already received must not count as silence.
+func (ex *executor) drainBeforeMasterDown() {
+	ex.mu.Lock()
+	now := ex.clock.Now()
+	for _, in := range ex.ins {
+		if pr, ok := in.conn.(pendingReader); ok && in.m.masterDownDue(now) {
+			ex.drain = append(ex.drain, drainee{in, pr})
+		}
+	}
+	todo := ex.drain
+	ex.mu.Unlock()
+	for _, d := range todo {
+		for range 64 {
+			p, ok := d.pr.ReceivePending()
+			if !ok {
+				break
+			}
+			d.in.handle(p)
+		}
+	}
+	ex.mu.Lock()
+	clear(ex.drain)
+	ex.drain = ex.drain[:0]
+	ex.mu.Unlock()
+}
+
+type drainee struct {
+	in *instance
+	pr pendingReader
 }
 
 type inlineAction struct {

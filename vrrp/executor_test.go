@@ -214,3 +214,51 @@ func TestPreemptionWaitsForVIPs(t *testing.T) {
 		})
 	}
 }
+
+// queuedConn is a fakeConn whose received packets wait in its queue, as in
+// a socket whose reading goroutine has not run yet.
+type queuedConn struct {
+	*fakeConn
+	mu     sync.Mutex
+	queued []Packet
+}
+
+func (c *queuedConn) ReceivePending() (Packet, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queued) == 0 {
+		return Packet{}, false
+	}
+	p := c.queued[0]
+	c.queued = c.queued[1:]
+	return p, true
+}
+
+// TestMasterDownReadsQueuedAdverts: when a backup's Master_Down_Timer runs
+// out while the master's adverts sit unread in its socket (its receiving
+// goroutine starved of CPU), the timing thread reads them first, and the
+// backup stays backup. Without them it takes over, as the RFC says.
+func TestMasterDownReadsQueuedAdverts(t *testing.T) {
+	for _, queued := range []bool{true, false} {
+		r := newRig(t, baseSettings(), nil, nil)
+		qc := &queuedConn{fakeConn: r.conn}
+		r.in.opened(addrMid, qc)
+		r.in.start()
+		ad := Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{testVIP.Addr()}}
+		b, err := ad.Encode(addrHigh, GroupV4, ChecksumRFC5798)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.hear(t, addrHigh, 200, time.Second)
+		r.clock.Advance(time.Second)
+		if queued { // the next advert arrived, but nobody has read it
+			qc.mu.Lock()
+			qc.queued = append(qc.queued, Packet{Src: addrHigh, Dst: GroupV4, TTL: 255, Payload: b})
+			qc.mu.Unlock()
+		}
+		r.clock.Advance(masterDown(100, time.Second) - time.Second)
+		if want := map[bool]State{true: StateBackup, false: StateMaster}[queued]; r.state() != want {
+			t.Errorf("advert queued %v: %v at Master_Down_Interval, want %v", queued, r.state(), want)
+		}
+	}
+}

@@ -98,6 +98,11 @@ func (m *Machine) State() State { return m.state }
 // Term is the current mastership term (see ActAnnounce).
 func (m *Machine) Term() uint64 { return m.term }
 
+// masterDownDue says a backup's Master_Down_Timer has run out by now.
+func (m *Machine) masterDownDue(now time.Time) bool {
+	return m.state == StateBackup && m.protoKind == protoMasterDown && !m.proto.After(now)
+}
+
 // Next is the earliest deadline, or zero if none.
 func (m *Machine) Next() time.Time {
 	next := m.proto

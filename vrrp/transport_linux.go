@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,6 +41,12 @@ type rawConn struct {
 	oob     []byte
 	errno   syscall.Errno
 	writeFn func(fd uintptr) bool
+
+	// ReceivePending's descriptor and buffers.
+	fd         int
+	fdmu       sync.RWMutex
+	pmu        sync.Mutex
+	pbuf, poob []byte
 }
 
 // Open implements Transport.
@@ -67,7 +74,7 @@ func (RawTransport) Open(iface string, source netip.Addr, multicast bool) (Conn,
 		f.Close()
 		return nil, fmt.Errorf("vrrp socket: %w", err)
 	}
-	c := &rawConn{f: f, rc: rc, v6: v6, ifindex: ifc.Index, source: source}
+	c := &rawConn{f: f, rc: rc, v6: v6, ifindex: ifc.Index, source: source, fd: fd}
 	if v6 {
 		info := unix.Inet6Pktinfo{Addr: source.As16(), Ifindex: uint32(ifc.Index)}
 		c.oob = cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet6Pktinfo))
@@ -210,6 +217,37 @@ func (c *rawConn) Receive() (Packet, error) {
 	return parse4(buf[:n])
 }
 
+// ReceivePending returns a packet already queued in the socket, without
+// waiting; false when there is none (or it could not be read).
+func (c *rawConn) ReceivePending() (Packet, bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.pbuf == nil {
+		c.pbuf, c.poob = make([]byte, 1500), make([]byte, 128)
+	}
+	// Straight on the descriptor: the os.File's read lock is held by the
+	// receiving goroutine for as long as it waits. fdmu keeps Close from
+	// freeing the descriptor number meanwhile.
+	c.fdmu.RLock()
+	if c.closed.Load() {
+		c.fdmu.RUnlock()
+		return Packet{}, false
+	}
+	n, oobn, _, from, err := unix.Recvmsg(c.fd, c.pbuf, c.poob, unix.MSG_DONTWAIT)
+	c.fdmu.RUnlock()
+	if err != nil {
+		return Packet{}, false
+	}
+	b := slices.Clone(c.pbuf[:n]) // pbuf is reused
+	var p Packet
+	if c.v6 {
+		p, err = parse6(b, c.poob[:oobn], from)
+	} else {
+		p, err = parse4(b)
+	}
+	return p, err == nil
+}
+
 // parse4 splits what an IPv4 raw socket returns: the IP header, which
 // carries TTL and addresses, then the VRRP message.
 func parse4(b []byte) (Packet, error) {
@@ -267,6 +305,8 @@ func (c *rawConn) closedErr(err error) error {
 
 // Close implements Conn; a blocked Receive returns net.ErrClosed.
 func (c *rawConn) Close() error {
+	c.fdmu.Lock()
+	defer c.fdmu.Unlock()
 	c.closed.Store(true)
 	return c.f.Close()
 }
