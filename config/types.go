@@ -36,6 +36,10 @@ type Director struct {
 	IPForward               *bool `toml:"ip_forward"`
 	// EvictionGuard holds mass failures while lvsd itself is in trouble.
 	EvictionGuard EvictionGuard `toml:"eviction_guard"`
+	// VRRPRTPriority is the SCHED_RR priority (1..99) of the thread that
+	// sends VRRP adverts and runs the VRRP timers, as keepalived's
+	// vrrp_rt_priority; 0 (the default) leaves it SCHED_OTHER.
+	VRRPRTPriority int `toml:"vrrp_rt_priority"`
 }
 
 // VRRP is one VRRPv3 instance (one VRID on one interface).

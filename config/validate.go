@@ -76,6 +76,9 @@ func (l *loader) director(d *Director) {
 		d.OnExit = "keep"
 	}
 	l.enum(at.key("on_exit"), d.OnExit, []string{"keep", "flush"})
+	if d.VRRPRTPriority < 0 || d.VRRPRTPriority > 99 {
+		l.errorf(at.key("vrrp_rt_priority"), "%d out of range 0..99 (0 = off, else the SCHED_RR priority of the VRRP thread)", d.VRRPRTPriority)
+	}
 	for _, p := range []**bool{&d.ExpireNodestConn, &d.ExpireQuiescentTemplate, &d.IPForward} {
 		if *p == nil {
 			*p = boolPtr(true)

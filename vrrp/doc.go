@@ -15,14 +15,32 @@
 //     differences from ours are logged once per change, not dropped, as RFC
 //     5798 7.1 asks: dropping them would turn a misconfiguration into a
 //     split brain.
-//   - instance.go: the state machine, driven by a Clock so tests fire its
-//     timers. Skew_Time and Master_Down_Interval are computed in
-//     nanoseconds; a backup adopts the master's advertised interval; on a
-//     priority tie the higher primary address wins and a backup never takes
-//     over; a master answers a priority-0 advert at once; stopping sends
-//     priority 0 so the peer takes over after Skew_Time.
+//   - machine.go, machine_announce.go, machine_events.go: the RFC state
+//     machine, pure: Machine.Handle(now, Event) returns Actions; it does no
+//     I/O, reads no clock, starts no goroutine, takes no lock, and its
+//     timers are deadlines (Next). Skew_Time and Master_Down_Interval are
+//     computed in nanoseconds; a backup adopts the master's advertised
+//     interval; on a priority tie the higher primary address wins and a
+//     backup never takes over; a master answers a priority-0 advert at
+//     once; stopping sends priority 0 so the peer takes over after
+//     Skew_Time.
+//   - executor.go, instance.go, worker.go: the executor serializes the
+//     events of every machine under one lock, held only for the machine
+//     and for sending adverts (pre-encoded, patched in place, no
+//     allocation). Address changes and announcements run in order on a
+//     worker per instance, outside that lock; notify runs from a queue per
+//     instance. A stuck netlink call therefore delays no advert and no
+//     timer of any instance.
+//   - timer_linux.go: with the wall clock, one goroutine locked to its OS
+//     thread wakes from a timerfd (not the Go timer heap), runs the timers
+//     and sends the adverts; director.vrrp_rt_priority puts that thread
+//     under SCHED_RR. Before a backup's Master_Down_Timer fires, that
+//     thread reads the adverts already queued in the socket, so a starved
+//     receiving goroutine never turns into a false takeover.
 //   - Manager: runs every instance of a director (one per VRID and family on
-//     an interface; a node can be master of some and backup of others).
+//     an interface; a node can be master of some and backup of others). It
+//     receives complete values: config.Parse fills every default and
+//     checks every rule.
 //
 // Semantics beyond the RFC, chosen to match what keepalived users expect:
 //
@@ -47,7 +65,12 @@
 //   - Becoming master: AddVIPs on the injected AddressManager (lvsd's
 //     director does netlink), then garp_repeat gratuitous ARPs / unsolicited
 //     NAs (R=0 S=0 O=1) garp_interval apart, the same again 5 s later, then
-//     every garp_refresh if set. A master that hears a second master about
+//     every garp_refresh if set. Taking over from silence (Master_Down
+//     expired, or the master resigned), nobody holds the VIPs: the first
+//     advert goes at once and the VIPs follow. Preempting a live master
+//     (or an operator takeover), the first advert waits until the VIPs are
+//     added and announced, at most 5 s: the old master drops them when it
+//     hears that advert, and keeps serving until then. A master that hears a second master about
 //     to yield (a healed partition) answers with an advert at once and
 //     announces again, now and after max(2 × interval, garp_repeat ×
 //     garp_interval), at most one such cycle a second, since the link's ARP

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -123,6 +124,7 @@ func (c *fakeConn) Send(b []byte, dst netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	b = slices.Clone(b) // the executor reuses its buffer
 	sa := sentAdvert{at: c.clock.Since(), dst: dst, ad: ad}
 	if c.host != nil {
 		sa.vipsHeld, sa.announced = c.host()
@@ -257,28 +259,33 @@ func newRig(t *testing.T, s settings, clock *fakeClock, m *metrics) *rig {
 	}
 	r := &rig{clock: clock, conn: &fakeConn{clock: clock, src: s.source}, addrs: &fakeAddrs{held: map[netip.Prefix]bool{}}, ann: &fakeAnnouncer{clock: clock}}
 	r.conn.host = func() (bool, int) { return r.addrs.holds(), len(r.ann.times()) }
+	ex := newExecutor(clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ex.inline = true
 	r.in = &instance{
-		cfg: s, clock: clock, conn: r.conn, addrs: r.addrs, ann: r.ann, metrics: m,
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), faults: map[string]bool{},
+		name: s.name, iface: s.iface, ex: ex, addrs: r.addrs, ann: r.ann, met: m.forInstance(s.name),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), m: newMachine(s, false),
 		changed: func(c StateChange) {
 			r.mu.Lock()
 			r.changes = append(r.changes, c)
 			r.mu.Unlock()
 		},
 	}
+	r.in.life.configured = s
+	r.in.opened(s.source, r.conn)
+	ex.register(r.in)
 	return r
 }
 
 func (r *rig) state() State {
-	r.in.mu.Lock()
-	defer r.in.mu.Unlock()
-	return r.in.state
+	r.in.ex.mu.Lock()
+	defer r.in.ex.mu.Unlock()
+	return r.in.m.state
 }
 
 // hear delivers an advert from src to the instance as the transport would.
 func (r *rig) hear(t *testing.T, src netip.Addr, prio int, interval time.Duration) {
 	t.Helper()
-	ad := Advert{VRID: r.in.cfg.vrid, Priority: uint8(prio), Interval: interval, Addrs: r.in.cfg.vipAddrs()}
+	ad := Advert{VRID: r.in.m.cfg.vrid, Priority: uint8(prio), Interval: interval, Addrs: r.in.m.cfg.vipAddrs()}
 	b, err := ad.Encode(src, GroupV4, ChecksumRFC5798)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package vrrp
 import (
 	"net/netip"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,14 +215,19 @@ func TestShutdownSendsPriorityZero(t *testing.T) {
 	}
 }
 
-// A new master holds and announces its VIPs before its first advert: a
-// master it preempts drops them on hearing that advert, so the other order
-// leaves the VIPs nowhere for as long as adding them takes.
+// A new master that preempts a live master holds and announces its VIPs
+// before its first advert: the master it preempts drops them on hearing
+// that advert, so the other order leaves the VIPs nowhere for as long as
+// adding them takes. A master taking over from silence (nobody holds the
+// VIPs) sends its first advert at once, exactly at Master_Down_Interval,
+// and the VIPs follow; a slow address manager never delays it
+// (TestBlockedAddDelaysNoAdvert).
 func TestVIPsBeforeFirstAdvert(t *testing.T) {
 	for _, tt := range []struct {
-		name string
-		prio int // of the live lower master we hear; 0: none
-	}{{"master down", 0}, {"preempting a live lower master", 100}} {
+		name      string
+		prio      int  // of the live lower master we hear; 0: none
+		vipsFirst bool // VIPs held and announced when the first advert goes
+	}{{"master down", 0, false}, {"preempting a live lower master", 100, true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := baseSettings()
 			s.priority = 150
@@ -242,8 +246,14 @@ func TestVIPsBeforeFirstAdvert(t *testing.T) {
 			if r.state() != StateMaster || len(a) == 0 {
 				t.Fatalf("state %v after %d adverts", r.state(), len(a))
 			}
-			if first := a[0]; !first.vipsHeld || first.announced == 0 {
+			if first := a[0]; tt.vipsFirst && (!first.vipsHeld || first.announced == 0) {
 				t.Errorf("first advert sent with VIPs held %v and %d announcements; want both first", first.vipsHeld, first.announced)
+			}
+			if first := a[0]; !tt.vipsFirst && first.at != masterDown(150, time.Second) {
+				t.Errorf("first advert at %v, want at Master_Down_Interval %v", first.at, masterDown(150, time.Second))
+			}
+			if !r.addrs.holds() || len(r.ann.times()) == 0 {
+				t.Errorf("master holds VIPs %v, %d announcements", r.addrs.holds(), len(r.ann.times()))
 			}
 		})
 	}
@@ -295,14 +305,14 @@ func TestPreemptHold(t *testing.T) {
 			s := baseSettings()
 			s.priority, s.preemptDelay = 150, tt.preemptDelay
 			r := newRig(t, s, nil, nil)
-			var held atomic.Bool
-			held.Store(true)
-			r.in.preemptHeld = &held
+			held := true
+			r.in.holdPreempt(true)
 			r.in.start()
 			var became time.Duration
 			for step := time.Duration(0); step < 6*time.Second && became == 0; step += 100 * time.Millisecond {
 				if tt.release > 0 && step == tt.release {
-					held.Store(false)
+					held = false
+					r.in.holdPreempt(false)
 				}
 				if tt.takeover > 0 && step == tt.takeover {
 					r.in.takeover()
@@ -323,8 +333,8 @@ func TestPreemptHold(t *testing.T) {
 			if want := (tt.want + time.Millisecond - 1).Truncate(time.Millisecond); became != want {
 				t.Errorf("became master at %v, want %v (0: never)", became, tt.want)
 			}
-			if st := r.in.status(); st.PreemptHeld != held.Load() {
-				t.Errorf("status says preempt held %v, the hold is %v", st.PreemptHeld, held.Load())
+			if st := r.in.status(); st.PreemptHeld != held {
+				t.Errorf("status says preempt held %v, the hold is %v", st.PreemptHeld, held)
 			}
 		})
 	}
@@ -529,8 +539,8 @@ func TestReceiveFilters(t *testing.T) {
 	}
 	// Unicast: only configured peers count.
 	s.peers = []netip.Addr{addrHigh}
+	s.name = "vi2"
 	r2 := newRig(t, s, nil, m)
-	r2.in.cfg.name = "vi2"
 	r2.in.start()
 	r2.in.handle(Packet{Src: addrLow, Dst: addrMid, TTL: 64, Payload: good(addrLow, 51)})
 	if got := counterValue(m.drops.WithLabelValues("vi2", "unknown_sender")); got != 1 {

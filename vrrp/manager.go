@@ -5,15 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"github.com/lvsd/lvsd/config"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +44,10 @@ type Options struct {
 	// OwnAddress reports whether an address belongs to this host, so our
 	// own adverts are dropped even if they loop back.
 	OwnAddress func(netip.Addr) bool
+	// RTPriority is the SCHED_RR priority (1..99) of the timing thread
+	// that sends adverts and runs the timers; 0 leaves it SCHED_OTHER.
+	// It applies with the wall clock only.
+	RTPriority int
 }
 
 // Manager runs every VRRP instance of a director.
@@ -76,10 +75,16 @@ type Manager struct {
 	watches     []*linkWatch
 
 	preemptHeld atomic.Bool // see HoldPreempt
+
+	// ex runs the state machines; rtPriority is its thread's priority
+	// (under ops).
+	ex         *executor
+	rtPriority int
 }
 
-// NewManager checks and normalizes the instances and registers the metrics.
-// Nothing touches the network until Run.
+// NewManager takes complete, validated instances (config.Parse has filled
+// their defaults and checked them) and registers the metrics. Nothing
+// touches the network until Run.
 func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 	if opts.Addresses == nil {
 		return nil, errors.New("vrrp: Options.Addresses is required")
@@ -106,12 +111,13 @@ func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: registering metrics: %w", err)
 	}
-	all, err := validate(cfgs)
+	all, err := settingsOfAll(cfgs)
 	if err != nil {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger, metrics: met, byName: map[string]*instance{},
-		serviceDown: map[string]bool{}, linkUp: map[string]bool{}}
+		serviceDown: map[string]bool{}, linkUp: map[string]bool{}, ex: newExecutor(opts.Clock, opts.Logger)}
+	m.rtPriority = opts.RTPriority
 	for _, s := range all {
 		in := m.newInstance(s)
 		met.transition(s.name, StateInit)
@@ -121,74 +127,16 @@ func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// normalize applies the defaults config.Load applies (so a hand-built
-// config.VRRP works too) and checks what the state machine relies on.
-func normalize(c *config.VRRP) (settings, error) {
-	s := settings{
-		name: c.Name, iface: c.Interface, priority: c.Priority, interval: c.AdvertInterval.Duration,
-		preempt: c.Preempt == nil || *c.Preempt, preemptDelay: c.PreemptDelay.Duration,
-		source: c.SourceAddress.IP, garpRepeat: c.GARPRepeat, garpInterval: c.GARPInterval.Duration,
-		garpRefresh: c.GARPRefresh.Duration, notify: c.Notify, notifyTimeout: c.NotifyTimeout.Duration,
-		trackServices: c.TrackServices, trackIfaces: c.TrackInterfaces,
-	}
-	if s.name == "" {
-		s.name = fmt.Sprintf("vrid%d", c.VRID)
-	}
-	bad := func(format string, args ...any) (settings, error) {
-		return settings{}, fmt.Errorf("vrrp: instance %q: %s", s.name, fmt.Sprintf(format, args...))
-	}
-	if c.VRID < 1 || c.VRID > 255 {
-		return bad("vrid %d is not 1..255", c.VRID)
-	}
-	s.vrid = uint8(c.VRID)
-	if s.iface == "" {
-		return bad("no interface")
-	}
-	if s.priority == 0 {
-		s.priority = 100
-	}
-	if s.priority < 1 || s.priority > 254 {
-		return bad("priority %d is not 1..254 (255 is for address owners; a director moves its VIPs)", s.priority)
-	}
-	if s.interval == 0 {
-		s.interval = time.Second
-	}
-	if s.interval%intervalUnit != 0 || s.interval < intervalUnit || s.interval > maxIntervalCS*intervalUnit {
-		return bad("advert_interval %v is not 10ms..40.95s in 10ms steps", s.interval)
-	}
-	if s.garpRepeat == 0 {
-		s.garpRepeat = 5
-	}
-	if s.notifyTimeout == 0 {
-		s.notifyTimeout = 10 * time.Second
-	}
-	var err error
-	if s.checksum, err = ParseChecksum(c.Checksum); err != nil {
-		return bad("%v", err)
-	}
-	if len(c.VIPs) == 0 {
-		return bad("no vips")
-	}
-	v4 := c.VIPs[0].Addr().Is4()
-	for _, p := range c.VIPs {
-		if p.Addr().Is4() != v4 {
-			return bad("vips mix IPv4 and IPv6; VRRPv3 needs one instance per family")
+func settingsOfAll(cfgs []config.VRRP) ([]settings, error) {
+	out := make([]settings, 0, len(cfgs))
+	for i := range cfgs {
+		s, err := settingsOf(&cfgs[i])
+		if err != nil {
+			return nil, err
 		}
-		s.vips = append(s.vips, p.Prefix)
+		out = append(out, s)
 	}
-	if len(s.vips) > 255 {
-		return bad("%d vips, at most 255 fit in an advert", len(s.vips))
-	}
-	for _, a := range c.UnicastPeers {
-		if a.IP.Is4() != v4 {
-			return bad("unicast peer %v is not the family of the vips", a.IP)
-		}
-		s.peers = append(s.peers, a.IP)
-	}
-	if s.source.IsValid() && s.source.Is4() != v4 {
-		return bad("source_address %v is not the family of the vips", s.source)
-	}
-	return s, nil
+	return out, nil
 }
 
 // changeHook records a transition in the metrics at once and hands it to
@@ -203,200 +151,6 @@ func (m *Manager) changeHook(in *instance) func(StateChange) {
 	}
 }
 
-// Run opens every instance's connection, starts the state machines and
-// blocks until ctx ends. Then every master resigns with priority 0 and
-// releases its VIPs before Run returns. Update may add, change and remove
-// instances meanwhile.
-func (m *Manager) Run(ctx context.Context) error {
-	m.ops.Lock()
-	if m.started {
-		m.ops.Unlock()
-		return errors.New("vrrp: manager already running")
-	}
-	m.started = true
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	m.runCtx = runCtx
-	// Link states first, so an instance whose link is down starts in Fault.
-	if err := m.watchLinks(m.trackedInterfaces()); err != nil {
-		m.ops.Unlock()
-		return fmt.Errorf("vrrp: watching links: %w", err)
-	}
-	m.running = true
-	for _, in := range m.instanceList() {
-		m.launch(in)
-	}
-	m.ops.Unlock()
-
-	<-ctx.Done()
-
-	// Resign every master, then let the event loops drain, so the final
-	// transitions reach the callback and notify too.
-	m.ops.Lock()
-	m.running = false
-	stopRun()
-	ins := m.instanceList()
-	for _, in := range ins {
-		in.life.stopOpening()
-	}
-	for _, in := range ins {
-		in.life.openers.Wait() // no connection appears after this
-	}
-	for _, in := range ins {
-		in.shutdown("lvsd stopping")
-		in.closeConn()
-	}
-	for _, in := range ins {
-		in.events.close()
-	}
-	m.ops.Unlock()
-	m.wg.Wait()
-	return nil
-}
-
-// launch starts one instance of a running Manager (m.ops held): its event
-// loop, its connection (or, when that cannot open yet, Fault and a retry),
-// then its state machine.
-func (m *Manager) launch(in *instance) {
-	in.life.launched = true
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		if in.life.after != nil {
-			<-in.life.after
-		}
-		m.eventLoop(in)
-	}()
-	openCtx, stopOpening := context.WithCancel(m.runCtx)
-	in.life.stopOpening = stopOpening
-	if err := m.open(in); err != nil {
-		// At boot the address may not be there yet (an IPv6 link-local
-		// one is tentative for a while): wait in Fault, not exit.
-		m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
-		in.setFault(faultNoSocket, true)
-		m.wg.Add(1)
-		in.life.openers.Add(1)
-		go func() {
-			defer m.wg.Done()
-			defer in.life.openers.Done()
-			m.openWhenReady(openCtx, in, err)
-		}()
-	}
-	in.start()
-}
-
-func (m *Manager) instanceList() []*instance {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.instances)
-}
-
-// faultNoSocket is the fault of an instance that cannot send yet.
-const faultNoSocket = "no address or socket to send adverts"
-
-// open finds the instance's source address (unless configured), opens its
-// connection and starts receiving.
-func (m *Manager) open(in *instance) error {
-	src := in.cfg.source
-	if !src.IsValid() {
-		var err error
-		if src, err = primaryAddress(in.cfg.iface, in.cfg.vips[0].Addr().Is4()); err != nil {
-			return err
-		}
-	}
-	conn, err := m.opts.Transport.Open(in.cfg.iface, src, in.cfg.multicast())
-	if err != nil {
-		return err
-	}
-	in.mu.Lock()
-	in.cfg.source, in.conn = src, conn
-	in.mu.Unlock()
-	m.wg.Add(1)
-	in.life.receivers.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer in.life.receivers.Done()
-		m.receiveLoop(in, conn)
-	}()
-	return nil
-}
-
-// openWhenReady retries open twice a second until it works or ctx ends,
-// logging only when the reason changes.
-func (m *Manager) openWhenReady(ctx context.Context, in *instance, last error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
-		err := m.open(in)
-		if err == nil {
-			m.log.Info("vrrp: sending adverts now", "instance", in.cfg.name, "source", in.source())
-			in.setFault(faultNoSocket, false)
-			return
-		}
-		if err.Error() != last.Error() {
-			m.log.Warn("vrrp: cannot send adverts yet; retrying", "instance", in.cfg.name, "err", err)
-			last = err
-		}
-	}
-}
-
-func (m *Manager) receiveLoop(in *instance, conn Conn) {
-	for {
-		p, err := conn.Receive()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			in.metrics.drop(in.cfg.name, "receive_error")
-			time.Sleep(10 * time.Millisecond) // do not spin on a persistent error
-			continue
-		}
-		in.handle(p)
-	}
-}
-
-// eventLoop delivers one instance's transitions to the callback and the
-// notify command, in order.
-func (m *Manager) eventLoop(in *instance) {
-	defer close(in.life.eventsDone)
-	for {
-		c, ok := in.events.pop()
-		if !ok {
-			return
-		}
-		if m.opts.OnStateChange != nil {
-			m.opts.OnStateChange(c)
-		}
-		if argv, _ := in.notifyCommand(); len(argv) > 0 {
-			m.runNotify(in, c)
-		}
-	}
-}
-
-// runNotify runs the notify argv with instance, state and priority
-// appended, without a shell, killed after notify_timeout.
-func (m *Manager) runNotify(in *instance, c StateChange) {
-	notify, timeout := in.notifyCommand()
-	if len(notify) == 0 {
-		return // a reload removed it
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	argv := append(slices.Clone(notify[1:]), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
-	cmd := exec.CommandContext(ctx, notify[0], argv...)
-	// A group of its own, so the timeout also kills what the command started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		m.log.Warn("vrrp: notify failed", "instance", c.Instance, "state", c.To.String(), "err", err, "output", string(out))
-	}
-}
-
 func (m *Manager) trackedInterfaces() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -406,7 +160,7 @@ func (m *Manager) trackedInterfaces() []string {
 func (m *Manager) trackedInterfacesLocked() []string {
 	var out []string
 	for _, in := range m.instances {
-		for _, ifc := range append([]string{in.cfg.iface}, in.cfg.trackIfaces...) {
+		for _, ifc := range append([]string{in.iface}, in.life.configured.trackIfaces...) {
 			if !slices.Contains(out, ifc) {
 				out = append(out, ifc)
 			}
@@ -418,7 +172,7 @@ func (m *Manager) trackedInterfacesLocked() []string {
 func (m *Manager) linkChangedLocked(iface string, up bool) {
 	m.linkUp[iface] = up
 	for _, in := range m.instances {
-		if in.cfg.iface == iface || slices.Contains(in.cfg.trackIfaces, iface) {
+		if in.iface == iface || slices.Contains(in.life.configured.trackIfaces, iface) {
 			in.setFault(linkFault(iface), !up)
 		}
 	}
@@ -434,7 +188,7 @@ func (m *Manager) SetServiceDown(service string, down bool) {
 	defer m.mu.Unlock()
 	m.serviceDown[service] = down
 	for _, in := range m.instances {
-		if slices.Contains(in.cfg.trackServices, service) {
+		if slices.Contains(in.life.configured.trackServices, service) {
 			in.setFault(serviceFault(service), down)
 		}
 	}
@@ -445,7 +199,14 @@ func (m *Manager) SetServiceDown(service string, down bool) {
 // lvsd holds it at start until the first health checks have decided every
 // real server: a director that preempted sooner would take the VIPs with
 // an IPVS table still empty of servers not yet proven healthy.
-func (m *Manager) HoldPreempt(held bool) { m.preemptHeld.Store(held) }
+func (m *Manager) HoldPreempt(held bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.preemptHeld.Store(held)
+	for _, in := range m.instances {
+		in.holdPreempt(held)
+	}
+}
 
 func (m *Manager) lookup(name string) (*instance, error) {
 	m.mu.Lock()
@@ -500,65 +261,22 @@ func (m *Manager) Status() []InstanceStatus {
 	return out
 }
 
-// primaryAddress is the address adverts come from when source_address is
-// not set: the first IPv4 address of the interface, or its IPv6 link-local
-// address (RFC 5798 section 5.1.2.1 requires link-local for IPv6).
-func primaryAddress(iface string, v4 bool) (netip.Addr, error) {
-	ifc, err := net.InterfaceByName(iface)
-	if err != nil {
-		return netip.Addr{}, err
+// PrepareRTPriority checks that the timing thread may run under SCHED_RR
+// at priority (0: SCHED_OTHER), changing nothing, and returns the apply
+// that sets it on the running thread. lvsd's reload prepares it with the
+// rest and applies it only if the whole reload is accepted.
+func (m *Manager) PrepareRTPriority(priority int) (apply func(), err error) {
+	if err := CheckRTPriority(priority); err != nil {
+		return nil, err
 	}
-	addrs, err := ifc.Addrs()
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", iface, err)
-	}
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok {
-			continue
-		}
-		ip = ip.Unmap()
-		if v4 && ip.Is4() || !v4 && ip.Is6() && ip.IsLinkLocalUnicast() {
-			return ip, nil
-		}
-	}
-	family := "IPv4"
-	if !v4 {
-		family = "IPv6 link-local"
-	}
-	return netip.Addr{}, fmt.Errorf("interface %s has no %s address to send adverts from", iface, family)
-}
-
-// localAddrs answers "is this one of our addresses" from a cache refreshed
-// at most once a second, since every received advert asks.
-type localAddrs struct {
-	clock Clock
-	mu    sync.Mutex
-	at    time.Time
-	set   map[netip.Addr]bool
-}
-
-func newLocalAddrs(c Clock) *localAddrs { return &localAddrs{clock: c} }
-
-func (l *localAddrs) has(a netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := l.clock.Now(); l.set == nil || now.Sub(l.at) > time.Second {
-		l.at = now
-		l.set = map[netip.Addr]bool{}
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, x := range addrs {
-				if ipn, ok := x.(*net.IPNet); ok {
-					if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
-						l.set[ip.Unmap()] = true
-					}
-				}
+	return func() {
+		m.ops.Lock()
+		defer m.ops.Unlock()
+		m.rtPriority = priority
+		if w := m.ex.thread(); w != nil {
+			if err := w.setRT(priority); err != nil {
+				m.log.Error("vrrp: setting the timing thread's priority", "priority", priority, "err", err)
 			}
 		}
-	}
-	return l.set[a.Unmap()]
+	}, nil
 }

@@ -17,43 +17,45 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// vrrpConfig is one complete instance as config.Parse makes it: the
+// Manager receives defaults filled and rules checked, never a bare struct.
 func vrrpConfig(name string, vrid int, iface, vip string) config.VRRP {
-	return config.VRRP{
-		Name: name, VRID: vrid, Interface: iface, Priority: 100,
-		AdvertInterval: config.Duration{Duration: time.Second},
-		VIPs:           []config.Prefix{{Prefix: netip.MustParsePrefix(vip)}},
-		SourceAddress:  config.Addr{IP: addrMid},
-	}
+	return parseVRRP(fmt.Sprintf("[[vrrp]]\nname = %q\nvrid = %d\ninterface = %q\nvips = [%q]\nsource_address = %q\n",
+		name, vrid, iface, vip, addrMid))[0]
 }
 
-func TestNewManagerRejects(t *testing.T) {
-	mod := func(f func(c *config.VRRP)) []config.VRRP {
-		c := vrrpConfig("vi1", 51, "eth0", "10.0.0.100/24")
-		f(&c)
-		return []config.VRRP{c}
+func parseVRRP(toml string) []config.VRRP {
+	cfg, err := config.Parse("test.toml", []byte(toml))
+	if err != nil {
+		panic(fmt.Sprintf("test config does not parse: %v\n%s", err, toml))
 	}
+	return cfg.VRRP
+}
+
+// TestConfigGuardsTheManager: what the state machine relies on (VRID and
+// priority ranges, interval in centiseconds, one family, unique names and
+// VRIDs) is checked by config.Parse, the one place for rules; the Manager
+// takes what it is given.
+func TestConfigGuardsTheManager(t *testing.T) {
+	base := "[[vrrp]]\nname = \"a\"\nvrid = 51\ninterface = \"eth0\"\n"
 	tests := []struct {
-		name string
-		cfgs []config.VRRP
-		want string
+		name, toml, want string
 	}{
-		{"vrid 0", mod(func(c *config.VRRP) { c.VRID = 0 }), "vrid 0"},
-		{"priority 255", mod(func(c *config.VRRP) { c.Priority = 255 }), "priority 255"},
-		{"interval not in centiseconds", mod(func(c *config.VRRP) { c.AdvertInterval.Duration = 15 * time.Millisecond }), "advert_interval"},
-		{"checksum", mod(func(c *config.VRRP) { c.Checksum = "crc32" }), "checksum"},
-		{"no vips", mod(func(c *config.VRRP) { c.VIPs = nil }), "no vips"},
-		{"mixed families", mod(func(c *config.VRRP) {
-			c.VIPs = append(c.VIPs, config.Prefix{Prefix: netip.MustParsePrefix("2001:db8::1/64")})
-		}), "mix IPv4 and IPv6"},
-		{"peer family", mod(func(c *config.VRRP) { c.UnicastPeers = []config.Addr{{IP: netip.MustParseAddr("::1")}} }), "unicast peer"},
-		{"duplicate vrid", []config.VRRP{vrrpConfig("a", 51, "eth0", "10.0.0.100/24"), vrrpConfig("b", 51, "eth0", "10.0.0.101/24")}, "share VRID 51"},
-		{"duplicate name", []config.VRRP{vrrpConfig("a", 51, "eth0", "10.0.0.100/24"), vrrpConfig("a", 52, "eth0", "10.0.0.101/24")}, "defined twice"},
+		{"vrid 0", "[[vrrp]]\nname = \"a\"\nvrid = 0\ninterface = \"eth0\"\nvips = [\"10.0.0.100/24\"]\n", "vrid: 0 out of range"},
+		{"priority 255", base + "priority = 255\nvips = [\"10.0.0.100/24\"]\n", "priority: 255 out of range"},
+		{"interval not in centiseconds", base + "advert_interval = \"15ms\"\nvips = [\"10.0.0.100/24\"]\n", "advert_interval"},
+		{"checksum", base + "checksum = \"crc32\"\nvips = [\"10.0.0.100/24\"]\n", "checksum"},
+		{"no vips", base, "at least one VIP"},
+		{"mixed families", base + "vips = [\"10.0.0.100/24\", \"2001:db8::1/64\"]\n", "one VRRP instance carries one family"},
+		{"peer family", base + "vips = [\"10.0.0.100/24\"]\nunicast_peers = [\"::1\"]\n", "unicast_peers"},
+		{"duplicate vrid", base + "vips = [\"10.0.0.100/24\"]\n[[vrrp]]\nname = \"b\"\nvrid = 51\ninterface = \"eth0\"\nvips = [\"10.0.0.101/24\"]\n", "VRID 51 is already used"},
+		{"duplicate name", base + "vips = [\"10.0.0.100/24\"]\n[[vrrp]]\nname = \"a\"\nvrid = 52\ninterface = \"eth0\"\nvips = [\"10.0.0.101/24\"]\n", "duplicate vrrp name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewManager(tt.cfgs, Options{Addresses: &fakeAddrs{}})
+			_, err := config.Parse("test.toml", []byte(tt.toml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("NewManager error %v, want one containing %q", err, tt.want)
+				t.Fatalf("config.Parse error %v, want one containing %q", err, tt.want)
 			}
 		})
 	}

@@ -62,24 +62,6 @@ func (m *metrics) drop(instance, reason string) {
 	}
 }
 
-func (m *metrics) sent(instance string) {
-	if m != nil {
-		m.sentTotal.WithLabelValues(instance).Inc()
-	}
-}
-
-func (m *metrics) received(instance string) {
-	if m != nil {
-		m.receivedTotal.WithLabelValues(instance).Inc()
-	}
-}
-
-func (m *metrics) announced(instance string) {
-	if m != nil {
-		m.announcements.WithLabelValues(instance).Inc()
-	}
-}
-
 func (m *metrics) transition(instance string, to State) {
 	if m != nil {
 		m.state.WithLabelValues(instance).Set(float64(to))
@@ -87,8 +69,49 @@ func (m *metrics) transition(instance string, to State) {
 	}
 }
 
-func (m *metrics) master(instance string, priority int) {
-	if m != nil {
-		m.masterPriority.WithLabelValues(instance).Set(float64(priority))
+// instanceMetrics are one instance's series, looked up once so that the
+// advert path does no label hashing and no allocation. The zero value
+// records nothing.
+type instanceMetrics struct {
+	m              *metrics
+	name           string
+	sentC          prometheus.Counter
+	receivedC      prometheus.Counter
+	announcementsC prometheus.Counter
+	masterG        prometheus.Gauge
+}
+
+func (m *metrics) forInstance(name string) instanceMetrics {
+	if m == nil {
+		return instanceMetrics{name: name}
+	}
+	return instanceMetrics{m: m, name: name,
+		sentC: m.sentTotal.WithLabelValues(name), receivedC: m.receivedTotal.WithLabelValues(name),
+		announcementsC: m.announcements.WithLabelValues(name), masterG: m.masterPriority.WithLabelValues(name)}
+}
+
+func (im *instanceMetrics) sent() {
+	if im.sentC != nil {
+		im.sentC.Inc()
 	}
 }
+
+func (im *instanceMetrics) received() {
+	if im.receivedC != nil {
+		im.receivedC.Inc()
+	}
+}
+
+func (im *instanceMetrics) announced() {
+	if im.announcementsC != nil {
+		im.announcementsC.Inc()
+	}
+}
+
+func (im *instanceMetrics) master(priority int) {
+	if im.masterG != nil {
+		im.masterG.Set(float64(priority))
+	}
+}
+
+func (im *instanceMetrics) drop(reason string) { im.m.drop(im.name, reason) }

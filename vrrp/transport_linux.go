@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -27,6 +29,24 @@ type rawConn struct {
 	ifindex int
 	source  netip.Addr
 	closed  atomic.Bool
+
+	// The send path allocates nothing: the message header, address,
+	// control message (source and interface) and the write callback are
+	// built once, and Send fills them in under smu.
+	smu     sync.Mutex
+	msg     unix.Msghdr
+	iov     unix.Iovec
+	sa4     unix.RawSockaddrInet4
+	sa6     unix.RawSockaddrInet6
+	oob     []byte
+	errno   syscall.Errno
+	writeFn func(fd uintptr) bool
+
+	// ReceivePending's descriptor and buffers.
+	fd         int
+	fdmu       sync.RWMutex
+	pmu        sync.Mutex
+	pbuf, poob []byte
 }
 
 // Open implements Transport.
@@ -54,7 +74,26 @@ func (RawTransport) Open(iface string, source netip.Addr, multicast bool) (Conn,
 		f.Close()
 		return nil, fmt.Errorf("vrrp socket: %w", err)
 	}
-	return &rawConn{f: f, rc: rc, v6: v6, ifindex: ifc.Index, source: source}, nil
+	c := &rawConn{f: f, rc: rc, v6: v6, ifindex: ifc.Index, source: source, fd: fd}
+	if v6 {
+		info := unix.Inet6Pktinfo{Addr: source.As16(), Ifindex: uint32(ifc.Index)}
+		c.oob = cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet6Pktinfo))
+		c.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Scope_id: uint32(ifc.Index)}
+		c.msg.Name = (*byte)(unsafe.Pointer(&c.sa6))
+		c.msg.Namelen = unix.SizeofSockaddrInet6
+	} else {
+		info := unix.Inet4Pktinfo{Ifindex: int32(ifc.Index), Spec_dst: source.As4()}
+		c.oob = cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet4Pktinfo))
+		c.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET}
+		c.msg.Name = (*byte)(unsafe.Pointer(&c.sa4))
+		c.msg.Namelen = unix.SizeofSockaddrInet4
+	}
+	c.msg.Iov = &c.iov
+	c.msg.Iovlen = 1
+	c.msg.Control = &c.oob[0]
+	c.msg.SetControllen(len(c.oob))
+	c.writeFn = c.write
+	return c, nil
 }
 
 func configure(fd int, ifc *net.Interface, v6, multicast bool) error {
@@ -113,28 +152,36 @@ func configure(fd int, ifc *net.Interface, v6, multicast bool) error {
 
 // Send writes one advert; the source address and interface travel in a
 // PKTINFO control message, so one unbound socket both receives multicast
-// and sends from the primary address.
+// and sends from the primary address. It allocates nothing.
 func (c *rawConn) Send(payload []byte, dst netip.Addr) error {
-	var to unix.Sockaddr
-	var oob []byte
-	if c.v6 {
-		to = &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: uint32(c.ifindex)}
-		info := unix.Inet6Pktinfo{Addr: c.source.As16(), Ifindex: uint32(c.ifindex)}
-		oob = cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet6Pktinfo))
-	} else {
-		to = &unix.SockaddrInet4{Addr: dst.As4()}
-		info := unix.Inet4Pktinfo{Ifindex: int32(c.ifindex), Spec_dst: c.source.As4()}
-		oob = cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofInet4Pktinfo))
+	if len(payload) == 0 {
+		return errors.New("vrrp: empty advert")
 	}
-	var serr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendmsg(int(fd), payload, oob, to, 0)
-		return serr != unix.EAGAIN
-	})
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if c.v6 {
+		c.sa6.Addr = dst.As16()
+	} else {
+		c.sa4.Addr = dst.As4()
+	}
+	c.iov.Base = &payload[0]
+	c.iov.SetLen(len(payload))
+	err := c.rc.Write(c.writeFn)
+	c.iov.Base = nil // keep no reference to the caller's buffer
 	if err != nil {
 		return c.closedErr(err)
 	}
-	return serr
+	if c.errno != 0 {
+		return c.errno
+	}
+	return nil
+}
+
+// write is the sendmsg(2) of Send, on the socket's descriptor.
+func (c *rawConn) write(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+	c.errno = e
+	return e != unix.EAGAIN
 }
 
 func cmsg(level, typ int, data []byte) []byte {
@@ -168,6 +215,37 @@ func (c *rawConn) Receive() (Packet, error) {
 		return parse6(buf[:n], oob[:oobn], from)
 	}
 	return parse4(buf[:n])
+}
+
+// ReceivePending returns a packet already queued in the socket, without
+// waiting; false when there is none (or it could not be read).
+func (c *rawConn) ReceivePending() (Packet, bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.pbuf == nil {
+		c.pbuf, c.poob = make([]byte, 1500), make([]byte, 128)
+	}
+	// Straight on the descriptor: the os.File's read lock is held by the
+	// receiving goroutine for as long as it waits. fdmu keeps Close from
+	// freeing the descriptor number meanwhile.
+	c.fdmu.RLock()
+	if c.closed.Load() {
+		c.fdmu.RUnlock()
+		return Packet{}, false
+	}
+	n, oobn, _, from, err := unix.Recvmsg(c.fd, c.pbuf, c.poob, unix.MSG_DONTWAIT)
+	c.fdmu.RUnlock()
+	if err != nil {
+		return Packet{}, false
+	}
+	b := slices.Clone(c.pbuf[:n]) // pbuf is reused
+	var p Packet
+	if c.v6 {
+		p, err = parse6(b, c.poob[:oobn], from)
+	} else {
+		p, err = parse4(b)
+	}
+	return p, err == nil
 }
 
 // parse4 splits what an IPv4 raw socket returns: the IP header, which
@@ -227,6 +305,8 @@ func (c *rawConn) closedErr(err error) error {
 
 // Close implements Conn; a blocked Receive returns net.ErrClosed.
 func (c *rawConn) Close() error {
+	c.fdmu.Lock()
+	defer c.fdmu.Unlock()
 	c.closed.Store(true)
 	return c.f.Close()
 }

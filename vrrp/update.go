@@ -3,11 +3,9 @@ package vrrp
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/lvsd/lvsd/config"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,35 +48,11 @@ type linkWatch struct {
 	stopped bool // under Manager.mu: its late reports are ignored
 }
 
-// validate normalizes every instance and checks what holds across them.
-func validate(cfgs []config.VRRP) ([]settings, error) {
-	out := make([]settings, 0, len(cfgs))
-	names := map[string]bool{}
-	vrids := map[string]string{}
-	for i := range cfgs {
-		s, err := normalize(&cfgs[i])
-		if err != nil {
-			return nil, err
-		}
-		if names[s.name] {
-			return nil, fmt.Errorf("vrrp: instance %q defined twice", s.name)
-		}
-		names[s.name] = true
-		key := fmt.Sprintf("%s/%d/%v", s.iface, s.vrid, s.vips[0].Addr().Is4())
-		if other, dup := vrids[key]; dup {
-			return nil, fmt.Errorf("vrrp: instances %q and %q share VRID %d on %s", other, s.name, s.vrid, s.iface)
-		}
-		vrids[key] = s.name
-		out = append(out, s)
-	}
-	return out, nil
-}
-
 func (m *Manager) newInstance(s settings) *instance {
 	in := &instance{
-		cfg: s, clock: m.opts.Clock, addrs: m.opts.Addresses, ann: m.opts.Announcer,
-		log: m.log, metrics: m.metrics, ownAddr: m.opts.OwnAddress, faults: map[string]bool{},
-		preemptHeld: &m.preemptHeld,
+		name: s.name, iface: s.iface, ex: m.ex, addrs: m.opts.Addresses, ann: m.opts.Announcer,
+		log: m.log, met: m.metrics.forInstance(s.name), ownAddr: m.opts.OwnAddress,
+		m: newMachine(s, m.preemptHeld.Load()),
 	}
 	in.life.configured = s
 	in.life.eventsDone = make(chan struct{})
@@ -104,7 +78,7 @@ func (m *Manager) Update(cfgs []config.VRRP) error {
 // lvsd's reload prepares VRRP, then updates the director, then applies, so
 // a rejected reload changes neither.
 func (m *Manager) Prepare(cfgs []config.VRRP) (apply func(), err error) {
-	next, err := validate(cfgs)
+	next, err := settingsOfAll(cfgs)
 	if err != nil {
 		return nil, err
 	}
@@ -140,17 +114,17 @@ func (m *Manager) apply(next []settings) {
 	var removed []string
 	inPlace := map[string]settings{}
 	for _, in := range m.instances {
-		s, keep := wanted[in.cfg.name]
+		s, keep := wanted[in.name]
 		switch {
 		case !keep:
 			retire = append(retire, in)
-			removed = append(removed, in.cfg.name)
-			m.log.Info("vrrp: instance removed by reload", "instance", in.cfg.name)
+			removed = append(removed, in.name)
+			m.log.Info("vrrp: instance removed by reload", "instance", in.name)
 		case restartReason(in.life.configured, s) != "":
 			retire = append(retire, in)
-			m.log.Info("vrrp: instance restarts for reload", "instance", in.cfg.name, "reason", restartReason(in.life.configured, s))
+			m.log.Info("vrrp: instance restarts for reload", "instance", in.name, "reason", restartReason(in.life.configured, s))
 		case len(changedSettings(in.life.configured, s)) > 0:
-			inPlace[in.cfg.name] = s
+			inPlace[in.name] = s
 		}
 	}
 	old := m.byName
@@ -161,8 +135,8 @@ func (m *Manager) apply(next []settings) {
 
 	for _, in := range retire {
 		reason := "removed by reload"
-		if !slices.Contains(removed, in.cfg.name) {
-			reason = "restart for reload: " + restartReason(in.life.configured, wanted[in.cfg.name])
+		if !slices.Contains(removed, in.name) {
+			reason = "restart for reload: " + restartReason(in.life.configured, wanted[in.name])
 		}
 		m.retire(in, reason)
 	}
@@ -171,8 +145,12 @@ func (m *Manager) apply(next []settings) {
 	}
 
 	m.mu.Lock()
+	// Dropped VIPs are off every interface before any instance adds one.
 	for name, s := range inPlace {
 		old[name].dropVIPs(s.vips)
+	}
+	for name := range inPlace {
+		old[name].flush()
 	}
 	var list, launch []*instance
 	byName := map[string]*instance{}
@@ -184,6 +162,7 @@ func (m *Manager) apply(next []settings) {
 				m.log.Info("vrrp: instance updated in place", "instance", s.name, "changed", strings.Join(changedSettings(in.life.configured, s), ","))
 				in.reconfigure(s)
 				m.refreshFaultsLocked(in)
+				in.flush()
 			}
 		default:
 			fresh := m.newInstance(s)
@@ -222,7 +201,9 @@ func (m *Manager) retire(in *instance, reason string) {
 	in.shutdown(reason)
 	in.closeConn()
 	in.life.receivers.Wait() // so no packet counts into a forgotten series
+	in.work.close()          // its VIPs are gone before another instance adds them
 	in.events.close()
+	m.ex.unregister(in)
 }
 
 // restartReason says why moving from old to next needs a new socket, or "".
@@ -272,96 +253,18 @@ func garpChanged(old, next settings) bool {
 	return old.garpRepeat != next.garpRepeat || old.garpInterval != next.garpInterval || old.garpRefresh != next.garpRefresh
 }
 
-// dropVIPs is the first half of an in-place VIP change: a master removes
-// the VIPs that next no longer lists.
-func (in *instance) dropVIPs(next []netip.Prefix) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	gone := without(in.cfg.vips, next)
-	if len(gone) == 0 {
-		return
-	}
-	in.cfg.vips = without(in.cfg.vips, gone)
-	if in.holdsVIPs {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := in.addrs.RemoveVIPs(ctx, in.cfg.iface, gone); err != nil {
-			in.log.Error("vrrp: removing VIPs", "instance", in.cfg.name, "vip", gone, "err", err)
-		}
-	}
-}
-
-// reconfigure applies settings that the same socket carries, without a
-// transition. The caller re-evaluates faults afterwards.
-func (in *instance) reconfigure(s settings) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	prev := in.cfg
-	in.life.configured = s
-	s.source = prev.source // the one open found, when not configured
-	added := without(s.vips, prev.vips)
-	in.cfg = s
-	if in.state != StateMaster {
-		return // adverts, VIPs and announcements follow when it becomes master
-	}
-	if prev.priority != s.priority {
-		in.seeMaster(in.cfg.source, in.effectivePriority())
-	}
-	if garpChanged(prev, s) {
-		// Restart the refresh cycle on the new settings, from now.
-		in.garpGen++
-		if in.garpTimer != nil {
-			in.garpTimer.Stop()
-			in.garpTimer = nil
-		}
-		if s.garpRefresh > 0 {
-			gen := in.garpGen
-			in.garpBurstStart = in.clock.Now()
-			in.afterGARP(gen, s.garpRefresh, func() { in.announceBurst(gen, in.cfg.garpRepeat, false) })
-		}
-	}
-	if len(added) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := in.addrs.AddVIPs(ctx, in.cfg.iface, added); err != nil {
-			in.log.Error("vrrp: adding VIPs", "instance", in.cfg.name, "vip", added, "err", err)
-		}
-		in.announceAdded(in.garpGen, added, in.cfg.garpRepeat)
-	}
-}
-
-// announceAdded announces VIPs a master gained by a reload, garp_repeat
-// times garp_interval apart; later refreshes cover every VIP anyway.
-func (in *instance) announceAdded(gen uint64, vips []netip.Prefix, left int) {
-	for left > 0 && gen == in.garpGen && in.state == StateMaster {
-		if err := in.ann.Announce(in.cfg.iface, vips); err != nil {
-			in.log.Warn("vrrp: announcing VIPs", "instance", in.cfg.name, "err", err)
-		}
-		in.metrics.announced(in.cfg.name)
-		left--
-		if left > 0 && in.cfg.garpInterval > 0 {
-			in.clock.AfterFunc(in.cfg.garpInterval, func() {
-				in.mu.Lock()
-				defer in.mu.Unlock()
-				in.announceAdded(gen, vips, left)
-			})
-			return
-		}
-	}
-}
-
 // refreshFaultsLocked makes the instance's link and service faults match
 // its track lists and what the Manager knows (m.mu held). New faults are
 // set before stale ones clear, so swapping one for another makes no
 // transition.
 func (m *Manager) refreshFaultsLocked(in *instance) {
 	want := map[string]bool{}
-	for _, ifc := range append([]string{in.cfg.iface}, in.cfg.trackIfaces...) {
+	for _, ifc := range append([]string{in.iface}, in.life.configured.trackIfaces...) {
 		if up, known := m.linkUp[ifc]; known && !up {
 			want[linkFault(ifc)] = true
 		}
 	}
-	for _, svc := range in.cfg.trackServices {
+	for _, svc := range in.life.configured.trackServices {
 		if m.serviceDown[svc] {
 			want[serviceFault(svc)] = true
 		}
@@ -380,16 +283,6 @@ func linkFault(iface string) string  { return "interface " + iface + " down" }
 func serviceFault(svc string) string { return "service " + svc + " down" }
 func trackFault(reason string) bool {
 	return (strings.HasPrefix(reason, "interface ") || strings.HasPrefix(reason, "service ")) && strings.HasSuffix(reason, " down")
-}
-
-func (in *instance) faultList() []string {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	var out []string
-	for r := range in.faults {
-		out = append(out, r)
-	}
-	return out
 }
 
 // watchLinks starts one watch for the interfaces in ifaces that no watch
@@ -451,17 +344,6 @@ func interfacesOf(ss []settings) []string {
 			if !slices.Contains(out, ifc) {
 				out = append(out, ifc)
 			}
-		}
-	}
-	return out
-}
-
-// without returns the prefixes of a that are not in b.
-func without(a, b []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range a {
-		if !slices.Contains(b, p) {
-			out = append(out, p)
 		}
 	}
 	return out

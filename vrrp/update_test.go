@@ -63,6 +63,7 @@ func (a *announceLog) Announce(iface string, vips []netip.Prefix) error {
 // every link is up unless set down.
 type switchLinks struct {
 	mu      sync.Mutex
+	broken  map[string]bool // Watch fails for these
 	down    map[string]bool
 	watches []switchWatch
 }
@@ -75,6 +76,12 @@ type switchWatch struct {
 
 func (l *switchLinks) Watch(ctx context.Context, ifaces []string, report func(string, bool)) error {
 	l.mu.Lock()
+	for _, i := range ifaces {
+		if l.broken[i] {
+			l.mu.Unlock()
+			return fmt.Errorf("no such link %s", i)
+		}
+	}
 	l.watches = append(l.watches, switchWatch{ctx, ifaces, report})
 	states := map[string]bool{}
 	for _, i := range ifaces {
@@ -85,6 +92,15 @@ func (l *switchLinks) Watch(ctx context.Context, ifaces []string, report func(st
 		report(i, states[i])
 	}
 	return nil
+}
+
+func (l *switchLinks) failWatch(iface string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken == nil {
+		l.broken = map[string]bool{}
+	}
+	l.broken[iface] = true
 }
 
 func (l *switchLinks) set(iface string, up bool) {
@@ -139,6 +155,25 @@ func (s *syncLog) String() string {
 
 func startManager(t *testing.T, clock *fakeClock, tr Transport, links *switchLinks, cfgs ...config.VRRP) *mrig {
 	t.Helper()
+	return startManagerWith(t, managerOpts{clock: clock, tr: tr, links: links}, cfgs...)
+}
+
+// managerOpts are the less common choices of a test Manager.
+type managerOpts struct {
+	clock *fakeClock
+	tr    Transport
+	links *switchLinks
+	// addrs wraps the rig's vipLog (which records every call), e.g. to
+	// make it slow.
+	addrs func(*vipLog) AddressManager
+	// workers runs slow actions on the workers, as in production, rather
+	// than inline.
+	workers bool
+}
+
+func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
+	t.Helper()
+	clock, tr, links := o.clock, o.tr, o.links
 	if clock == nil {
 		clock = newFakeClock()
 	}
@@ -150,15 +185,24 @@ func startManager(t *testing.T, clock *fakeClock, tr Transport, links *switchLin
 		r.tr = &fakeTransport{clock: clock, conns: map[string]*fakeConn{}}
 		tr = r.tr
 	}
+	var addrs AddressManager = r.addrs
+	if o.addrs != nil {
+		addrs = o.addrs(r.addrs)
+	}
 	var err error
 	r.m, err = NewManager(cfgs, Options{
 		Logger: slog.New(slog.NewTextHandler(r.log, nil)), Registerer: r.reg,
-		Addresses: r.addrs, Clock: clock, Transport: tr, Announcer: r.ann, Links: r.links,
+		Addresses: addrs, Clock: clock, Transport: tr, Announcer: r.ann, Links: r.links,
 		OwnAddress: func(netip.Addr) bool { return false },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Unless asked for workers, slow actions run in the goroutine that
+	// caused them, so a test that advances the fake clock sees their
+	// effects on return. The workers have tests of their own
+	// (executor_test.go).
+	r.m.ex.inline = !o.workers
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.m.Run(ctx) }()
@@ -326,11 +370,14 @@ func (c segConn) Send(b []byte, dst netip.Addr) error {
 	c.t.seg.mu.Lock()
 	others := slices.DeleteFunc(slices.Clone(c.t.seg.mgrs), func(m *Manager) bool { return m == c.t.self() })
 	c.t.seg.mu.Unlock()
-	pkt := Packet{Src: c.src, Dst: dst, TTL: 255, Payload: b}
+	pkt := Packet{Src: c.src, Dst: dst, TTL: 255, Payload: slices.Clone(b)}
+	// The instance lists are read at delivery, outside the sender's lock.
 	for _, m := range others {
-		for _, in := range m.instanceList() {
-			c.clock.AfterFunc(time.Millisecond, func() { in.handle(pkt) })
-		}
+		c.clock.AfterFunc(time.Millisecond, func() {
+			for _, in := range m.instanceList() {
+				in.handle(pkt)
+			}
+		})
 	}
 	return nil
 }
@@ -549,19 +596,21 @@ func TestUpdateRejectsInvalid(t *testing.T) {
 	good := []config.VRRP{web, db}
 	changedWeb := web
 	changedWeb.Priority = 200
-	badDB := db
-	badDB.VRID = 0
-	dupVRID := db
-	dupVRID.VRID = 51
-	dupVRID.Interface = "eth0"
+	// Rules are config.Parse's (TestConfigGuardsTheManager); what Update
+	// itself can fail on is readying what the new config needs: here,
+	// watching a link that no instance tracked before.
+	r.links.failWatch("eth8")
+	tracksBad := db
+	tracksBad.TrackInterfaces = []string{"eth8"}
+	movesToBad := db
+	movesToBad.Interface = "eth8"
 	tests := []struct {
 		name string
 		cfgs []config.VRRP
 		want string
 	}{
-		{"one bad instance", []config.VRRP{changedWeb, badDB}, "vrid 0"},
-		{"shared VRID", []config.VRRP{changedWeb, dupVRID}, "share VRID 51"},
-		{"defined twice", []config.VRRP{changedWeb, web}, "defined twice"},
+		{"one instance tracks a link that cannot be watched", []config.VRRP{changedWeb, tracksBad}, "watching links"},
+		{"one instance moves to it", []config.VRRP{changedWeb, movesToBad}, "watching links"},
 	}
 	for _, tt := range tests {
 		ops, sent := r.addrs.len(), len(r.conn("eth0").adverts())

@@ -49,6 +49,7 @@ type lvsdDaemon struct {
 	reloadMu sync.Mutex // one reload at a time (SIGHUP and lvsd reload)
 
 	applySysctls func(*config.Config) error
+	checkRT      func(int) error
 
 	mu         sync.Mutex
 	cfg        *config.Config
@@ -79,6 +80,9 @@ type daemonHost struct {
 	// fault says whether lvsd itself is in trouble; nil: its own resources
 	// as sampled by localFault.
 	fault func() (string, bool)
+	// checkRT says whether the VRRP thread may run at a real-time
+	// priority (vrrp.CheckRTPriority).
+	checkRT func(int) error
 }
 
 type daemonOption func(*daemonHost)
@@ -101,6 +105,10 @@ func withAddresses(a vrrp.AddressManager) daemonOption { return func(h *daemonHo
 // Logger, Registerer, Addresses and OnStateChange are the daemon's own.
 func withVRRP(o vrrp.Options) daemonOption { return func(h *daemonHost) { h.vrrp = o } }
 
+// withRTCheck decides whether a director.vrrp_rt_priority is permitted,
+// instead of asking the kernel.
+func withRTCheck(f func(int) error) daemonOption { return func(h *daemonHost) { h.checkRT = f } }
+
 // withoutHostSetup skips the preflight checks (root, IPVS, interfaces) and
 // leaves the host's sysctls alone.
 func withoutHostSetup() daemonOption {
@@ -112,15 +120,18 @@ func withoutHostSetup() daemonOption {
 
 func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvsdDaemon, error) {
 	h := daemonHost{addrs: director.VIPs{}, sysctls: director.ApplySysctls, preflight: preflight,
-		metrics: func(r prometheus.Registerer) prometheus.Registerer { return r }}
+		metrics: func(r prometheus.Registerer) prometheus.Registerer { return r }, checkRT: vrrp.CheckRTPriority}
 	for _, o := range opts {
 		o(&h)
 	}
 	if err := h.preflight(cfg); err != nil {
 		return nil, err
 	}
+	if err := h.checkRT(cfg.Director.VRRPRTPriority); err != nil {
+		return nil, rtPriorityError(cfg, err)
+	}
 	d := &lvsdDaemon{log: log, cfg: cfg, healthy: map[string]map[string]bool{}, reg: prometheus.NewRegistry(),
-		vips: h.addrs, applySysctls: h.sysctls, vrrpMaster: map[string]bool{}, syncOpts: h.sync}
+		vips: h.addrs, applySysctls: h.sysctls, checkRT: h.checkRT, vrrpMaster: map[string]bool{}, syncOpts: h.sync}
 	reg := h.metrics(d.reg)
 	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
@@ -161,12 +172,18 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 	// Without instances the manager opens no socket and watches no link.
 	vo := h.vrrp
 	vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, reg, d.vips, d.onStateChange
+	vo.RTPriority = cfg.Director.VRRPRTPriority
 	var err error
 	d.vr, err = vrrp.NewManager(cfg.VRRP, vo)
 	if err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// rtPriorityError names the key of a real-time priority the kernel refused.
+func rtPriorityError(cfg *config.Config, err error) error {
+	return fmt.Errorf("%s: director.vrrp_rt_priority = %d: %w", cfg.Path, cfg.Director.VRRPRTPriority, err)
 }
 
 // preflight refuses to start, changing nothing, when the host cannot run

@@ -159,6 +159,15 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 		}
 		return err
 	}
+	applyRT := func() {}
+	if prio := next.Director.VRRPRTPriority; prio != old.Director.VRRPRTPriority {
+		if err := d.checkRT(prio); err != nil {
+			return abort(rtPriorityError(next, err))
+		}
+		if applyRT, err = d.vr.PrepareRTPriority(prio); err != nil {
+			return abort(rtPriorityError(next, err))
+		}
+	}
 	applyVRRP, err := d.vr.Prepare(next.VRRP)
 	if err != nil {
 		return abort(err)
@@ -207,6 +216,7 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 		vipErrs = append(vipErrs, d.vips.RemoveVIPs(ctx, staticIface, delStatic))
 	}
 	applyVRRP()
+	applyRT()
 	if len(addStatic) > 0 {
 		vipErrs = append(vipErrs, d.vips.AddVIPs(ctx, staticIface, addStatic))
 	}
