@@ -146,6 +146,8 @@ func buildDesired(svcs []*compiledService, state map[rsID]*rsState, pools map[st
 						nextStep = t
 					}
 				}
+			case cs.keepAll:
+				d.Weight = 0 // down or not yet checked, but in its place: see pinnedOrder
 			case !st.health.Known:
 				continue // alpha: absent until the first healthy verdict
 			case cs.drain && !cs.udp:

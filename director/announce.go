@@ -1,0 +1,59 @@
+package director
+
+import "fmt"
+
+// What the director offers active-active directors (services with
+// announce = true), whose VIP the routers spread over several directors.
+//
+// pinnedOrder: a connection the routers move to another director is
+// scheduled there afresh (sloppy_tcp), so every director must pick the
+// same real server for it. The mh and sh schedulers hash the connection
+// over the service's destination list, and the result depends on the
+// list's order: ip_vs_mh populates its lookup table walking the list, each
+// destination claiming its next preferred slot, so the same servers in
+// another order give another table. The kernel adds a destination at the
+// head of the list and never reorders it; a server evicted and re-added
+// moves to the head, and servers that come up in a different order on two
+// directors (alpha, first checks) leave them with different lists. So an
+// announced service keeps every configured real server in the table from
+// the start, in config order, at weight 0 while it is down or unchecked
+// (mh skips weight-0 destinations; sh keeps their buckets, and with
+// sh-fallback moves their connections to the next server by the hash): the list
+// is the same on every director that runs the same config, and health only
+// changes weights, which are the same wherever the checks agree.
+
+// WithPassHook calls f after every reconcile pass, successful or not, so a
+// caller that depends on what the kernel table holds (the announcer) can
+// look again. f must not block.
+func WithPassHook(f func()) Option { return func(d *Director) { d.onPass = f } }
+
+// Ready says whether the service can take traffic on this director now:
+// it has quorum, and the kernel table, as of the last pass, holds it with
+// at least quorum (at least one) real servers of weight above 0. why says
+// what is missing when it cannot.
+func (d *Director) Ready(service string) (ready bool, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cs := d.byName[service]
+	if cs == nil {
+		return false, "not configured"
+	}
+	q := quorumOf(cs)
+	if p := d.pools[service]; p != nil && p.set && !p.up {
+		return false, fmt.Sprintf("below quorum: %d of %d real servers up, quorum %d", countUp(cs, d.state), len(cs.reals), q)
+	}
+	ks := d.last[cs.svc.Key]
+	if ks == nil {
+		return false, "not in the kernel table yet"
+	}
+	serving := 0
+	for _, dest := range ks.Dests {
+		if dest.Weight > 0 {
+			serving++
+		}
+	}
+	if serving < max(q, 1) {
+		return false, fmt.Sprintf("%d real servers with weight above 0 in the kernel table, quorum %d", serving, max(q, 1))
+	}
+	return true, ""
+}
