@@ -36,6 +36,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	// Warnings go to stderr even with -q: the config is valid, but an
+	// operator should see them wherever lvsd check runs (ExecStartPre too).
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	if !*quiet {
 		printSummary(stdout, cfg)
 	}
@@ -59,6 +64,8 @@ func printSummary(w io.Writer, cfg *config.Config) {
 	d := cfg.Director
 	fmt.Fprintf(w, "director %s: interface %s, reconcile every %s, metrics %s, control socket %s, on exit %s\n",
 		d.Name, orNone(d.Interface), d.ReconcileInterval.Duration, orNone(d.MetricsListen), orNone(d.ControlSocket), d.OnExit)
+
+	printAnnounceSummary(w, cfg)
 
 	for _, v := range cfg.VRRP {
 		fmt.Fprintf(w, "\nvrrp %s: vrid %d on %s, priority %d, advert %s, %s, vips %s, %s\n",
@@ -106,12 +113,17 @@ func serviceFlags(s *config.Service) string {
 	if s.OnePacket {
 		parts = append(parts, "one-packet")
 	}
+	if s.Announce {
+		parts = append(parts, "vip announced over BGP (active-active)")
+	}
 	return strings.Join(parts, ", ")
 }
 
 func failureText(s *config.Service) string {
 	t := "failed servers are "
-	if s.OnFailure == "drain" {
+	if s.Announce {
+		t += "kept at weight 0 (in place, so every director hashes alike)"
+	} else if s.OnFailure == "drain" {
 		t += "drained to weight 0"
 	} else {
 		t += "removed"

@@ -55,6 +55,7 @@ func (d *lvsdDaemon) Status() StatusReport {
 			st.Services = append(st.Services, ss)
 		}
 	}
+	st.Announce = d.announceStatus(cfg)
 	if d.vr != nil {
 		for _, v := range d.vr.Status() {
 			st.VRRP = append(st.VRRP, instanceStatus(v))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lvsd/lvsd/anycast"
 )
 
 // StatusReport is the JSON document served on GET /status and printed by
@@ -20,6 +22,9 @@ type StatusReport struct {
 	ReloadErr  string           `json:"last_reload_error,omitempty"`
 	Services   []ServiceStatus  `json:"services"`
 	VRRP       []InstanceStatus `json:"vrrp"`
+	// Announce is active-active: each announced VIP and BIRD's BGP
+	// sessions; absent when nothing is announced.
+	Announce *anycast.Status `json:"announce,omitempty"`
 }
 
 type ServiceStatus struct {
@@ -112,6 +117,7 @@ func printStatus(w io.Writer, st StatusReport) {
 		}
 		tw.Flush()
 	}
+	printAnnounce(w, st.Announce)
 	fmt.Fprintln(w, "\nSERVICES")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SERVICE / REALSERVER\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACT\tLATENCY\tREASON")
