@@ -28,9 +28,16 @@ import "fmt"
 func WithPassHook(f func()) Option { return func(d *Director) { d.onPass = f } }
 
 // Ready says whether the service can take traffic on this director now:
-// it has quorum, and the kernel table, as of the last pass, holds it with
-// at least quorum (at least one) real servers of weight above 0. why says
-// what is missing when it cannot.
+// it has quorum, the first checks have decided every real server (alpha),
+// and the kernel table, as of the last pass, holds it with at least quorum
+// (at least one) real servers of weight above 0. why says what is missing
+// when it cannot.
+//
+// Waiting for every first verdict matters to active-active: a director
+// that announced with one server still unchecked (weight 0 here, weight 1
+// on the others) would hash the connections the routers move to it
+// differently from the directors they come from. A verdict always comes,
+// at most fall × interval + timeout after start.
 func (d *Director) Ready(service string) (ready bool, why string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -41,6 +48,17 @@ func (d *Director) Ready(service string) (ready bool, why string) {
 	q := quorumOf(cs)
 	if p := d.pools[service]; p != nil && p.set && !p.up {
 		return false, fmt.Sprintf("below quorum: %d of %d real servers up, quorum %d", countUp(cs, d.state), len(cs.reals), q)
+	}
+	if cs.alpha {
+		unchecked := 0
+		for _, r := range cs.reals {
+			if st := d.state[rsID{cs.name, r.name}]; st == nil || !st.health.Known {
+				unchecked++
+			}
+		}
+		if unchecked > 0 {
+			return false, fmt.Sprintf("first checks pending for %d of %d real servers", unchecked, len(cs.reals))
+		}
 	}
 	ks := d.last[cs.svc.Key]
 	if ks == nil {

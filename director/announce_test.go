@@ -84,10 +84,21 @@ func TestAnnouncedServiceDownServersStayAtWeightZero(t *testing.T) {
 	if got := h.dests("192.0.2.1:80"); got != "10.0.0.1:80=0 10.0.0.2:80=0" {
 		t.Errorf("unchecked servers: %q, want both at weight 0", got)
 	}
-	for _, rs := range []string{"10.0.0.1:80", "10.0.0.2:80"} {
-		h.d.SetHealth("web", rs, Health{Known: true, Healthy: true, Weight: -1})
+	cfg.Services[0].Quorum = 1
+	if err := h.d.Update(cfg); err != nil {
+		t.Fatal(err)
 	}
-	if ok, why := h.d.Ready("web"); ok || why != "0 real servers with weight above 0 in the kernel table, quorum 2" {
+	h.d.SetHealth("web", "10.0.0.1:80", Health{Known: true, Healthy: true, Weight: -1})
+	h.pass()
+	if ok, why := h.d.Ready("web"); ok || why != "first checks pending for 1 of 2 real servers" {
+		t.Errorf("quorum 1 met, one server unchecked: Ready = %v, %q", ok, why)
+	}
+	cfg.Services[0].Quorum = 2
+	if err := h.d.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.d.SetHealth("web", "10.0.0.2:80", Health{Known: true, Healthy: true, Weight: -1})
+	if ok, why := h.d.Ready("web"); ok || why != "1 real servers with weight above 0 in the kernel table, quorum 2" {
 		t.Errorf("quorum up, kernel not yet updated: Ready = %v, %q", ok, why)
 	}
 	h.pass()
