@@ -91,8 +91,8 @@ func (l *loader) announceWarnings(s *Service, at loc) {
 	if s.Scheduler != "mh" && s.Scheduler != "sh" {
 		l.warnf(at.key("scheduler"), "%s picks real servers from this director's own state, so a connection the routers move to another director lands on another real server and is reset; active-active needs mh (or sh)", s.Scheduler)
 	}
-	if s.Scheduler == "sh" && !contains(s.SchedFlags, "sh-fallback") {
-		l.warnf(at.key("sched_flags"), "an announced service keeps a down server in its place at weight 0, so that directors agree; without sh-fallback, sh drops the connections hashed to it")
+	if fb := s.Scheduler + "-fallback"; (s.Scheduler == "mh" || s.Scheduler == "sh") && !contains(s.SchedFlags, fb) {
+		l.warnf(at.key("sched_flags"), "an announced service keeps a down server in its place at weight 0, so that directors agree; without %s, %s refuses the new connections hashed to it", fb, s.Scheduler)
 	}
 	if s.Forwarding == "nat" {
 		l.warnf(at.key("forwarding"), "nat replies must return through the director that forwarded the request, which ECMP routers do not ensure; active-active needs dr or tun")

@@ -46,7 +46,7 @@ func TestAnnounceDefaults(t *testing.T) {
 	if cfg.Services[0].Announce {
 		t.Error("announce is on by default")
 	}
-	src := "[announce]\ndevice = \"vips0\"\nbird_socket = \"\"\n\n[[service]]\nvip = \"192.0.2.1\"\nport = 80\nscheduler = \"mh\"\nforwarding = \"dr\"\nannounce = true\n"
+	src := "[announce]\ndevice = \"vips0\"\nbird_socket = \"\"\n\n[[service]]\nvip = \"192.0.2.1\"\nport = 80\nscheduler = \"mh\"\nsched_flags = [\"mh-fallback\"]\nforwarding = \"dr\"\nannounce = true\n"
 	cfg, err := Parse("aa.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,37 @@ import "fmt"
 // directors (alpha, first checks) leave them with different lists. So an
 // announced service keeps every configured real server in the table from
 // the start, in config order, at weight 0 while it is down or unchecked
-// (mh skips weight-0 destinations; sh keeps their buckets, and with
-// sh-fallback moves their connections to the next server by the hash): the list
+// (mh and sh keep their slots, and with mh-fallback or sh-fallback move
+// their connections to the next server by the hash; see primedWeight): the list
 // is the same on every director that runs the same config, and health only
 // changes weights, which are the same wherever the checks agree.
+
+// primedWeight: mh builds its lookup table from each destination's last
+// non-zero weight (the kernel's dest->last_weight, kept when a server is
+// quiesced to 0), not from its weight now; a quiesced server keeps its
+// slots, and with mh-fallback its connections go to the next server by
+// the hash, the same on every director. But a destination created at
+// weight 0 has last weight 0 and no slots, so a director that started
+// while a server was down would build another table than one that saw it
+// up. So an announced service's destination is created at its configured
+// weight and set to its real weight in the same batch: every director's
+// table then holds every configured server at its configured weight,
+// whatever the health history, and health only says which slots fall back.
+// (Nothing is announced before the first checks are done, so no traffic
+// sees the created weight; a server added by a reload to an announced
+// service is schedulable for the moments between the two ops.)
+
+// newDest adds the ops that create d in ds (see primedWeight).
+func newDest(add func(Op), ds *desiredService, d desiredDest) {
+	if d.prime > 0 && d.Weight != d.prime {
+		created := d.Dest
+		created.Weight = d.prime
+		add(Op{Kind: OpNewDest, Service: ds.svc, Dest: created, Name: ds.name, RealServer: d.realserver})
+		add(Op{Kind: OpUpdateDest, Service: ds.svc, Dest: d.Dest, OldDest: created, Name: ds.name, RealServer: d.realserver})
+		return
+	}
+	add(Op{Kind: OpNewDest, Service: ds.svc, Dest: d.Dest, Name: ds.name, RealServer: d.realserver})
+}
 
 // WithPassHook calls f after every reconcile pass, successful or not, so a
 // caller that depends on what the kernel table holds (the announcer) can

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -158,5 +159,38 @@ func TestAnnouncedVIPIsNotStatic(t *testing.T) {
 	cfg.Services[0].Announce = false
 	if vips := StaticVIPs(cfg); len(vips) != 1 {
 		t.Errorf("plain VIP: %v", vips)
+	}
+}
+
+// An announced service's destinations are created at their configured
+// weight and quiesced in the same pass, so the kernel's mh table (built
+// from each destination's last non-zero weight) holds them all.
+func TestAnnouncedDestsAreCreatedPrimed(t *testing.T) {
+	h := newHarness(t, announced(true, "10.0.0.1:80@3", "10.0.0.2:80"))
+	var ops []string
+	h.fake.FailOp = func(op Op) error {
+		if op.Kind == OpNewDest || op.Kind == OpUpdateDest {
+			ops = append(ops, fmt.Sprintf("%s %s=%d", op.Kind, op.Dest.Addr, op.Dest.Weight))
+		}
+		return nil
+	}
+	h.settle()
+	want := []string{"new_dest 10.0.0.1:80=3", "new_dest 10.0.0.2:80=1", "update_dest 10.0.0.1:80=0", "update_dest 10.0.0.2:80=0"}
+	if !slices.Equal(ops, want) {
+		t.Errorf("first pass:\n%v\nwant\n%v", ops, want)
+	}
+	if got := h.dests("192.0.2.1:80"); got != "10.0.0.1:80=0 10.0.0.2:80=0" {
+		t.Errorf("after the pass: %q", got)
+	}
+	// A plain service is created at the weight it needs.
+	cfg := announced(true, "10.0.0.1:80")
+	cfg.Services[0].Announce = false
+	cfg.Services[0].Alpha = no
+	p := newHarness(t, cfg)
+	ops = nil
+	p.fake.FailOp = h.fake.FailOp
+	p.pass()
+	if !slices.Equal(ops, []string{"new_dest 10.0.0.1:80=1"}) {
+		t.Errorf("plain service: %v", ops)
 	}
 }

@@ -43,6 +43,9 @@ type desiredDest struct {
 	// weight 0 while the kernel still counts connections on it, then goes.
 	// It is never (re)created.
 	drainOnly bool
+	// prime: an announced service's destination is created with this
+	// weight, then set to Weight (see primedWeight in announce.go).
+	prime int
 }
 
 func (s *rsState) up(alpha bool) bool {
@@ -135,6 +138,9 @@ func buildDesired(svcs []*compiledService, state map[rsID]*rsState, pools map[st
 				st = &rsState{health: Health{Weight: -1}}
 			}
 			d := desiredDest{Dest: r.dest, realserver: r.name}
+			if cs.keepAll {
+				d.prime = r.dest.Weight
+			}
 			switch {
 			case st.up(cs.alpha):
 				w, warming := warmWeight(effectiveWeight(r, st), st.warmSince, r.warmup, now)
