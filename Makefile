@@ -7,11 +7,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 EXAMPLES := $(sort $(wildcard examples/*.toml))
 
-# Real peers the tests run against (keepalived, slapd, dnsmasq), the tools
-# they drive (ipvsadm, ip, dig, curl), what the IPVS VM is built from (qemu,
-# busybox, kmod, cpio) and a C toolchain for `go test -race`.
+# Real peers the tests run against (keepalived, slapd, dnsmasq, BIRD for the
+# active-active directors and their router), the tools they drive (ipvsadm,
+# ip, nft, dig, curl), what the IPVS VM is built from (qemu, busybox, kmod,
+# cpio) and a C toolchain for `go test -race`.
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev bird2 nftables
 
 .PHONY: all deps build lint unit e2e test demo clean
 
