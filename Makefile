@@ -171,3 +171,19 @@ bench-eviction: build
 	else \
 		$(e2e_sudo) e2e/vm/run.sh -timeout 1200 -- bin/bench-eviction -lvsd bin/lvsd -testserver bin/testserver $(BENCH_EVICTION_ARGS); \
 	fi
+
+# bench/ecmp (active-active): three directors announcing one VIP through BIRD
+# to an ECMP router, beside bench/connsync's lvsd VRRP pair with connection
+# sync, in one VM run: the same events (a real server dies, a director dies
+# cut off, it comes back fresh, one director loses quorum), 200 held
+# connections and a stream of new ones. BENCH_ECMP_ARGS='-rounds 3 -conns 200'
+BENCH_ECMP_ARGS ?=
+.PHONY: bench-ecmp
+bench-ecmp: build
+	CGO_ENABLED=0 $(GO) build -o bin/connsync ./bench/connsync
+	CGO_ENABLED=0 $(GO) build -o bin/bench-ecmp ./bench/ecmp
+	@if [ -e /proc/net/ip_vs ]; then \
+		$(e2e_sudo) bin/bench-ecmp -lvsd bin/lvsd -connsync bin/connsync $(BENCH_ECMP_ARGS); \
+	else \
+		$(e2e_sudo) e2e/vm/run.sh -timeout 3000 -- bin/bench-ecmp -lvsd bin/lvsd -connsync bin/connsync $(BENCH_ECMP_ARGS); \
+	fi

@@ -1,9 +1,11 @@
 package main
 
 // The client side of the benchmark: it holds long-lived TCP connections
-// through the VIP, keeps a 10 ms request stream on one more connection, and
-// on SIGUSR1 reports which connections still exchange data and the longest
-// gap the stream saw.
+// through the VIP, keeps a 10 ms request stream on one more connection
+// (and, with -newconn, opens a new connection every interval), and on
+// SIGUSR1 reports which connections still exchange data and the longest
+// gap the streams saw. SIGUSR2 prints the same report for the time since
+// the previous one and carries on: one report per event (bench/ecmp).
 
 import (
 	"bufio"
@@ -21,12 +23,17 @@ import (
 
 // clientReport is what the client prints as one JSON line when told to stop.
 type clientReport struct {
-	Total     int     `json:"total"`
+	Total     int     `json:"total"` // connections alive at the previous report (all of them at the first)
 	Survivors int     `json:"survivors"`
 	Lost      []int   `json:"lost"`      // indexes of dead connections
 	GapMS     float64 `json:"gap_ms"`    // longest time without a stream reply
 	Reconnect int     `json:"reconnect"` // times the stream had to reconnect
 	Requests  int     `json:"requests"`
+	// With -newconn: new connections opened, how many failed, and the
+	// longest time between two that succeeded.
+	NewConns  int     `json:"new_conns,omitempty"`
+	NewFailed int     `json:"new_failed,omitempty"`
+	NewGapMS  float64 `json:"new_gap_ms,omitempty"`
 }
 
 func runClient(args []string) error {
@@ -36,6 +43,7 @@ func runClient(args []string) error {
 	probe := fs.Duration("probe", 0, "each held connection exchanges a line this often; 0 = idle after the first exchange")
 	stream := fs.Duration("stream", 10*time.Millisecond, "request interval of the gap-measuring stream; 0 = no stream")
 	settle := fs.Duration("settle", 3*time.Second, "run the stream this long before opening the held connections, so its own sync record is out")
+	newconn := fs.Duration("newconn", 0, "also open a new connection this often (one exchange each); 0 = none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +57,14 @@ func runClient(args []string) error {
 			st.run(*target, *stream, stop)
 		}()
 		time.Sleep(*settle)
+	}
+	nc := &newConns{last: time.Now()}
+	if *newconn > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nc.run(*target, *newconn, stop)
+		}()
 	}
 
 	// All connections open at once, as a burst of clients would: the
@@ -103,23 +119,116 @@ func runClient(args []string) error {
 	}
 	fmt.Println("READY")
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM)
-	<-sig
-	close(stop)
-	wg.Wait()
-
-	rep := clientReport{Total: *n}
-	for i, c := range conns {
-		if !dead[i] && exchange(c, fmt.Sprintf("final %d", i), 3*time.Second) == nil {
-			rep.Survivors++
-		} else {
-			rep.Lost = append(rep.Lost, i)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
+	alive := *n
+	for {
+		final := <-sig != syscall.SIGUSR2
+		if final {
+			close(stop)
+			wg.Wait()
 		}
-		c.Close()
+		// Every live connection exchanges a line at once, as clients
+		// do when they next speak after an event.
+		rep := clientReport{Total: alive}
+		var ex sync.WaitGroup
+		for i, c := range conns {
+			mu.Lock()
+			skip := dead[i]
+			mu.Unlock()
+			if skip {
+				continue
+			}
+			ex.Add(1)
+			go func() {
+				defer ex.Done()
+				if exchange(c, fmt.Sprintf("report %d", i), 5*time.Second) != nil {
+					mu.Lock()
+					dead[i] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		ex.Wait()
+		mu.Lock()
+		for i := range conns {
+			if dead[i] {
+				rep.Lost = append(rep.Lost, i)
+			} else {
+				rep.Survivors++
+			}
+		}
+		mu.Unlock()
+		alive = rep.Survivors
+		gap, reconnects, requests := st.take()
+		rep.GapMS = float64(gap) / float64(time.Millisecond)
+		rep.Reconnect, rep.Requests = reconnects, requests
+		rep.NewConns, rep.NewFailed, rep.NewGapMS = nc.take()
+		if err := json.NewEncoder(os.Stdout).Encode(rep); err != nil || final {
+			for _, c := range conns {
+				c.Close()
+			}
+			return err
+		}
 	}
-	rep.GapMS = float64(st.maxGap) / float64(time.Millisecond)
-	rep.Reconnect, rep.Requests = st.reconnects, st.requests
-	return json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// newConns opens a new connection every interval, each in a goroutine of
+// its own so a slow one never delays the next, and keeps the longest time
+// between two that echoed: what a client that connects afresh sees.
+type newConns struct {
+	mu             sync.Mutex
+	attempts, fail int
+	last           time.Time // the last success
+	maxGap         time.Duration
+}
+
+func (n *newConns) run(target string, interval time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", target, 2*time.Second)
+			if err == nil {
+				err = exchange(c, "n", 2*time.Second)
+				c.Close()
+			}
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.attempts++
+			if err != nil {
+				n.fail++
+				return
+			}
+			now := time.Now()
+			if gap := now.Sub(n.last); gap > n.maxGap {
+				n.maxGap = gap
+			}
+			n.last = now
+		}()
+	}
+}
+
+// take returns the counts since the last take and starts afresh; a gap
+// still open counts up to now.
+func (n *newConns) take() (attempts, failed int, gapMS float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	gap := max(n.maxGap, time.Since(n.last))
+	attempts, failed = n.attempts, n.fail
+	n.attempts, n.fail, n.maxGap, n.last = 0, 0, 0, time.Now()
+	if attempts == 0 {
+		return 0, 0, 0
+	}
+	return attempts, failed, float64(gap) / float64(time.Millisecond)
 }
 
 // exchange writes one line and expects it echoed back within timeout.
@@ -142,13 +251,30 @@ func exchange(c net.Conn, line string, timeout time.Duration) error {
 // interval on one connection, reconnecting if it dies, and the longest
 // time between two answered requests.
 type streamStats struct {
+	mu         sync.Mutex
+	last       time.Time // the last reply
 	maxGap     time.Duration
 	reconnects int
 	requests   int
 }
 
+// take returns the longest gap since the last call, a gap still open
+// counting up to now, and starts afresh; and the counts so far.
+func (s *streamStats) take() (gap time.Duration, reconnects, requests int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gap = s.maxGap
+	if !s.last.IsZero() {
+		gap = max(gap, time.Since(s.last))
+	}
+	s.maxGap = 0
+	return gap, s.reconnects, s.requests
+}
+
 func (s *streamStats) run(target string, interval time.Duration, stop <-chan struct{}) {
-	last := time.Now()
+	s.mu.Lock()
+	s.last = time.Now()
+	s.mu.Unlock()
 	var c net.Conn
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -167,21 +293,27 @@ func (s *streamStats) run(target string, interval time.Duration, stop <-chan str
 				c = nil
 				continue
 			}
+			s.mu.Lock()
 			if s.requests > 0 {
 				s.reconnects++
 			}
+			s.mu.Unlock()
 		}
+		s.mu.Lock()
 		s.requests++
+		s.mu.Unlock()
 		if err := exchange(c, "s", time.Second); err != nil {
 			c.Close()
 			c = nil
 			continue
 		}
 		now := time.Now()
-		if gap := now.Sub(last); gap > s.maxGap {
+		s.mu.Lock()
+		if gap := now.Sub(s.last); gap > s.maxGap {
 			s.maxGap = gap
 		}
-		last = now
+		s.last = now
+		s.mu.Unlock()
 	}
 }
 
