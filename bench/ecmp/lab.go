@@ -23,6 +23,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	lvsdir "github.com/lvsd/lvsd/director"
 )
@@ -299,7 +300,7 @@ func netlinkAt(ns string) (*netlink.Handle, error) {
 		return nil, err
 	}
 	defer fd.Close()
-	return netlink.NewHandleAt(fd)
+	return netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
 }
 
 // weight is the kernel weight of real server rip on d (-1: not there).
