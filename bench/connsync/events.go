@@ -132,6 +132,7 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 			if err := l.ip("-n", l.name("sw"), "link", "set", "p0", "down"); err != nil {
 				return rows, err
 			}
+			start = time.Now() // the exec above takes a while under TCG
 			killGroup(d1)
 			done = func() bool { return holds(l.d2) }
 			master, backup = l.d2, l.d1
@@ -159,6 +160,7 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 				"add rule inet connsync out ip saddr "+ip+" tcp dport 80 drop"); err != nil {
 				return rows, err
 			}
+			start = time.Now()
 			b := backup
 			done = func() bool { return holds(b) }
 			master, backup = backup, master

@@ -75,7 +75,10 @@ func runBench(args []string) error {
 	var o options
 	fs.IntVar(&o.rounds, "rounds", 3, "trials per arm (arms alternate)")
 	fs.IntVar(&o.conns, "conns", 200, "long-lived connections held through the VIP")
-	fs.DurationVar(&o.advert, "advert", 100*time.Millisecond, "VRRP advert interval of the pair")
+	// 1 s: the pair then notices a dead master in about 3.6 s, the same
+	// budget as the directors' BFD (500 ms × 6); at 100 ms the pair flaps
+	// under the VM's emulated CPU while the client opens its connections.
+	fs.DurationVar(&o.advert, "advert", time.Second, "VRRP advert interval of the pair")
 	fs.StringVar(&o.lvsd, "lvsd", "bin/lvsd", "lvsd binary")
 	fs.StringVar(&o.connsync, "connsync", "bin/connsync", "bench/connsync binary (client, echo servers, the VRRP arm)")
 	fs.StringVar(&o.bird, "bird", "/usr/sbin/bird", "BIRD 2 binary")

@@ -68,6 +68,7 @@ func runECMPTrial(o options, id int) (rows []row, err error) {
 			if _, err := run("ip", "-n", l.sw, "link", "set", d2.port, "down"); err != nil {
 				return rows, err
 			}
+			start = time.Now() // the exec above takes a while under TCG
 			killGroup(d2.lvsd)
 			killGroup(d2.bird)
 			done = hops("d1", "d3")
@@ -86,6 +87,7 @@ func runECMPTrial(o options, id int) (rows []row, err error) {
 				"add rule inet ecmp out ip saddr "+d1.ip+" tcp dport 80 drop"); err != nil {
 				return rows, err
 			}
+			start = time.Now()
 			done = hops("d2", "d3")
 		}
 		r := row{Trial: id, Event: ev}
