@@ -137,7 +137,10 @@ func runClient(args []string) error {
 			wg.Wait()
 		}
 		// Every live connection exchanges a line at once, as clients
-		// do when they next speak after an event.
+		// do when they next speak after an event. A connection counts as
+		// lost when it is reset or stays silent for 15 s: TCP retransmits
+		// through a route that moved, and under the VM's emulated CPU a
+		// few seconds of silence say nothing.
 		rep := clientReport{Total: alive}
 		var ex sync.WaitGroup
 		for i, c := range conns {
@@ -150,7 +153,7 @@ func runClient(args []string) error {
 			ex.Add(1)
 			go func() {
 				defer ex.Done()
-				if exchange(c, fmt.Sprintf("report %d", i), 5*time.Second) != nil {
+				if exchange(c, fmt.Sprintf("report %d", i), 15*time.Second) != nil {
 					mu.Lock()
 					dead[i] = true
 					mu.Unlock()
