@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ type clientReport struct {
 	Total     int     `json:"total"` // connections alive at the previous report (all of them at the first)
 	Survivors int     `json:"survivors"`
 	Lost      []int   `json:"lost"`      // indexes of dead connections
+	Timeouts  int     `json:"timeouts"`  // of those lost at this report, how many went silent (not reset)
 	GapMS     float64 `json:"gap_ms"`    // longest time without a stream reply
 	Reconnect int     `json:"reconnect"` // times the stream had to reconnect
 	Requests  int     `json:"requests"`
@@ -153,9 +155,13 @@ func runClient(args []string) error {
 			ex.Add(1)
 			go func() {
 				defer ex.Done()
-				if exchange(c, fmt.Sprintf("report %d", i), 15*time.Second) != nil {
+				if err := exchange(c, fmt.Sprintf("report %d", i), 15*time.Second); err != nil {
+					var ne net.Error
 					mu.Lock()
 					dead[i] = true
+					if errors.As(err, &ne) && ne.Timeout() {
+						rep.Timeouts++
+					}
 					mu.Unlock()
 				}
 			}()

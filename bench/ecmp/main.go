@@ -48,6 +48,7 @@ var events = []string{"rs", "kill", "join", "quorum"}
 type clientReport struct {
 	Total     int     `json:"total"`
 	Survivors int     `json:"survivors"`
+	Timeouts  int     `json:"timeouts"`
 	GapMS     float64 `json:"gap_ms"`
 	NewConns  int     `json:"new_conns"`
 	NewFailed int     `json:"new_failed"`
@@ -121,8 +122,8 @@ func runBench(args []string) error {
 				rows, err = runVRRPTrial(o, round+1)
 			}
 			for _, r := range rows {
-				fmt.Printf("  round %d %-4s %-6s survivors %3d/%-3d  moved after %6.0f ms  stream gap %6.0f ms  new connections %3d/%-3d failed, gap %6.0f ms %s\n",
-					round+1, arm, r.Event, r.Report.Survivors, r.Report.Total, r.TookMS, r.Report.GapMS, r.Report.NewFailed, r.Report.NewConns, r.Report.NewGapMS, r.Err)
+				fmt.Printf("  round %d %-4s %-6s survivors %3d/%-3d (%d silent)  moved after %6.0f ms  stream gap %6.0f ms  new connections %3d/%-3d failed, gap %6.0f ms %s\n",
+					round+1, arm, r.Event, r.Report.Survivors, r.Report.Total, r.Report.Timeouts, r.TookMS, r.Report.GapMS, r.Report.NewFailed, r.Report.NewConns, r.Report.NewGapMS, r.Err)
 			}
 			if err != nil {
 				fmt.Printf("  round %d %-4s error: %v\n", round+1, arm, err)
