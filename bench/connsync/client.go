@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ type clientReport struct {
 	Requests  int     `json:"requests"`
 	// With -newconn: new connections opened, how many failed, and the
 	// longest time between two that succeeded.
+	Refilled  int     `json:"refilled,omitempty"` // connections opened after this report to replace the lost
 	NewConns  int     `json:"new_conns,omitempty"`
 	NewFailed int     `json:"new_failed,omitempty"`
 	NewGapMS  float64 `json:"new_gap_ms,omitempty"`
@@ -47,6 +49,7 @@ func runClient(args []string) error {
 	settle := fs.Duration("settle", 3*time.Second, "run the stream this long before opening the held connections, so its own sync record is out")
 	newconn := fs.Duration("newconn", 0, "also open a new connection this often (one exchange each); 0 = none")
 	burst := fs.Int("burst", 0, "open the held connections at most this many at a time; 0 = all at once")
+	refill := fs.Bool("refill", false, "after each SIGUSR2 report, replace the lost connections, so every event starts with -n")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,26 +78,7 @@ func runClient(args []string) error {
 	// VM's emulated CPU a burst of 200 loses SYNs past their retries;
 	// -burst spreads it when the burst itself is not what is measured.
 	conns := make([]net.Conn, *n)
-	errs := make([]error, *n)
-	var open sync.WaitGroup
-	slots := make(chan struct{}, max(*burst, *n, 1))
-	if *burst > 0 {
-		slots = make(chan struct{}, *burst)
-	}
-	for i := range conns {
-		open.Add(1)
-		go func() {
-			defer open.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			c, err := net.DialTimeout("tcp", *target, 5*time.Second)
-			if err == nil {
-				err = exchange(c, fmt.Sprintf("hello %d", i), 5*time.Second)
-			}
-			conns[i], errs[i] = c, err
-		}()
-	}
-	open.Wait()
+	errs := openHeld(*target, conns, *burst, func(int) bool { return true })
 	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
@@ -177,17 +161,66 @@ func runClient(args []string) error {
 		}
 		mu.Unlock()
 		alive = rep.Survivors
+		if *refill && !final {
+			mu.Lock()
+			lost := slices.Clone(dead)
+			mu.Unlock()
+			for i, err := range openHeld(*target, conns, *burst, func(i int) bool { return lost[i] }) {
+				if lost[i] && err == nil {
+					mu.Lock()
+					dead[i] = false
+					mu.Unlock()
+					rep.Refilled++
+				}
+			}
+			alive += rep.Refilled
+		}
 		gap, reconnects, requests := st.take()
 		rep.GapMS = float64(gap) / float64(time.Millisecond)
 		rep.Reconnect, rep.Requests = reconnects, requests
 		rep.NewConns, rep.NewFailed, rep.NewGapMS = nc.take()
 		if err := json.NewEncoder(os.Stdout).Encode(rep); err != nil || final {
 			for _, c := range conns {
-				c.Close()
+				if c != nil {
+					c.Close()
+				}
 			}
 			return err
 		}
 	}
+}
+
+// openHeld opens conns[i] for every i that want selects, at most burst at
+// a time (0: all at once), each with a first exchange, and returns their
+// errors by index.
+func openHeld(target string, conns []net.Conn, burst int, want func(int) bool) []error {
+	errs := make([]error, len(conns))
+	var open sync.WaitGroup
+	slots := make(chan struct{}, max(burst, len(conns), 1))
+	if burst > 0 {
+		slots = make(chan struct{}, burst)
+	}
+	for i := range conns {
+		if !want(i) {
+			continue
+		}
+		open.Add(1)
+		go func() {
+			defer open.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			c, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err == nil {
+				err = exchange(c, fmt.Sprintf("hello %d", i), 5*time.Second)
+			}
+			if old := conns[i]; old != nil {
+				old.Close()
+			}
+			conns[i], errs[i] = c, err
+		}()
+	}
+	open.Wait()
+	return errs
 }
 
 // newConns opens a new connection every interval, each in a goroutine of

@@ -211,7 +211,7 @@ func serving(ns, rip string) bool {
 func (l *lab) startEventClient() (*exec.Cmd, func() (clientReport, error), error) {
 	cmd := exec.Command("ip", "netns", "exec", l.client, l.o.self, "client",
 		"-target", fmt.Sprintf("%s:%d", benchVIP, benchPort), "-n", fmt.Sprint(l.o.conns), "-probe", "0",
-		"-stream", "10ms", "-newconn", "50ms", "-settle", "1s", "-burst", "20")
+		"-stream", "10ms", "-newconn", "50ms", "-settle", "1s", "-burst", "20", "-refill")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()

@@ -186,34 +186,43 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// summarize prints one line per event and arm: medians over the trials in
-// which the event completed.
+// summarize prints one line per event and arm: survivors summed over the
+// trials in which the event completed, times as medians.
 func summarize(results map[string][]row) error {
-	fmt.Println("\nsummary (medians over trials; survivors of the connections alive before the event):")
-	fmt.Printf("  %-7s %-5s %10s %8s %12s %14s %12s\n", "event", "arm", "survivors", "moved", "stream gap", "new conns", "new gap")
+	fmt.Println("\nsummary (held connections surviving each event, summed over trials; times are medians):")
+	fmt.Printf("  %-7s %-5s %14s %12s %12s %16s %12s\n", "event", "arm", "survivors", "moved after", "stream gap", "new conns failed", "new gap")
 	ok := false
 	for _, ev := range events {
 		for _, arm := range []string{"ecmp", "vrrp"} {
-			var surv, total, took, gap, newFail, newN, newGap []float64
+			var surv, total, silent, newFail, newN int
+			var took, gap, newGap []float64
 			for _, r := range results[arm] {
 				if r.Event != ev || r.Err != "" {
 					continue
 				}
-				surv = append(surv, float64(r.Report.Survivors))
-				total = append(total, float64(r.Report.Total))
+				surv += r.Report.Survivors
+				total += r.Report.Total
+				silent += r.Report.Timeouts
+				newFail += r.Report.NewFailed
+				newN += r.Report.NewConns
 				took = append(took, r.TookMS)
 				gap = append(gap, r.Report.GapMS)
-				newFail = append(newFail, float64(r.Report.NewFailed))
-				newN = append(newN, float64(r.Report.NewConns))
 				newGap = append(newGap, r.Report.NewGapMS)
 			}
-			if len(surv) == 0 {
+			if len(took) == 0 {
 				fmt.Printf("  %-7s %-5s no completed trial\n", ev, arm)
 				continue
 			}
 			ok = true
-			fmt.Printf("  %-7s %-5s %5.0f/%-4.0f %6.0f ms %9.0f ms %6.0f/%-4.0f failed %9.0f ms\n",
-				ev, arm, median(surv), median(total), median(took), median(gap), median(newFail), median(newN), median(newGap))
+			pct := 0.0
+			if total > 0 {
+				pct = 100 * float64(surv) / float64(total)
+			}
+			fmt.Printf("  %-7s %-5s %5d/%-4d %3.0f%% %9.0f ms %9.0f ms %9d/%-6d %9.0f ms\n",
+				ev, arm, surv, total, pct, median(took), median(gap), newFail, newN, median(newGap))
+			if silent > 0 {
+				fmt.Printf("  %-7s %-5s   (%d of the lost went silent for 15 s rather than being reset)\n", "", "", silent)
+			}
 		}
 	}
 	if !ok {

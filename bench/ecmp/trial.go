@@ -110,7 +110,7 @@ func runECMPTrial(o options, id int) (rows []row, err error) {
 func (l *lab) startClient() (*exec.Cmd, func() (clientReport, error), error) {
 	cmd := exec.Command("ip", "netns", "exec", l.client, l.o.connsync, "client",
 		"-target", fmt.Sprintf("%s:%d", vip, port), "-n", fmt.Sprint(l.o.conns), "-probe", "0",
-		"-stream", "10ms", "-newconn", "50ms", "-settle", "1s", "-burst", "20")
+		"-stream", "10ms", "-newconn", "50ms", "-settle", "1s", "-burst", "20", "-refill")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
