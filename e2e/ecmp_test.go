@@ -8,6 +8,8 @@ package e2e
 //   - a real server dies: every director evicts it (weight 0, in place) and
 //     new connections never reach it afterwards; only its own connections
 //     are lost;
+//   - lvsd alone dies on a director (SIGKILL; BIRD and the link stay up):
+//     the VIP goes with lvsd's device, at once, and comes back with lvsd;
 //   - a director dies without a word (unplugged, lvsd and BIRD SIGKILLed):
 //     BFD takes it out of the router's route, and the connections it
 //     carried continue through the others, on the same real servers;
@@ -191,7 +193,24 @@ func TestECMPActiveActive(t *testing.T) {
 		}
 	}
 
-	// 3. A director dies without a word.
+	// 3. lvsd alone dies on d3 (SIGKILL): BIRD and the link stay up, so no
+	// BFD and no hold timer helps; the VIP must go with lvsd's device.
+	// Then lvsd comes back and announces again.
+	from = time.Now()
+	d3.lvsd.Kill()
+	l.waitNexthops(30*time.Second, "d1", "d2")
+	t.Logf("lvsd on d3 SIGKILLed: its BIRD withdrew the VIP %v later (the device went with lvsd)", time.Since(from).Round(time.Millisecond))
+	d3.lvsd = d3.ns.Start(lab.Bin(t, "lvsd"), "run", "-config", l.path(d3.name+".toml"))
+	l.waitNexthops(90*time.Second, "d1", "d2", "d3")
+	before := alive
+	alive, lost = conns.exchange("after-lvsd-crash", 15*time.Second)
+	moved, kept := moves(d1, d2, d3)
+	rows = append(rows, row{"lvsd on d3 SIGKILLed, restarted", alive, before, moved, kept, from, time.Now()})
+	if len(lost) > 0 {
+		t.Errorf("lvsd crash: lost %v", lost)
+	}
+
+	// 4. A director dies without a word.
 	from = time.Now()
 	l.unplug(d2)
 	d2.lvsd.Kill()
@@ -209,15 +228,15 @@ func TestECMPActiveActive(t *testing.T) {
 			wasOnD2++
 		}
 	}
-	before := alive
+	before = alive
 	alive, lost = conns.exchange("after-kill", 15*time.Second)
-	moved, kept := moves(d1, d3)
+	moved, kept = moves(d1, d3)
 	rows = append(rows, row{"director d2 killed (unplugged)", alive, before, moved, kept, from, time.Now()})
 	if len(lost) > 0 || moved < wasOnD2 {
 		t.Errorf("director killed: lost %v; %d of the %d connections on d2 moved", lost, moved, wasOnD2)
 	}
 
-	// 4. A fresh director joins (empty IPVS table), while r3 is still
+	// 5. A fresh director joins (empty IPVS table), while r3 is still
 	// dead: its table must still match the others'.
 	from = time.Now()
 	l.plug(d4)
@@ -234,7 +253,7 @@ func TestECMPActiveActive(t *testing.T) {
 		t.Errorf("no connection moved to d4: the join proves nothing")
 	}
 
-	// 5. d1 alone loses quorum: its probes are dropped, traffic is not
+	// 6. d1 alone loses quorum: its probes are dropped, traffic is not
 	// (probes come from d1's address, forwarded traffic from the client's).
 	from = time.Now()
 	d1.ns.Run("nft", "add table inet lvsd_e2e; add chain inet lvsd_e2e out { type filter hook output priority 0; }; "+
