@@ -7,11 +7,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 EXAMPLES := $(sort $(wildcard examples/*.toml))
 
-# Real peers the tests run against (keepalived, slapd, dnsmasq), the tools
-# they drive (ipvsadm, ip, dig, curl), what the IPVS VM is built from (qemu,
-# busybox, kmod, cpio) and a C toolchain for `go test -race`.
+# Real peers the tests run against (keepalived, slapd, dnsmasq, BIRD for the
+# active-active directors and their router), the tools they drive (ipvsadm,
+# ip, nft, dig, curl), what the IPVS VM is built from (qemu, busybox, kmod,
+# cpio) and a C toolchain for `go test -race`.
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables
 
 .PHONY: all deps build lint unit e2e test demo clean deb deb-test
 
@@ -181,4 +182,20 @@ bench-eviction: build
 		$(e2e_sudo) bin/bench-eviction -lvsd bin/lvsd -testserver bin/testserver $(BENCH_EVICTION_ARGS); \
 	else \
 		$(e2e_sudo) e2e/vm/run.sh -timeout 1200 -- bin/bench-eviction -lvsd bin/lvsd -testserver bin/testserver $(BENCH_EVICTION_ARGS); \
+	fi
+
+# bench/ecmp (active-active): three directors announcing one VIP through BIRD
+# to an ECMP router, beside bench/connsync's lvsd VRRP pair with connection
+# sync, in one VM run: the same events (a real server dies, a director dies
+# cut off, it comes back fresh, one director loses quorum), 200 held
+# connections and a stream of new ones. BENCH_ECMP_ARGS='-rounds 3 -conns 200'
+BENCH_ECMP_ARGS ?=
+.PHONY: bench-ecmp
+bench-ecmp: build
+	CGO_ENABLED=0 $(GO) build -o bin/connsync ./bench/connsync
+	CGO_ENABLED=0 $(GO) build -o bin/bench-ecmp ./bench/ecmp
+	@if [ -e /proc/net/ip_vs ]; then \
+		$(e2e_sudo) bin/bench-ecmp -lvsd bin/lvsd -connsync bin/connsync $(BENCH_ECMP_ARGS); \
+	else \
+		$(e2e_sudo) e2e/vm/run.sh -timeout 3000 -- bin/bench-ecmp -lvsd bin/lvsd -connsync bin/connsync $(BENCH_ECMP_ARGS); \
 	fi

@@ -50,11 +50,11 @@ func TestOutOfFileDescriptorsIsLocal(t *testing.T) {
 	defer l.Close()
 	go acceptAndClose(l)
 	addr := addrOf(t, l.Addr())
-	tcp, err := New(&config.Check{Type: "tcp"}, addr)
+	tcp, err := New(complete(t, &config.Check{Type: "tcp"}), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, err := New(&config.Check{Type: "http"}, addr)
+	web, err := New(complete(t, &config.Check{Type: "http"}), addr)
 	if err != nil {
 		t.Fatal(err)
 	}

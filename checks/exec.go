@@ -24,6 +24,10 @@ type ExecSettings struct {
 	DynamicWeight bool `toml:"dynamic_weight"`
 }
 
+// SetsWeight reports dynamic_weight, which config warns about where
+// directors must agree on weights (active-active).
+func (e *ExecSettings) SetsWeight() bool { return e.DynamicWeight }
+
 // Defaults has nothing to fill: the command is required.
 func (e *ExecSettings) Defaults(config.CheckDefaults) {}
 

@@ -51,6 +51,7 @@ type loader struct {
 	file   string
 	index  lineIndex
 	errs   Errors
+	warns  []*Error
 	failed map[string]bool   // raw paths that already have an error
 	given  map[string]keySet // raw table path -> keys it gave
 	locs   map[any]loc       // *Service, *RealServer, *Check, *VRRP -> where it was decoded

@@ -9,11 +9,13 @@ import (
 // Error is one problem in a config file. Its text is
 // "FILE:LINE: key.path: message"; File, Line and Path are left out when
 // unknown, so an error from a Validate method alone reads "key: message".
+// A warning (Config.Warnings) reads "FILE:LINE: warning: key.path: message".
 type Error struct {
 	File string
 	Line int    // 1-based; 0 when unknown
 	Path string // e.g. service[bdii].realserver[2].weight
 	Msg  string
+	Warn bool // valid but suspicious: reported, never rejected
 }
 
 func (e *Error) Error() string {
@@ -26,6 +28,9 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	} else if e.Line > 0 {
 		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	if e.Warn {
+		b.WriteString("warning: ")
 	}
 	if e.Path != "" {
 		b.WriteString(e.Path)

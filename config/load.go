@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 
 	"github.com/BurntSushi/toml"
@@ -39,10 +40,13 @@ func Parse(name string, data []byte) (*Config, error) {
 	l.director(&cfg.Director)
 	l.services(cfg)
 	l.vrrps(cfg)
+	l.announce(cfg)
 	if len(l.errs) > 0 {
 		sortByLine(l.errs)
 		return nil, l.errs
 	}
+	sort.SliceStable(l.warns, func(i, j int) bool { return l.warns[i].Line < l.warns[j].Line })
+	cfg.Warnings = l.warns
 	return cfg, nil
 }
 

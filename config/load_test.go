@@ -155,6 +155,9 @@ func TestFull(t *testing.T) {
 	if s := v.Sync; s == nil || s.Interface != "eth3" || s.SyncID != 7 || s.Port != 8849 || s.Group.String() != "224.0.0.82" || s.TTL != 2 || s.MaxLen != 1400 {
 		t.Errorf("sync: %+v", v.Sync)
 	}
+	if a := cfg.Announce; a.Device != "vips0" || a.BIRDSocket != "/run/bird/other.ctl" || len(a.TrackVRRP) != 1 || !cfg.Service("ldap").Announce {
+		t.Errorf("announce: %+v", a)
+	}
 	bdii := cfg.Service("bdii")
 	if bdii.AlphaOn() || bdii.PersistencePrefixLen() != 24 || bdii.SorryServer.String() != "10.0.9.9:2170" || bdii.Quorum != 2 {
 		t.Errorf("bdii: %+v", bdii)

@@ -15,8 +15,29 @@ type Config struct {
 	// Path is the file the config was read from; set by Load.
 	Path     string     `toml:"-"`
 	Director Director   `toml:"director"`
+	Announce Announce   `toml:"announce"`
 	VRRP     []VRRP     `toml:"vrrp"`
 	Services []*Service `toml:"service"`
+
+	// Warnings are what Load found suspicious but valid (an active-active
+	// service whose scheduler breaks consistency, ...), in file order.
+	Warnings []*Error `toml:"-"`
+}
+
+// Announce configures active-active directors: the VIP of every service
+// with announce = true is announced to the routers by the routing daemon
+// (BIRD) on this director while the service has quorum here.
+type Announce struct {
+	// Device is the network device lvsd creates and holds the announced
+	// VIPs on; BIRD's `protocol direct` exports its addresses. The kernel
+	// deletes it when lvsd exits, however it exits. Default "lvsd-anycast".
+	Device string `toml:"device"`
+	// BIRDSocket is BIRD's control socket, read for status and metrics
+	// (BGP sessions). Default "/run/bird/bird.ctl"; "" disables.
+	BIRDSocket string `toml:"bird_socket"`
+	// TrackVRRP names VRRP instances; while one of them is in fault (or
+	// not running), no VIP is announced.
+	TrackVRRP []string `toml:"track_vrrp"`
 }
 
 // Director holds node-wide settings.
@@ -105,7 +126,10 @@ type Service struct {
 	OnFailure   string `toml:"on_failure"`   // remove | drain; default remove
 	// Alpha: real servers start unknown and enter only once healthy.
 	// Default true; false starts them healthy.
-	Alpha       *bool         `toml:"alpha"`
+	Alpha *bool `toml:"alpha"`
+	// Announce makes the service active-active: its VIP is announced over
+	// BGP (see Announce) while the service has quorum on this director.
+	Announce    bool          `toml:"announce"`
 	Checks      []*Check      `toml:"check"`
 	RealServers []*RealServer `toml:"realserver"`
 

@@ -24,6 +24,9 @@ type compiledService struct {
 	hysteresis int
 	sorry      *Dest
 	reals      []compiledReal
+	// keepAll (announced, active-active services) keeps every real server
+	// in the table, at weight 0 while down: see pinnedOrder.
+	keepAll bool
 }
 
 type compiledReal struct {
@@ -110,7 +113,7 @@ func compileService(s *config.Service) (*compiledService, error) {
 	if s.Name == "" {
 		return nil, fmt.Errorf("service at line %d: no name", s.Line)
 	}
-	cs := &compiledService{name: s.Name, quorum: s.Quorum, hysteresis: s.Hysteresis, alpha: s.Alpha == nil || *s.Alpha}
+	cs := &compiledService{name: s.Name, quorum: s.Quorum, hysteresis: s.Hysteresis, alpha: s.Alpha == nil || *s.Alpha, keepAll: s.Announce}
 	key, err := serviceKey(s)
 	if err != nil {
 		return nil, fail("%v", err)

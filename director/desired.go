@@ -47,6 +47,9 @@ type desiredDest struct {
 	// weight 0 while the kernel still counts connections on it, then goes.
 	// It is never (re)created.
 	drainOnly bool
+	// prime: an announced service's destination is created with this
+	// weight, then set to Weight (see primedWeight in announce.go).
+	prime int
 }
 
 func (s *rsState) up(alpha bool) bool {
@@ -139,6 +142,9 @@ func buildDesired(svcs []*compiledService, state map[rsID]*rsState, pools map[st
 				st = &rsState{health: Health{Weight: -1}}
 			}
 			d := desiredDest{Dest: r.dest, realserver: r.name}
+			if cs.keepAll {
+				d.prime = r.dest.Weight
+			}
 			switch {
 			case st.up(cs.alpha):
 				w, warming := warmWeight(effectiveWeight(r, st), st.warmSince, r.warmup, now)
@@ -150,6 +156,8 @@ func buildDesired(svcs []*compiledService, state map[rsID]*rsState, pools map[st
 						nextStep = t
 					}
 				}
+			case cs.keepAll:
+				d.Weight = 0 // down or not yet checked, but in its place: see pinnedOrder
 			case !st.health.Known:
 				continue // alpha: absent until the first healthy verdict
 			case cs.drain && !cs.udp:

@@ -38,7 +38,7 @@ func diff(desired map[ServiceKey]*desiredService, kernel []KernelService, owned 
 			add(Op{Kind: OpNewService, Service: ds.svc, Name: ds.name})
 			for _, d := range ds.dests {
 				if !d.drainOnly {
-					add(Op{Kind: OpNewDest, Service: ds.svc, Dest: d.Dest, Name: ds.name, RealServer: d.realserver})
+					newDest(add, ds, d)
 				}
 			}
 			continue
@@ -55,7 +55,7 @@ func diff(desired map[ServiceKey]*desiredService, kernel []KernelService, owned 
 			delete(kd, d.Addr.String())
 			switch {
 			case !ok && !d.drainOnly:
-				add(Op{Kind: OpNewDest, Service: ds.svc, Dest: d.Dest, Name: ds.name, RealServer: d.realserver})
+				newDest(add, ds, d)
 			case !ok:
 			case d.drainOnly && cur.ActiveConns+cur.InactConns == 0:
 				add(Op{Kind: OpDelDest, Service: ds.svc, Dest: cur, OldDest: cur, Name: ds.name, RealServer: d.realserver})

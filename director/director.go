@@ -60,6 +60,8 @@ type Director struct {
 	expected map[ServiceKey]*KernelService
 
 	trigger chan struct{}
+	// onPass runs after every pass (WithPassHook).
+	onPass func()
 }
 
 // Option changes a Director's defaults.
@@ -391,6 +393,9 @@ func (d *Director) Reconcile(ctx context.Context) (Result, error) {
 	d.mu.Lock()
 	d.lastErr = err
 	d.mu.Unlock()
+	if d.onPass != nil {
+		d.onPass()
+	}
 	return res, err
 }
 

@@ -59,7 +59,9 @@ type Sysctl struct {
 //   - net.ipv4.vs.expire_quiescent_template=1 expires persistence templates
 //     of a weight-0 server, so persistent clients move off a drained server;
 //   - net.ipv4.ip_forward=1 when any service or server uses NAT, which
-//     cannot work without it.
+//     cannot work without it;
+//   - net.ipv4.vs.sloppy_tcp=1 (sloppy_sctp) when a tcp (sctp) service is
+//     announced: active-active needs no switch of its own.
 func Sysctls(cfg *config.Config) []Sysctl {
 	on := func(b *bool) bool { return b == nil || *b }
 	var out []Sysctl
@@ -69,10 +71,31 @@ func Sysctls(cfg *config.Config) []Sysctl {
 	if on(cfg.Director.ExpireQuiescentTemplate) {
 		out = append(out, Sysctl{"net/ipv4/vs/expire_quiescent_template", "1", "expire persistence to weight-0 servers"})
 	}
+	// Active-active: a connection the routers move here arrives mid-stream;
+	// without sloppy_tcp IPVS schedules only on a SYN, and the local stack
+	// answers the rest with a reset.
+	sloppy := announcedProtocols(cfg)
+	if sloppy["tcp"] {
+		out = append(out, Sysctl{"net/ipv4/vs/sloppy_tcp", "1", "take over TCP connections another director started (active-active)"})
+	}
+	if sloppy["sctp"] {
+		out = append(out, Sysctl{"net/ipv4/vs/sloppy_sctp", "1", "take over SCTP associations another director started (active-active)"})
+	}
 	if on(cfg.Director.IPForward) && usesNAT(cfg) {
 		out = append(out, Sysctl{"net/ipv4/ip_forward", "1", "NAT forwarding"})
 		if usesNAT6(cfg) {
 			out = append(out, Sysctl{"net/ipv6/conf/all/forwarding", "1", "NAT forwarding (IPv6)"})
+		}
+	}
+	return out
+}
+
+// announcedProtocols is the set of protocols of announced services.
+func announcedProtocols(cfg *config.Config) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range cfg.Services {
+		if s.Announce {
+			out[s.Protocol] = true
 		}
 	}
 	return out

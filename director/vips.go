@@ -58,8 +58,10 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(p.Bits(), a.BitLen())}
 }
 
-// StaticVIPs are the service VIPs no VRRP instance covers: lvsd holds them
-// on the director interface all the time, as on a single director.
+// StaticVIPs are the service VIPs no VRRP instance covers and no service
+// announces: lvsd holds them on the director interface all the time, as on
+// a single director. Announced VIPs live on the announce device, and only
+// while announced.
 func StaticVIPs(cfg *config.Config) []netip.Prefix {
 	covered := map[netip.Addr]bool{}
 	for _, v := range cfg.VRRP {
@@ -71,7 +73,7 @@ func StaticVIPs(cfg *config.Config) []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range cfg.Services {
 		a := s.VIP.IP.Unmap()
-		if s.FWMark != 0 || !a.IsValid() || covered[a] || seen[a] {
+		if s.FWMark != 0 || !a.IsValid() || covered[a] || seen[a] || s.Announce {
 			continue
 		}
 		seen[a] = true

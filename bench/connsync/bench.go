@@ -18,6 +18,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -36,6 +40,11 @@ type benchOpts struct {
 	self       string
 	workdir    string
 	verbose    bool
+	reals      int
+	// events, when set, runs the lvsd pair through these events instead
+	// of one failover (see events.go); json prints one line per event.
+	events []string
+	json   bool
 }
 
 type trialResult struct {
@@ -61,8 +70,14 @@ func runBench(args []string) error {
 	fs.StringVar(&o.lvsd, "lvsd", "bin/lvsd", "lvsd binary")
 	fs.StringVar(&o.keepalived, "keepalived", "/usr/sbin/keepalived", "keepalived binary")
 	fs.BoolVar(&o.verbose, "v", false, "print each trial's director logs")
+	fs.IntVar(&o.reals, "reals", 2, "real servers")
+	events := fs.String("events", "", "comma-separated events for the lvsd pair only, one client report each: rs (a real server dies), kill (the master dies, cut off), join (it comes back fresh and preempts), quorum (the master's probes are dropped: track_services); see events.go")
+	fs.BoolVar(&o.json, "json", false, "with -events: print each event's row as one JSON line")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *events != "" {
+		o.events = strings.Split(*events, ",")
 	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root: run it through make bench-connsync (inside the IPVS VM)")
@@ -81,6 +96,9 @@ func runBench(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(o.workdir)
+	if len(o.events) > 0 {
+		return runEvents(o)
+	}
 
 	fmt.Printf("connsync: %d connections, %s, advert %v, kill=%s, %d rounds\n", o.conns, o.forwarding, o.advert, o.kill, o.rounds)
 	results := map[string][]trialResult{}
@@ -165,6 +183,7 @@ type lab struct {
 	d1, d2 string
 	client string
 	rs     []string
+	echo   []*exec.Cmd // the real servers' echo servers
 }
 
 func (l *lab) name(role string) string { return fmt.Sprintf("cs%d-%s", l.id, role) }
@@ -219,7 +238,9 @@ func (l *lab) close() {
 func (l *lab) build() error {
 	sw := l.name("sw")
 	l.d1, l.d2, l.client = l.name("d1"), l.name("d2"), l.name("c")
-	l.rs = []string{l.name("r1"), l.name("r2")}
+	for i := range max(l.o.reals, 1) {
+		l.rs = append(l.rs, l.name(fmt.Sprintf("r%d", i+1)))
+	}
 	all := append([]string{sw, l.d1, l.d2, l.client}, l.rs...)
 	for _, ns := range all {
 		if err := l.ip("netns", "add", ns); err != nil {
@@ -286,9 +307,11 @@ func (l *lab) build() error {
 		}
 	}
 	for i, r := range l.rs {
-		if _, err := l.start(r, fmt.Sprintf("echo%d.log", i), l.o.self, "echo", "-listen", fmt.Sprintf(":%d", benchPort)); err != nil {
+		cmd, err := l.start(r, fmt.Sprintf("echo%d.log", i), l.o.self, "echo", "-listen", fmt.Sprintf(":%d", benchPort))
+		if err != nil {
 			return err
 		}
+		l.echo = append(l.echo, cmd)
 	}
 	return nil
 }
@@ -316,7 +339,12 @@ func (l *lab) vips() []string {
 func (l *lab) lvsdConfig(name string, priority int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[director]\nname = %q\ninterface = \"eth0\"\ncontrol_socket = %q\n\n", name, filepath.Join(l.dir, name+".sock"))
-	fmt.Fprintf(&b, "[[vrrp]]\nname = \"front\"\nvrid = 71\npriority = %d\nadvert_interval = %q\nvips = [", priority, l.o.advert.String())
+	fmt.Fprintf(&b, "[[vrrp]]\nname = \"front\"\nvrid = 71\npriority = %d\nadvert_interval = %q\n", priority, l.o.advert.String())
+	if len(l.o.events) > 0 {
+		// The quorum event: a master whose checks fail gives the VIPs up.
+		b.WriteString("track_services = [\"echo\"]\n")
+	}
+	b.WriteString("vips = [")
 	for i, v := range l.vips() {
 		if i > 0 {
 			b.WriteString(", ")
@@ -326,6 +354,10 @@ func (l *lab) lvsdConfig(name string, priority int) string {
 	b.WriteString("]\n  [vrrp.sync]\n\n")
 	fmt.Fprintf(&b, "[[service]]\nname = \"echo\"\nvip = %q\nport = %d\nscheduler = \"rr\"\nforwarding = %q\nalpha = false\n", benchVIP, benchPort, l.o.forwarding)
 	b.WriteString("  [[service.check]]\n  type = \"tcp\"\n  interval = \"1s\"\n")
+	if len(l.o.events) > 0 {
+		// As bench/ecmp's directors: evicted within fall × interval + timeout = 2.5 s.
+		b.WriteString("  timeout = \"500ms\"\n  rise = 1\n  fall = 2\n")
+	}
 	for _, a := range l.realAddrs() {
 		fmt.Fprintf(&b, "  [[service.realserver]]\n  address = %q\n", a)
 	}
@@ -367,9 +399,33 @@ func (l *lab) startDirector(arm, ns, name string, priority int) (*exec.Cmd, erro
 		"-p", pid(""), "-r", pid("-vrrp"), "-c", pid("-chk"))
 }
 
+// holds reads ns's addresses over netlink: an exec of ip(8) costs most of
+// a second under the VM's emulated CPU, which would blur the takeover time.
 func holds(ns string) bool {
-	out, err := exec.Command("ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0").Output()
-	return err == nil && strings.Contains(string(out), " "+benchVIP+"/")
+	fd, err := netns.GetFromName(ns)
+	if err != nil {
+		return false
+	}
+	defer fd.Close()
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	link, err := h.LinkByName("eth0")
+	if err != nil {
+		return false
+	}
+	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if a.IP.String() == benchVIP {
+			return true
+		}
+	}
+	return false
 }
 
 func waitUntil(timeout time.Duration, what string, cond func() bool) error {

@@ -1,19 +1,23 @@
 package main
 
 // The client side of the benchmark: it holds long-lived TCP connections
-// through the VIP, keeps a 10 ms request stream on one more connection, and
-// on SIGUSR1 reports which connections still exchange data and the longest
-// gap the stream saw.
+// through the VIP, keeps a 10 ms request stream on one more connection
+// (and, with -newconn, opens a new connection every interval), and on
+// SIGUSR1 reports which connections still exchange data and the longest
+// gap the streams saw. SIGUSR2 prints the same report for the time since
+// the previous one and carries on: one report per event (bench/ecmp).
 
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -21,12 +25,19 @@ import (
 
 // clientReport is what the client prints as one JSON line when told to stop.
 type clientReport struct {
-	Total     int     `json:"total"`
+	Total     int     `json:"total"` // connections alive at the previous report (all of them at the first)
 	Survivors int     `json:"survivors"`
 	Lost      []int   `json:"lost"`      // indexes of dead connections
+	Timeouts  int     `json:"timeouts"`  // of those lost at this report, how many went silent (not reset)
 	GapMS     float64 `json:"gap_ms"`    // longest time without a stream reply
 	Reconnect int     `json:"reconnect"` // times the stream had to reconnect
 	Requests  int     `json:"requests"`
+	// With -newconn: new connections opened, how many failed, and the
+	// longest time between two that succeeded.
+	Refilled  int     `json:"refilled,omitempty"` // connections opened after this report to replace the lost
+	NewConns  int     `json:"new_conns,omitempty"`
+	NewFailed int     `json:"new_failed,omitempty"`
+	NewGapMS  float64 `json:"new_gap_ms,omitempty"`
 }
 
 func runClient(args []string) error {
@@ -36,6 +47,9 @@ func runClient(args []string) error {
 	probe := fs.Duration("probe", 0, "each held connection exchanges a line this often; 0 = idle after the first exchange")
 	stream := fs.Duration("stream", 10*time.Millisecond, "request interval of the gap-measuring stream; 0 = no stream")
 	settle := fs.Duration("settle", 3*time.Second, "run the stream this long before opening the held connections, so its own sync record is out")
+	newconn := fs.Duration("newconn", 0, "also open a new connection this often (one exchange each); 0 = none")
+	burst := fs.Int("burst", 0, "open the held connections at most this many at a time; 0 = all at once")
+	refill := fs.Bool("refill", false, "after each SIGUSR2 report, replace the lost connections, so every event starts with -n")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,24 +64,21 @@ func runClient(args []string) error {
 		}()
 		time.Sleep(*settle)
 	}
-
-	// All connections open at once, as a burst of clients would: the
-	// kernel batches their sync records into the same messages.
-	conns := make([]net.Conn, *n)
-	errs := make([]error, *n)
-	var open sync.WaitGroup
-	for i := range conns {
-		open.Add(1)
+	nc := &newConns{last: time.Now()}
+	if *newconn > 0 {
+		wg.Add(1)
 		go func() {
-			defer open.Done()
-			c, err := net.DialTimeout("tcp", *target, 5*time.Second)
-			if err == nil {
-				err = exchange(c, fmt.Sprintf("hello %d", i), 5*time.Second)
-			}
-			conns[i], errs[i] = c, err
+			defer wg.Done()
+			nc.run(*target, *newconn, stop)
 		}()
 	}
-	open.Wait()
+
+	// All connections open at once, as a burst of clients would: the
+	// kernel batches their sync records into the same messages. Under the
+	// VM's emulated CPU a burst of 200 loses SYNs past their retries;
+	// -burst spreads it when the burst itself is not what is measured.
+	conns := make([]net.Conn, *n)
+	errs := openHeld(*target, conns, *burst, func(int) bool { return true })
 	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
@@ -103,23 +114,172 @@ func runClient(args []string) error {
 	}
 	fmt.Println("READY")
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM)
-	<-sig
-	close(stop)
-	wg.Wait()
-
-	rep := clientReport{Total: *n}
-	for i, c := range conns {
-		if !dead[i] && exchange(c, fmt.Sprintf("final %d", i), 3*time.Second) == nil {
-			rep.Survivors++
-		} else {
-			rep.Lost = append(rep.Lost, i)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
+	alive := *n
+	for {
+		final := <-sig != syscall.SIGUSR2
+		if final {
+			close(stop)
+			wg.Wait()
 		}
-		c.Close()
+		// Every live connection exchanges a line at once, as clients
+		// do when they next speak after an event. A connection counts as
+		// lost when it is reset or stays silent for 15 s: TCP retransmits
+		// through a route that moved, and under the VM's emulated CPU a
+		// few seconds of silence say nothing.
+		rep := clientReport{Total: alive}
+		var ex sync.WaitGroup
+		for i, c := range conns {
+			mu.Lock()
+			skip := dead[i]
+			mu.Unlock()
+			if skip {
+				continue
+			}
+			ex.Add(1)
+			go func() {
+				defer ex.Done()
+				if err := exchange(c, fmt.Sprintf("report %d", i), 15*time.Second); err != nil {
+					var ne net.Error
+					mu.Lock()
+					dead[i] = true
+					if errors.As(err, &ne) && ne.Timeout() {
+						rep.Timeouts++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		ex.Wait()
+		mu.Lock()
+		for i := range conns {
+			if dead[i] {
+				rep.Lost = append(rep.Lost, i)
+			} else {
+				rep.Survivors++
+			}
+		}
+		mu.Unlock()
+		alive = rep.Survivors
+		if *refill && !final {
+			mu.Lock()
+			lost := slices.Clone(dead)
+			mu.Unlock()
+			for i, err := range openHeld(*target, conns, *burst, func(i int) bool { return lost[i] }) {
+				if lost[i] && err == nil {
+					mu.Lock()
+					dead[i] = false
+					mu.Unlock()
+					rep.Refilled++
+				}
+			}
+			alive += rep.Refilled
+		}
+		gap, reconnects, requests := st.take()
+		rep.GapMS = float64(gap) / float64(time.Millisecond)
+		rep.Reconnect, rep.Requests = reconnects, requests
+		rep.NewConns, rep.NewFailed, rep.NewGapMS = nc.take()
+		if err := json.NewEncoder(os.Stdout).Encode(rep); err != nil || final {
+			for _, c := range conns {
+				if c != nil {
+					c.Close()
+				}
+			}
+			return err
+		}
 	}
-	rep.GapMS = float64(st.maxGap) / float64(time.Millisecond)
-	rep.Reconnect, rep.Requests = st.reconnects, st.requests
-	return json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// openHeld opens conns[i] for every i that want selects, at most burst at
+// a time (0: all at once), each with a first exchange, and returns their
+// errors by index.
+func openHeld(target string, conns []net.Conn, burst int, want func(int) bool) []error {
+	errs := make([]error, len(conns))
+	var open sync.WaitGroup
+	slots := make(chan struct{}, max(burst, len(conns), 1))
+	if burst > 0 {
+		slots = make(chan struct{}, burst)
+	}
+	for i := range conns {
+		if !want(i) {
+			continue
+		}
+		open.Add(1)
+		go func() {
+			defer open.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			c, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err == nil {
+				err = exchange(c, fmt.Sprintf("hello %d", i), 5*time.Second)
+			}
+			if old := conns[i]; old != nil {
+				old.Close()
+			}
+			conns[i], errs[i] = c, err
+		}()
+	}
+	open.Wait()
+	return errs
+}
+
+// newConns opens a new connection every interval, each in a goroutine of
+// its own so a slow one never delays the next, and keeps the longest time
+// between two that echoed: what a client that connects afresh sees.
+type newConns struct {
+	mu             sync.Mutex
+	attempts, fail int
+	last           time.Time // the last success
+	maxGap         time.Duration
+}
+
+func (n *newConns) run(target string, interval time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", target, 2*time.Second)
+			if err == nil {
+				err = exchange(c, "n", 2*time.Second)
+				c.Close()
+			}
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.attempts++
+			if err != nil {
+				n.fail++
+				return
+			}
+			now := time.Now()
+			if gap := now.Sub(n.last); gap > n.maxGap {
+				n.maxGap = gap
+			}
+			n.last = now
+		}()
+	}
+}
+
+// take returns the counts since the last take and starts afresh; a gap
+// still open counts up to now.
+func (n *newConns) take() (attempts, failed int, gapMS float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	gap := max(n.maxGap, time.Since(n.last))
+	attempts, failed = n.attempts, n.fail
+	n.attempts, n.fail, n.maxGap, n.last = 0, 0, 0, time.Now()
+	if attempts == 0 {
+		return 0, 0, 0
+	}
+	return attempts, failed, float64(gap) / float64(time.Millisecond)
 }
 
 // exchange writes one line and expects it echoed back within timeout.
@@ -142,13 +302,30 @@ func exchange(c net.Conn, line string, timeout time.Duration) error {
 // interval on one connection, reconnecting if it dies, and the longest
 // time between two answered requests.
 type streamStats struct {
+	mu         sync.Mutex
+	last       time.Time // the last reply
 	maxGap     time.Duration
 	reconnects int
 	requests   int
 }
 
+// take returns the longest gap since the last call, a gap still open
+// counting up to now, and starts afresh; and the counts so far.
+func (s *streamStats) take() (gap time.Duration, reconnects, requests int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gap = s.maxGap
+	if !s.last.IsZero() {
+		gap = max(gap, time.Since(s.last))
+	}
+	s.maxGap = 0
+	return gap, s.reconnects, s.requests
+}
+
 func (s *streamStats) run(target string, interval time.Duration, stop <-chan struct{}) {
-	last := time.Now()
+	s.mu.Lock()
+	s.last = time.Now()
+	s.mu.Unlock()
 	var c net.Conn
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -167,21 +344,27 @@ func (s *streamStats) run(target string, interval time.Duration, stop <-chan str
 				c = nil
 				continue
 			}
+			s.mu.Lock()
 			if s.requests > 0 {
 				s.reconnects++
 			}
+			s.mu.Unlock()
 		}
+		s.mu.Lock()
 		s.requests++
+		s.mu.Unlock()
 		if err := exchange(c, "s", time.Second); err != nil {
 			c.Close()
 			c = nil
 			continue
 		}
 		now := time.Now()
-		if gap := now.Sub(last); gap > s.maxGap {
+		s.mu.Lock()
+		if gap := now.Sub(s.last); gap > s.maxGap {
 			s.maxGap = gap
 		}
-		last = now
+		s.last = now
+		s.mu.Unlock()
 	}
 }
 

@@ -36,6 +36,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	// Warnings go to stderr even with -q: the config is valid, but an
+	// operator should see them wherever lvsd check runs (ExecStartPre too).
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	if !*quiet {
 		printSummary(stdout, cfg)
 	}
@@ -60,6 +65,8 @@ func printSummary(w io.Writer, cfg *config.Config) {
 	fmt.Fprintf(w, "director %s: interface %s, reconcile every %s, metrics %s, control socket %s, on exit %s\n",
 		d.Name, orNone(d.Interface), d.ReconcileInterval.Duration, orNone(d.MetricsListen), orNone(d.ControlSocket), d.OnExit)
 	fmt.Fprintf(w, "  eviction guard: %s\n", guardText(d.EvictionGuard))
+
+	printAnnounceSummary(w, cfg)
 
 	for _, v := range cfg.VRRP {
 		fmt.Fprintf(w, "\nvrrp %s: vrid %d on %s, priority %d, advert %s, %s, vips %s, %s\n",
@@ -107,12 +114,17 @@ func serviceFlags(s *config.Service) string {
 	if s.OnePacket {
 		parts = append(parts, "one-packet")
 	}
+	if s.Announce {
+		parts = append(parts, "vip announced over BGP (active-active)")
+	}
 	return strings.Join(parts, ", ")
 }
 
 func failureText(s *config.Service) string {
 	t := "failed servers are "
-	if s.OnFailure == "drain" {
+	if s.Announce {
+		t += "kept at weight 0 (in place, so every director hashes alike)"
+	} else if s.OnFailure == "drain" {
 		t += "drained to weight 0"
 	} else {
 		t += "removed"

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -130,5 +131,37 @@ func TestCheckDescribesEveryType(t *testing.T) {
 	}
 	if g, w := strings.Join(got, "\n"), strings.TrimRight(string(want), "\n"); g != w {
 		t.Errorf("check lines differ\n--- got\n%s\n--- want\n%s", g, w)
+	}
+}
+
+// The active-active example is two lvsd configs that must be twins (the
+// same real servers in the same order, or the directors hash connections
+// differently) and carry no warning, and BIRD configs BIRD must accept.
+func TestActiveActiveExample(t *testing.T) {
+	dir := "../../examples/active-active"
+	var services []string
+	for _, f := range []string{"director-a.toml", "director-b.toml"} {
+		var stdout, stderr bytes.Buffer
+		if code := dispatch([]string{"check", "-config", filepath.Join(dir, f)}, &stdout, &stderr); code != 0 || stderr.Len() > 0 {
+			t.Errorf("%s: exit %d, stderr:\n%s", f, code, stderr.String())
+		}
+		out := stdout.String()
+		services = append(services, out[strings.Index(out, "\nservice "):])
+	}
+	if services[0] != services[1] {
+		t.Errorf("the directors' services differ:\n%s\n---\n%s", services[0], services[1])
+	}
+	bird, err := exec.LookPath("bird")
+	if err != nil {
+		t.Skip("bird not installed (make deps installs bird2): BIRD configs not parsed")
+	}
+	confs, _ := filepath.Glob(filepath.Join(dir, "bird-*.conf"))
+	if len(confs) != 3 {
+		t.Fatalf("want 3 BIRD configs, have %v", confs)
+	}
+	for _, c := range confs {
+		if out, err := exec.Command(bird, "-p", "-c", c).CombinedOutput(); err != nil {
+			t.Errorf("bird -p -c %s: %v\n%s", c, err, out)
+		}
 	}
 }

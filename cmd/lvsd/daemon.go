@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lvsd/lvsd/anycast"
 	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/config"
 	"github.com/lvsd/lvsd/director"
@@ -40,6 +41,7 @@ type lvsdDaemon struct {
 	sync     syncFollower // nil until a config has [vrrp.sync]; guarded by vrrpMu
 	syncOpts director.SyncOptions
 	vips     vrrp.AddressManager
+	announce *anycast.Announcer // nil without IPVS
 
 	// vrrpMu orders the sync follower's updates: VRRP transitions and a
 	// reload moving [vrrp.sync] to another instance.
@@ -83,6 +85,8 @@ type daemonHost struct {
 	// checkRT says whether the VRRP thread may run at a real-time
 	// priority (vrrp.CheckRTPriority).
 	checkRT func(int) error
+	// announceDevice opens the device announced VIPs live on; nil: TUN.
+	announceDevice func(name string) (anycast.Device, error)
 }
 
 type daemonOption func(*daemonHost)
@@ -149,13 +153,17 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 	}
 	if h.ipvs != nil {
 		var err error
-		d.dir, err = director.New(cfg, h.ipvs, director.WithLogger(log),
-			director.WithLocalFault(h.fault), director.WithOnRelease(d.onGuardRelease))
+		d.dir, err = director.New(cfg, h.ipvs, director.WithLogger(log), director.WithLocalFault(h.fault),
+			director.WithOnRelease(d.onGuardRelease), director.WithPassHook(d.announceAfterPass))
 		if err != nil {
 			return nil, err
 		}
 		if err := d.dir.Register(reg); err != nil {
 			return nil, fmt.Errorf("director metrics: %w", err)
+		}
+		d.announce = d.newAnnouncer(cfg, h)
+		if err := d.announce.Register(reg); err != nil {
+			return nil, fmt.Errorf("announce metrics: %w", err)
 		}
 	}
 	d.sched = checks.NewScheduler(log, d.onTransition)
@@ -232,6 +240,7 @@ func (d *lvsdDaemon) registerOwnMetrics(reg prometheus.Registerer) error {
 // still forwards.
 func (d *lvsdDaemon) run(ctx context.Context) error {
 	cfg := d.config()
+	d.logWarnings(cfg)
 	if d.dir != nil {
 		if err := d.applySysctls(cfg); err != nil {
 			d.log.Warn("kernel settings", "err", err)
@@ -259,7 +268,7 @@ func (d *lvsdDaemon) run(ctx context.Context) error {
 	compCtx, stopComponents := context.WithCancel(context.Background())
 	defer stopComponents()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	start := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -275,6 +284,9 @@ func (d *lvsdDaemon) run(ctx context.Context) error {
 		}
 		start("director", d.dir.Run)
 		start("local fault", d.fault.run)
+		// After the first pass: nothing is announced before the kernel
+		// holds the pool.
+		start("announce", d.announce.Run)
 	}
 	start("checks", d.sched.Run)
 	d.holdPreemptUntilChecked(compCtx, cfg)
@@ -490,6 +502,9 @@ func (d *lvsdDaemon) onStateChange(c vrrp.StateChange) {
 	d.vrrpMu.Lock()
 	defer d.vrrpMu.Unlock()
 	d.vrrpMaster[c.Instance] = c.To == vrrp.StateMaster
+	if d.announce != nil {
+		d.announce.SetVRRP(c.Instance, c.To.String())
+	}
 	if d.sync != nil {
 		d.sync.OnState(c.Instance, c.To == vrrp.StateMaster)
 	}

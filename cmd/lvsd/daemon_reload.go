@@ -176,6 +176,7 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 		if err := d.dir.Update(next); err != nil {
 			return abort(err)
 		}
+		d.announce.Update(next)
 	}
 	if added != nil {
 		d.vrrpMu.Lock()
@@ -221,6 +222,7 @@ func (d *lvsdDaemon) reload(old *config.Config) error {
 		vipErrs = append(vipErrs, d.vips.AddVIPs(ctx, staticIface, addStatic))
 	}
 	d.updateSync(old, next)
+	d.logWarnings(next)
 	d.sched.Update(targetsOf(next, renames))
 	d.markUncheckedHealthy(next)
 	if d.dir != nil {

@@ -60,6 +60,7 @@ func (d *lvsdDaemon) Status() StatusReport {
 	if d.dir != nil {
 		st.EvictionGuard = guardReport(d.dir.GuardStatus())
 	}
+	st.Announce = d.announceStatus(cfg)
 	if d.vr != nil {
 		for _, v := range d.vr.Status() {
 			st.VRRP = append(st.VRRP, instanceStatus(v))

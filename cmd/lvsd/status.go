@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lvsd/lvsd/anycast"
 )
 
 // StatusReport is the JSON document served on GET /status and printed by
@@ -22,6 +24,9 @@ type StatusReport struct {
 	VRRP       []InstanceStatus `json:"vrrp"`
 	// EvictionGuard is present when lvsd runs a director.
 	EvictionGuard *GuardReport `json:"eviction_guard,omitempty"`
+	// Announce is active-active: each announced VIP and BIRD's BGP
+	// sessions; absent when nothing is announced.
+	Announce *anycast.Status `json:"announce,omitempty"`
 }
 
 // GuardReport is what the eviction guard does: whether lvsd counts itself
@@ -138,6 +143,7 @@ func printStatus(w io.Writer, st StatusReport) {
 		tw.Flush()
 	}
 	printGuard(w, st.EvictionGuard)
+	printAnnounce(w, st.Announce)
 	fmt.Fprintln(w, "\nSERVICES")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SERVICE / REALSERVER\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACT\tLATENCY\tREASON")
