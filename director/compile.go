@@ -69,41 +69,13 @@ func compile(cfg *config.Config) ([]*compiledService, error) {
 }
 
 // serviceKey is the kernel's identity of s: fwmark and family, or
-// protocol, VIP and port.
+// protocol, VIP and port. Port 0 (every port) needs persistence.
 func serviceKey(s *config.Service) (ServiceKey, error) {
-	key := ServiceKey{}
-	if s.FWMark != 0 {
-		key.FWMark = s.FWMark
-		switch s.Family {
-		case "", "inet":
-			key.Family = unix.AF_INET
-		case "inet6":
-			key.Family = unix.AF_INET6
-		default:
-			return key, fmt.Errorf("family %q: want inet or inet6", s.Family)
-		}
-		return key, nil
+	key, err := kernelKey(s.Key())
+	if err == nil && key.FWMark == 0 && key.Port == 0 && s.Persistence.Duration == 0 {
+		err = fmt.Errorf("port %d: want 1..65535 (0 only with persistence)", s.Port)
 	}
-	if !s.VIP.IP.IsValid() {
-		return key, errors.New("no vip (or fwmark)")
-	}
-	key.Addr = s.VIP.IP.Unmap()
-	key.Family = familyOf(key.Addr)
-	switch s.Protocol {
-	case "", "tcp":
-		key.Protocol = unix.IPPROTO_TCP
-	case "udp":
-		key.Protocol = unix.IPPROTO_UDP
-	case "sctp":
-		key.Protocol = unix.IPPROTO_SCTP
-	default:
-		return key, fmt.Errorf("protocol %q: want tcp, udp or sctp", s.Protocol)
-	}
-	if s.Port < 0 || s.Port > 65535 || (s.Port == 0 && s.Persistence.Duration == 0) {
-		return key, fmt.Errorf("port %d: want 1..65535 (0 only with persistence)", s.Port)
-	}
-	key.Port = uint16(s.Port)
-	return key, nil
+	return key, err
 }
 
 func compileService(s *config.Service) (*compiledService, error) {
@@ -120,10 +92,7 @@ func compileService(s *config.Service) (*compiledService, error) {
 	}
 	cs.udp = key.Protocol == unix.IPPROTO_UDP
 	cs.svc.Key = key
-	cs.svc.Scheduler = s.Scheduler
-	if cs.svc.Scheduler == "" {
-		cs.svc.Scheduler = "wlc"
-	}
+	cs.svc.Scheduler = s.Scheduler // config filled the default
 	for _, f := range s.SchedFlags {
 		switch strings.TrimPrefix(strings.TrimPrefix(f, "sh-"), "mh-") {
 		case "fallback":

@@ -515,9 +515,9 @@ func TestOpStrings(t *testing.T) {
 		op   Op
 		want string
 	}{
-		{Op{Kind: OpNewService, Service: Service{Key: k, Scheduler: "wlc"}, Name: "web"}, "+ service tcp 192.0.2.1:80 (web) scheduler wlc"},
-		{Op{Kind: OpUpdateDest, Service: Service{Key: k}, Dest: d, OldDest: Dest{Addr: d.Addr, Weight: 3}}, "~ dest tcp 192.0.2.1:80 -> 10.0.0.1:80 weight 3 -> 5"},
-		{Op{Kind: OpDelDest, Service: Service{Key: k}, Dest: d}, "- dest tcp 192.0.2.1:80 -> 10.0.0.1:80"},
+		{Op{Kind: OpNewService, Service: Service{Key: k, Scheduler: "wlc"}, Name: "web"}, "+ service tcp/192.0.2.1:80 (web) scheduler wlc"},
+		{Op{Kind: OpUpdateDest, Service: Service{Key: k}, Dest: d, OldDest: Dest{Addr: d.Addr, Weight: 3}}, "~ dest tcp/192.0.2.1:80 -> 10.0.0.1:80 weight 3 -> 5"},
+		{Op{Kind: OpDelDest, Service: Service{Key: k}, Dest: d}, "- dest tcp/192.0.2.1:80 -> 10.0.0.1:80"},
 	} {
 		if got := tc.op.String(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)

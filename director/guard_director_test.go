@@ -159,7 +159,7 @@ func TestGuardHoldsTheTableOnALocalFault(t *testing.T) {
 		t.Errorf("WithOnRelease heard %v, want [b c]", released)
 	}
 	h.pass()
-	want := map[string]int{"tcp 192.0.2.1:80": 4, "tcp 192.0.2.2:80": 0, "tcp 192.0.2.3:80": 0}
+	want := map[string]int{"tcp/192.0.2.1:80": 4, "tcp/192.0.2.2:80": 0, "tcp/192.0.2.3:80": 0}
 	if got := inKernel(h.fake); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("kernel after recovery: %v, want %v", got, want)
 	}
@@ -188,7 +188,7 @@ func TestGuardDoesNotHoldOnePoolFailing(t *testing.T) {
 			}
 			if fault == "" {
 				h.pass()
-				if n := inKernel(h.fake)["tcp 192.0.2.2:80"]; n != 0 {
+				if n := inKernel(h.fake)["tcp/192.0.2.2:80"]; n != 0 {
 					t.Fatalf("lvsd healthy: %d servers of b left, want all evicted at once", n)
 				}
 				return
@@ -196,13 +196,13 @@ func TestGuardDoesNotHoldOnePoolFailing(t *testing.T) {
 			h.now = h.now.Add(9 * time.Second)
 			h.d.tickGuard()
 			h.pass()
-			if n := inKernel(h.fake)["tcp 192.0.2.2:80"]; n != 4 {
+			if n := inKernel(h.fake)["tcp/192.0.2.2:80"]; n != 4 {
 				t.Fatalf("within the window: %d servers of b left, want 4", n)
 			}
 			h.now = h.now.Add(time.Second)
 			h.d.tickGuard()
 			h.pass()
-			if got := inKernel(h.fake); got["tcp 192.0.2.2:80"] != 0 || got["tcp 192.0.2.1:80"] != 4 || got["tcp 192.0.2.3:80"] != 4 {
+			if got := inKernel(h.fake); got["tcp/192.0.2.2:80"] != 0 || got["tcp/192.0.2.1:80"] != 4 || got["tcp/192.0.2.3:80"] != 4 {
 				t.Fatalf("after the window: %v, want b evicted and the others whole", got)
 			}
 		})
@@ -221,7 +221,7 @@ func TestGuardAppliesAnAnswerAtOnce(t *testing.T) {
 	h.d.SetHealth("a", "10.0.0.1:80", Health{Known: true, Weight: -1, Cause: CauseAnswered, Reason: "refused: connect: connection refused"})
 	h.d.SetHealth("c", "10.0.0.4:80", Health{Known: true, Weight: -1, Cause: CauseAnswered, Reason: "status: 503"})
 	h.pass()
-	want := map[string]int{"tcp 192.0.2.1:80": 3, "tcp 192.0.2.2:80": 4, "tcp 192.0.2.3:80": 3}
+	want := map[string]int{"tcp/192.0.2.1:80": 3, "tcp/192.0.2.2:80": 4, "tcp/192.0.2.3:80": 3}
 	if got := inKernel(h.fake); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("kernel: %v, want %v (two answers applied, the timeouts held)", got, want)
 	}

@@ -2,11 +2,14 @@ package director
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lvsd/lvsd/config"
 )
 
 // IPVS is the kernel's virtual-server table as the reconciler needs it: one
@@ -22,8 +25,11 @@ type IPVS interface {
 	Close() error
 }
 
-// ServiceKey identifies a virtual service in the kernel. Either FWMark is
-// set (with Family), or Protocol, Addr and Port.
+// ServiceKey identifies a virtual service in the kernel's terms: either
+// FWMark is set (with Family), or Protocol, Addr and Port. It is
+// config.ServiceKey with the numbers netlink sends; kernelKey and Config
+// convert between the two, and it prints as config's key does, so a
+// service reads the same in config errors, status, plans and logs.
 type ServiceKey struct {
 	FWMark   uint32
 	Family   uint16 // unix.AF_INET or unix.AF_INET6
@@ -32,15 +38,19 @@ type ServiceKey struct {
 	Port     uint16
 }
 
-func (k ServiceKey) String() string {
-	if k.FWMark != 0 {
-		fam := "inet"
-		if k.Family == unix.AF_INET6 {
-			fam = "inet6"
-		}
-		return fmt.Sprintf("fwmark %d %s", k.FWMark, fam)
+// String is config.ServiceKey's: "tcp/192.0.2.10:80", "fwmark/10".
+func (k ServiceKey) String() string { return k.Config().String() }
+
+// Config is the key as config names it.
+func (k ServiceKey) Config() config.ServiceKey {
+	fam := "inet"
+	if k.Family == unix.AF_INET6 {
+		fam = "inet6"
 	}
-	return fmt.Sprintf("%s %s", protoName(k.Protocol), netip.AddrPortFrom(k.Addr, k.Port))
+	if k.FWMark != 0 {
+		return config.ServiceKey{FWMark: k.FWMark, Family: fam}
+	}
+	return config.ServiceKey{Family: fam, Protocol: protoName(k.Protocol), VIP: k.Addr, Port: int(k.Port)}
 }
 
 func protoName(p uint16) string {
@@ -53,6 +63,43 @@ func protoName(p uint16) string {
 		return "sctp"
 	}
 	return fmt.Sprintf("proto-%d", p)
+}
+
+// kernelKey is the kernel's form of a config key. config has validated
+// the key; what the kernel cannot express is still refused here rather
+// than sent.
+func kernelKey(k config.ServiceKey) (ServiceKey, error) {
+	if k.FWMark != 0 {
+		key := ServiceKey{FWMark: k.FWMark, Family: unix.AF_INET}
+		switch k.Family {
+		case "", "inet":
+		case "inet6":
+			key.Family = unix.AF_INET6
+		default:
+			return key, fmt.Errorf("family %q: want inet or inet6", k.Family)
+		}
+		return key, nil
+	}
+	if !k.VIP.IsValid() {
+		return ServiceKey{}, errors.New("no vip (or fwmark)")
+	}
+	key := ServiceKey{Addr: k.VIP.Unmap()}
+	key.Family = familyOf(key.Addr)
+	switch k.Protocol {
+	case "tcp":
+		key.Protocol = unix.IPPROTO_TCP
+	case "udp":
+		key.Protocol = unix.IPPROTO_UDP
+	case "sctp":
+		key.Protocol = unix.IPPROTO_SCTP
+	default:
+		return key, fmt.Errorf("protocol %q: want tcp, udp or sctp", k.Protocol)
+	}
+	if k.Port < 0 || k.Port > 65535 {
+		return key, fmt.Errorf("port %d: want 0..65535", k.Port)
+	}
+	key.Port = uint16(k.Port)
+	return key, nil
 }
 
 // Service flags, as in linux/ip_vs.h.

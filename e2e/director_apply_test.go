@@ -55,7 +55,7 @@ func TestDirectorApplyPlan(t *testing.T) {
 	cfg1, cfg2 := write("a.toml", "1"), write("b.toml", "2")
 
 	out := dir.Run(lvsd, "plan", "-config", cfg1)
-	for _, want := range []string{"+ service tcp 10.0.7.100:80 (web) scheduler rr", "+ dest udp 10.0.7.100:53 (dns) -> 10.0.7.11:53 nat weight 1", "5 kernel ops"} {
+	for _, want := range []string{"+ service tcp/10.0.7.100:80 (web) scheduler rr", "+ dest udp/10.0.7.100:53 (dns) -> 10.0.7.11:53 nat weight 1", "5 kernel ops"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
@@ -78,7 +78,7 @@ func TestDirectorApplyPlan(t *testing.T) {
 	if out := dir.Run(lvsd, "apply", "-config", cfg1); !strings.HasPrefix(out, "0 kernel ops") {
 		t.Errorf("second apply: %s", out)
 	}
-	if out := dir.Run(lvsd, "plan", "-config", cfg2); !strings.Contains(out, "~ dest tcp 10.0.7.100:80 (web) -> 10.0.7.11:80 weight 1 -> 2") {
+	if out := dir.Run(lvsd, "plan", "-config", cfg2); !strings.Contains(out, "~ dest tcp/10.0.7.100:80 (web) -> 10.0.7.11:80 weight 1 -> 2") {
 		t.Errorf("plan of one weight:\n%s", out)
 	}
 	if out := dir.Run(lvsd, "apply", "-config", cfg2); !strings.HasPrefix(out, "1 kernel ops (1 update_dest)") {
