@@ -1,8 +1,6 @@
 package director
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -50,8 +48,16 @@ type Director struct {
 	// summary.
 	guard      *guard
 	localFault func() (reason string, faulty bool)
-	onRelease  func(services []string)
 	guardLog   time.Time
+	// cfg is the config in force, for Update's renames.
+	cfg *config.Config
+
+	// watcher hears which services are down (see ServiceDown); down is
+	// what it last heard. pubMu keeps its calls in the order of the
+	// changes, outside mu.
+	watcher ServiceWatcher
+	pubMu   sync.Mutex
+	down    map[string]bool
 
 	// passMu serialises passes and every use of ipvs.
 	passMu sync.Mutex
@@ -82,12 +88,10 @@ func WithLocalFault(f func() (reason string, faulty bool)) Option {
 	return func(d *Director) { d.localFault = f }
 }
 
-// WithOnRelease calls f, outside the director's locks, with the services
-// whose held failures the eviction guard has just applied by itself (not
-// in answer to a SetHealth), so whoever follows their health can look
-// again.
-func WithOnRelease(f func(services []string)) Option {
-	return func(d *Director) { d.onRelease = f }
+// WithServiceWatcher tells w whenever a service goes down or comes back
+// (see ServiceDown).
+func WithServiceWatcher(w ServiceWatcher) Option {
+	return func(d *Director) { d.watcher = w }
 }
 
 // New returns a Director for cfg programming ipvs. It does not touch the
@@ -105,38 +109,63 @@ func New(cfg *config.Config, ipvs IPVS, opts ...Option) (*Director, error) {
 		interval:   30 * time.Second,
 		guard:      newGuard(),
 		localFault: func() (string, bool) { return "", false },
+		down:       map[string]bool{},
 	}
 	for _, o := range opts {
 		o(d)
 	}
 	d.metrics.d = d
-	if err := d.Update(cfg); err != nil {
+	commit, err := d.Prepare(cfg, nil)
+	if err != nil {
 		return nil, err
 	}
+	commit()
 	return d, nil
 }
 
-// Update switches to a new config. Health, operator drains and quorum
-// state carry over for servers that stay. On error nothing changes.
+// Update switches to a new config, as Prepare and its commit do. The
+// services it renames are worked out from the config in force.
 func (d *Director) Update(cfg *config.Config) error {
-	svcs, err := compile(cfg)
+	d.mu.Lock()
+	renames := Renames(d.cfg, cfg)
+	d.mu.Unlock()
+	commit, err := d.Prepare(cfg, renames)
 	if err != nil {
-		return fmt.Errorf("config rejected, nothing changed: %w", err)
+		return err
 	}
-	if released := d.update(cfg, svcs); len(released) > 0 && d.onRelease != nil {
-		d.onRelease(released)
-	}
+	commit()
 	return nil
 }
 
-// update switches to svcs and returns the services whose held failures it
-// applied (the guard turned off).
-func (d *Director) update(cfg *config.Config, svcs []*compiledService) []string {
+// Prepare checks and compiles cfg, changing nothing, and returns the
+// commit that switches to it. Health, operator drains and quorum state
+// carry over for servers that stay, and for those of services renamed
+// (new name -> old, see Renames). A config with any error is rejected
+// as a whole.
+func (d *Director) Prepare(cfg *config.Config, renames map[string]string) (commit func(), err error) {
+	svcs, err := compile(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("config rejected, nothing changed: %w", err)
+	}
+	return func() {
+		changed := d.update(cfg, svcs, renames)
+		d.publish(changed)
+	}, nil
+}
+
+// update switches to svcs and returns every service whose down state may
+// have moved: those of either config.
+func (d *Director) update(cfg *config.Config, svcs []*compiledService, renames map[string]string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var touched []string
+	for _, cs := range d.services {
+		touched = append(touched, cs.name)
+	}
 	keep := map[ServiceKey]bool{}
 	for _, cs := range svcs {
 		keep[cs.svc.Key] = true
+		touched = append(touched, cs.name)
 	}
 	for _, cs := range d.services {
 		if !keep[cs.svc.Key] {
@@ -146,7 +175,7 @@ func (d *Director) update(cfg *config.Config, svcs []*compiledService) []string 
 	for k := range keep {
 		delete(d.retired, k)
 	}
-	d.carryRenamesLocked(svcs)
+	d.carryRenamesLocked(svcs, renames)
 	live := map[rsID]bool{}
 	names := map[string]bool{}
 	for _, cs := range svcs {
@@ -177,6 +206,7 @@ func (d *Director) update(cfg *config.Config, svcs []*compiledService) []string 
 	for _, cs := range svcs {
 		d.byName[cs.name] = cs
 	}
+	d.cfg = cfg
 	d.ownAll = cfg.Director.OwnAll
 	if iv := cfg.Director.ReconcileInterval.Duration; iv > 0 {
 		d.interval = iv
@@ -191,349 +221,62 @@ func (d *Director) update(cfg *config.Config, svcs []*compiledService) []string 
 	d.releaseLocked(rel)
 	d.updatePoolsLocked()
 	d.Trigger()
-	return releasedServices(rel)
+	return touched
 }
 
-// carryRenamesLocked gives a renamed service (see Renames) the health,
-// drains and quorum state of its servers under the old name, as the checks
-// keep their verdicts: a rename must not take healthy servers out of the
-// table.
-func (d *Director) carryRenamesLocked(next []*compiledService) {
-	var before, after []namedKey
-	for _, cs := range d.services {
-		before = append(before, namedKey{cs.name, cs.svc.Key})
-	}
-	byName := map[string]*compiledService{}
+// carryRenamesLocked gives each renamed service (new name -> old) the
+// health, drains and quorum state of its servers under the old name, as
+// the checks keep their verdicts: a rename must not take healthy servers
+// out of the table.
+func (d *Director) carryRenamesLocked(next []*compiledService, renames map[string]string) {
+	d.guard.rename(renames)
 	for _, cs := range next {
-		after = append(after, namedKey{cs.name, cs.svc.Key})
-		byName[cs.name] = cs
-	}
-	moved := renames(before, after)
-	d.guard.rename(moved)
-	for name, prev := range moved {
-		for _, r := range byName[name].reals {
-			if st := d.state[rsID{prev, r.name}]; st != nil && d.state[rsID{name, r.name}] == nil {
+		prev, ok := renames[cs.name]
+		if !ok {
+			continue
+		}
+		for _, r := range cs.reals {
+			if st := d.state[rsID{prev, r.name}]; st != nil && d.state[rsID{cs.name, r.name}] == nil {
 				moved := *st
-				d.state[rsID{name, r.name}] = &moved
+				d.state[rsID{cs.name, r.name}] = &moved
 			}
 		}
-		if p := d.pools[prev]; p != nil && d.pools[name] == nil {
+		if p := d.pools[prev]; p != nil && d.pools[cs.name] == nil {
 			moved := *p
-			d.pools[name] = &moved
+			d.pools[cs.name] = &moved
 		}
 	}
-}
-
-type namedKey struct {
-	name string
-	key  ServiceKey
 }
 
 // Renames maps each service of next that is a service of old under a new
-// name (the same kernel service, the old name gone) to its old name.
-// Services whose kernel identity cannot be computed are left out.
+// name (the same kernel service, the old name gone) to its old name. A
+// reload works them out once and hands them to the director (Prepare) and
+// the checks, so both carry a renamed service's state alike. Services
+// whose kernel identity cannot be computed are left out; a nil old
+// renames nothing.
 func Renames(old, next *config.Config) map[string]string {
-	keyed := func(cfg *config.Config) []namedKey {
-		var out []namedKey
-		for _, s := range cfg.Services {
-			if k, err := serviceKey(s); err == nil {
-				out = append(out, namedKey{s.Name, k})
-			}
-		}
+	out := map[string]string{}
+	if old == nil || next == nil {
 		return out
 	}
-	return renames(keyed(old), keyed(next))
-}
-
-func renames(before, after []namedKey) map[string]string {
 	was := map[ServiceKey]string{}
-	for _, b := range before {
-		was[b.key] = b.name
+	for _, s := range old.Services {
+		if k, err := serviceKey(s); err == nil {
+			was[k] = s.Name
+		}
 	}
 	names := map[string]bool{}
-	for _, a := range after {
-		names[a.name] = true
+	for _, s := range next.Services {
+		names[s.Name] = true
 	}
-	out := map[string]string{}
-	for _, a := range after {
-		if prev, ok := was[a.key]; ok && prev != a.name && !names[prev] {
-			out[a.name] = prev
+	for _, s := range next.Services {
+		k, err := serviceKey(s)
+		if err != nil {
+			continue
+		}
+		if prev, ok := was[k]; ok && prev != s.Name && !names[prev] {
+			out[s.Name] = prev
 		}
 	}
 	return out
-}
-
-func (d *Director) updatePoolsLocked() {
-	for _, cs := range d.services {
-		d.updatePoolLocked(cs)
-	}
-}
-
-func (d *Director) updatePoolLocked(cs *compiledService) {
-	p := d.pools[cs.name]
-	if updatePool(cs, p, d.state) && p.set {
-		d.log.Info("quorum state changed", "service", cs.name, "up", p.up, "sorry_server", cs.sorry != nil && !p.up)
-	}
-}
-
-// SetHealth records a check verdict and triggers a pass. Unknown names
-// are ignored: a verdict can race a reload that removed the server. A
-// failure the eviction guard holds leaves the server as it was.
-func (d *Director) SetHealth(service, realserver string, h Health) {
-	why, faulty := d.localFault()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	id := rsID{service, realserver}
-	st, cs := d.state[id], d.byName[service]
-	if st == nil || cs == nil {
-		return
-	}
-	if !h.Known {
-		h.Healthy = false
-	}
-	now := d.now()
-	d.observeLocked(now, why, faulty)
-	wasHeld := d.guard.held[id] != nil
-	switch {
-	case h.Known && !h.Healthy && st.up(cs.alpha):
-		if d.guard.fail(id, h, cs.rejudge(realserver), now) {
-			d.heldLocked(id, h, wasHeld)
-			d.Trigger() // Run arms its guard timer
-			return
-		}
-		if wasHeld && h.Cause == CauseAnswered {
-			d.metrics.released(outcomeAnswered)
-		} else if wasHeld {
-			d.metrics.released(outcomeApplied)
-		}
-	case d.guard.forget(id):
-		outcome := outcomeRecovered
-		if !h.Healthy {
-			outcome = outcomeApplied
-		}
-		d.metrics.released(outcome)
-	}
-	d.applyHealthLocked(cs, st, h, now)
-	d.Trigger()
-}
-
-func (d *Director) applyHealthLocked(cs *compiledService, st *rsState, h Health, now time.Time) {
-	wasDown := st.health.Known && !st.health.Healthy
-	st.health = h
-	if wasDown && h.Healthy {
-		st.warmSince = now
-	}
-	// Only this service's quorum can move: O(1) per verdict, not O(services).
-	d.updatePoolLocked(cs)
-}
-
-// Drain sets or clears an operator drain on a real server: weight 0, no
-// new connections, existing ones finish. It survives reloads.
-func (d *Director) Drain(service, realserver string, on bool) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	st := d.state[rsID{service, realserver}]
-	if st == nil {
-		return fmt.Errorf("no realserver %q in service %q", realserver, service)
-	}
-	if st.drained && !on {
-		st.warmSince = d.now()
-	}
-	st.drained = on
-	d.updatePoolLocked(d.byName[service])
-	d.Trigger()
-	return nil
-}
-
-// Trigger asks Run for a pass soon.
-func (d *Director) Trigger() {
-	select {
-	case d.trigger <- struct{}{}:
-	default:
-	}
-}
-
-// Result is the outcome of one pass.
-type Result struct {
-	Ops   []Op // ops sent (or, for Plan, that would be sent)
-	Drift int  // ops that repaired changes made by someone else
-	// NextStep is when a warmup weight must step next (zero if none).
-	NextStep time.Time
-}
-
-// Plan dumps the kernel and returns the ops a pass would make, without
-// making them.
-func (d *Director) Plan(ctx context.Context) (Result, error) {
-	d.passMu.Lock()
-	defer d.passMu.Unlock()
-	kernel, err := d.ipvs.Dump(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("dump ipvs table: %w", err)
-	}
-	ops, next := d.planLocked(kernel)
-	return Result{Ops: ops, NextStep: next}, nil
-}
-
-func (d *Director) planLocked(kernel []KernelService) ([]Op, time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	desired, next := buildDesired(d.services, d.state, d.pools, d.now())
-	owned := func(k ServiceKey) bool { return d.ownAll || d.retired[k] }
-	return diff(desired, kernel, owned), next
-}
-
-// Reconcile runs one pass: dump, diff, apply. The error joins every
-// failed op; ops that did not fail are applied regardless.
-func (d *Director) Reconcile(ctx context.Context) (Result, error) {
-	d.passMu.Lock()
-	defer d.passMu.Unlock()
-	start := d.now()
-	res, err := d.reconcileLocked(ctx)
-	d.metrics.pass(res, err, d.now().Sub(start))
-	d.mu.Lock()
-	d.lastErr = err
-	d.mu.Unlock()
-	if d.onPass != nil {
-		d.onPass()
-	}
-	return res, err
-}
-
-func (d *Director) reconcileLocked(ctx context.Context) (Result, error) {
-	kernel, err := d.ipvs.Dump(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("dump ipvs table: %w", err)
-	}
-	var res Result
-	if d.expected != nil {
-		res.Drift = len(driftOps(d.expected, kernel))
-	}
-	ops, next := d.planLocked(kernel)
-	res.NextStep = next
-	table := make(map[ServiceKey]*KernelService, len(kernel))
-	for i := range kernel {
-		table[kernel[i].Key] = &kernel[i]
-	}
-	var errs []error
-	// Creations of services first, alone: destinations of a service the
-	// kernel refused are then skipped instead of failing one by one.
-	split := 0
-	for split < len(ops) && ops[split].Kind == OpNewService {
-		split++
-	}
-	failed := map[ServiceKey]bool{}
-	run := func(batch []Op) {
-		if len(batch) == 0 {
-			return
-		}
-		for i, err := range d.ipvs.Apply(ctx, batch) {
-			op := batch[i]
-			d.metrics.op(op.Kind, err)
-			if err != nil {
-				failed[op.Service.Key] = true
-				errs = append(errs, fmt.Errorf("%s: %w", op, err))
-				d.log.Error("ipvs op failed", "service", op.Name, "realserver", op.RealServer, "op", op.String(), "err", err)
-				continue
-			}
-			res.Ops = append(res.Ops, op)
-			_ = applyToTable(table, op)
-		}
-	}
-	run(ops[:split])
-	rest := make([]Op, 0, len(ops)-split)
-	for _, op := range ops[split:] {
-		if !failed[op.Service.Key] {
-			rest = append(rest, op)
-		}
-	}
-	run(rest)
-	if res.Drift > 0 {
-		d.log.Warn("repaired out-of-band changes to the ipvs table", "ops", res.Drift)
-	}
-	d.expected = table
-	d.mu.Lock()
-	d.last = table
-	for k := range d.retired {
-		if table[k] == nil {
-			delete(d.retired, k)
-		}
-	}
-	d.mu.Unlock()
-	return res, errors.Join(errs...)
-}
-
-// driftOps are the ops that would restore what we left in the kernel,
-// counting only services we had there.
-func driftOps(expected map[ServiceKey]*KernelService, kernel []KernelService) []Op {
-	want := make(map[ServiceKey]*desiredService, len(expected))
-	for k, s := range expected {
-		ds := &desiredService{svc: s.Service}
-		for _, d := range s.Dests {
-			ds.dests = append(ds.dests, desiredDest{Dest: d})
-		}
-		want[k] = ds
-	}
-	return diff(want, kernel, func(ServiceKey) bool { return false })
-}
-
-// Run reconciles on every trigger, every reconcile_interval, when a warmup
-// weight must step, when the eviction guard lets held failures go, and
-// after a failed pass with backoff (1 s doubling up to the interval). It
-// returns when ctx ends.
-func (d *Director) Run(ctx context.Context) error {
-	backoff := time.Duration(0)
-	for {
-		res, err := d.Reconcile(ctx)
-		d.mu.Lock()
-		wait := d.interval
-		d.mu.Unlock()
-		if err != nil {
-			backoff = min(max(2*backoff, time.Second), wait)
-			wait = backoff
-			d.log.Error("reconcile pass failed; retrying", "err", err, "retry_in", wait)
-		} else {
-			backoff = 0
-		}
-		if !res.NextStep.IsZero() {
-			wait = min(wait, max(res.NextStep.Sub(d.now()), 10*time.Millisecond))
-		}
-		if !d.waitForPass(ctx, wait) {
-			return ctx.Err()
-		}
-	}
-}
-
-// waitForPass waits up to wait for a reason to run the next pass: a
-// trigger, or the eviction guard letting held failures go. It reports
-// false when ctx ends.
-func (d *Director) waitForPass(ctx context.Context, wait time.Duration) bool {
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		released, next := d.tickGuard()
-		if released {
-			return true
-		}
-		var look <-chan time.Time
-		var g *time.Timer
-		if !next.IsZero() {
-			g = time.NewTimer(max(next.Sub(d.now()), 10*time.Millisecond))
-			look = g.C
-		}
-		woke := true
-		select {
-		case <-ctx.Done():
-			return false
-		case <-d.trigger:
-		case <-t.C:
-		case <-look:
-			woke = false
-		}
-		if g != nil {
-			g.Stop()
-		}
-		if woke {
-			return true
-		}
-	}
 }

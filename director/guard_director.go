@@ -106,9 +106,7 @@ func (d *Director) tickGuard() (applied bool, next time.Time) {
 		}
 	}
 	d.mu.Unlock()
-	if len(rel) > 0 && d.onRelease != nil {
-		d.onRelease(releasedServices(rel))
-	}
+	d.publish(releasedServices(rel))
 	return len(rel) > 0, next
 }
 
@@ -120,20 +118,6 @@ func releasedServices(rel []released) []string {
 		}
 	}
 	return out
-}
-
-// Holding reports whether the eviction guard holds a failed check of a
-// server of service: those servers stay in the table as they were, and
-// whoever follows the service's health (VRRP tracking) should too.
-func (d *Director) Holding(service string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for id := range d.guard.held {
-		if id.service == service {
-			return true
-		}
-	}
-	return false
 }
 
 // GuardStatus says what the eviction guard holds now, and why.

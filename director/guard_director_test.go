@@ -90,8 +90,8 @@ func (h *harness) allDests() int {
 
 func TestGuardHoldsTheTableOnALocalFault(t *testing.T) {
 	fault := &faultSwitch{}
-	var released []string
-	h, logs := newGuardedHarness(t, fault, WithOnRelease(func(s []string) { released = append(released, s...) }))
+	heard := &downRecorder{}
+	h, logs := newGuardedHarness(t, fault, WithServiceWatcher(heard))
 	reg := prometheus.NewPedanticRegistry()
 	if err := h.d.Register(reg); err != nil {
 		t.Fatal(err)
@@ -155,8 +155,8 @@ func TestGuardHoldsTheTableOnALocalFault(t *testing.T) {
 	if applied, next := h.d.tickGuard(); !applied || !next.IsZero() {
 		t.Fatalf("tickGuard = %v, %v: want the held failures of b and c applied, nothing left", applied, next)
 	}
-	if fmt.Sprint(released) != "[b c]" {
-		t.Errorf("WithOnRelease heard %v, want [b c]", released)
+	if got := heard.String(); got != "b down, c down" {
+		t.Errorf("the service watcher heard %q, want b and c down once their held failures were applied", got)
 	}
 	h.pass()
 	want := map[string]int{"tcp/192.0.2.1:80": 4, "tcp/192.0.2.2:80": 0, "tcp/192.0.2.3:80": 0}

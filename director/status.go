@@ -3,7 +3,7 @@ package director
 // ServiceStatus is one configured service as the director sees it.
 type ServiceStatus struct {
 	Name     string
-	Key      string // "tcp 192.0.2.1:80" or "fwmark 5 inet"
+	Key      string // "tcp/192.0.2.1:80" or "fwmark/5", as config.ServiceKey prints it
 	InKernel bool
 	// QuorumUp is false when fewer servers are up than quorum asks for;
 	// SorryActive then says whether the sorry server took the pool over.
@@ -15,8 +15,14 @@ type ServiceStatus struct {
 // RealServerStatus compares what lvsd wants for a real server with what
 // the kernel held at the last pass.
 type RealServerStatus struct {
-	Name    string // "ip:port", or "sorry"
-	Health  Health
+	Name string // "ip:port", or "sorry"
+	// Health is the checks' latest verdict, also one the eviction guard
+	// holds back (Held).
+	Health Health
+	// Up: lvsd takes the server as up, and it may be in the table: its
+	// applied verdict is healthy, or it is unchecked in a service with
+	// alpha off.
+	Up      bool
 	Drained bool // operator drain
 	Warming bool
 	// Held: the eviction guard holds a failed check of this server, which
@@ -67,8 +73,10 @@ func (d *Director) Status() []ServiceStatus {
 		add := func(name string, dest Dest, st *rsState) {
 			rs := RealServerStatus{Name: name}
 			if st != nil {
-				rs.Health, rs.Drained = st.health, st.drained
-				rs.Held = d.guard.held[rsID{cs.name, name}] != nil
+				rs.Health, rs.Up, rs.Drained = st.health, st.up(cs.alpha), st.drained
+				if h := d.guard.held[rsID{cs.name, name}]; h != nil {
+					rs.Held, rs.Health = true, h.verdict
+				}
 			}
 			if w, ok := want(dest); ok {
 				rs.Desired, rs.DesiredWeight = !w.drainOnly, w.Weight

@@ -1,33 +1,34 @@
-package main
+// Package control is lvsd's control API: JSON over HTTP on a unix socket
+// (mode 0600, every verb) and, read-only, on the metrics listener. The
+// daemon serves it (Handler, Listen); the CLI and the demo talk to it
+// (Client). Both ends live here so a path is spelled in one place.
+package control
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/status"
 )
 
-// controller is what the control API needs from the running daemon.
-type controller interface {
-	Status() StatusReport
+// Controller is what the API steers: the running daemon.
+type Controller interface {
+	Status() status.Report
 	Drain(service, realserver string, on bool) error
 	Takeover(instance string) error
 	Giveup(instance string) error
 	Reload() error
 }
 
-// controlHandler serves the JSON control API. The same handler is mounted on
-// the control socket (mode 0600: every verb) and on the metrics listener
-// (read-only: GET /status only), so monitoring needs no socket access but a
-// drain does.
-func controlHandler(c controller, readOnly bool) http.Handler {
+// Handler serves the API. The same handler is mounted on the control
+// socket (every verb) and on the metrics listener (readOnly: GET /status
+// only), so monitoring needs no socket access but a drain does.
+func Handler(c Controller, readOnly bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Status())
@@ -68,9 +69,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// listenControlSocket removes a stale socket left by a killed lvsd, but
-// refuses to steal one that a running lvsd still answers on.
-func listenControlSocket(path string) (net.Listener, error) {
+// Listen opens the control socket at path, mode 0600. It removes a stale
+// socket left by a killed lvsd, but refuses to steal one that a running
+// lvsd still answers on.
+func Listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
@@ -88,51 +90,4 @@ func listenControlSocket(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return l, nil
-}
-
-// controlClient talks to a running lvsd over its control socket.
-type controlClient struct {
-	socket string
-	http   *http.Client
-}
-
-func newControlClient(socket string) *controlClient {
-	return &controlClient{socket: socket, http: &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		}},
-	}}
-}
-
-func (c *controlClient) do(method, path string, out any) error {
-	req, err := http.NewRequest(method, "http://lvsd"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) {
-			return fmt.Errorf("cannot reach lvsd on %s (is it running? is -socket right?): %w", c.socket, op.Err)
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("lvsd answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	if out != nil {
-		return json.Unmarshal(body, out)
-	}
-	return nil
 }
