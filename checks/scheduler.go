@@ -360,9 +360,15 @@ func (s *Scheduler) apply(f finished) {
 	}
 }
 
+// deliver logs each transition, the one line lvsd writes per health change
+// (a loss at warning level), and hands it on.
 func (s *Scheduler) deliver(transitions []Transition) {
 	for _, tr := range transitions {
-		s.log.Info("real server health changed", "service", tr.Service, "realserver", tr.RealServer,
+		level := slog.LevelInfo
+		if !tr.Healthy {
+			level = slog.LevelWarn
+		}
+		s.log.Log(context.Background(), level, "real server health changed", "service", tr.Service, "realserver", tr.RealServer,
 			"healthy", tr.Healthy, "weight", tr.Weight, "reason", tr.Reason)
 		s.onTransition(tr)
 	}
