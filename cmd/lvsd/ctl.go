@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
+
+	"github.com/lvsd/lvsd/internal/control"
 )
 
 const defaultSocket = "/run/lvsd/lvsd.sock"
@@ -13,18 +15,18 @@ const defaultSocket = "/run/lvsd/lvsd.sock"
 func init() {
 	for _, v := range []struct {
 		name, summary, args string
-		path                func(a []string) string
+		do                  func(ctx context.Context, c *control.Client, a []string) error
 	}{
 		{"drain", "set a real server's weight to 0 for maintenance; it stays drained across reloads until undrained", "SERVICE REALSERVER",
-			func(a []string) string { return "/drain/" + url.PathEscape(a[0]) + "/" + url.PathEscape(a[1]) }},
+			func(ctx context.Context, c *control.Client, a []string) error { return c.Drain(ctx, a[0], a[1], true) }},
 		{"undrain", "put a drained real server back with its configured weight", "SERVICE REALSERVER",
-			func(a []string) string { return "/undrain/" + url.PathEscape(a[0]) + "/" + url.PathEscape(a[1]) }},
+			func(ctx context.Context, c *control.Client, a []string) error { return c.Drain(ctx, a[0], a[1], false) }},
 		{"takeover", "make this director master of a VRRP instance now (planned maintenance)", "INSTANCE",
-			func(a []string) string { return "/takeover/" + url.PathEscape(a[0]) }},
+			func(ctx context.Context, c *control.Client, a []string) error { return c.Takeover(ctx, a[0]) }},
 		{"giveup", "hand a VRRP instance to the peer now, without waiting for a timeout", "INSTANCE",
-			func(a []string) string { return "/giveup/" + url.PathEscape(a[0]) }},
+			func(ctx context.Context, c *control.Client, a []string) error { return c.Giveup(ctx, a[0]) }},
 		{"reload", "re-read the config; on any error the old config keeps running", "",
-			func(a []string) string { return "/reload" }},
+			func(ctx context.Context, c *control.Client, a []string) error { return c.Reload(ctx) }},
 	} {
 		register(command{name: v.name, summary: v.summary, run: func(args []string, stdout, stderr io.Writer) int {
 			fs := newFlagSet(v.name+" "+v.args, v.summary+".", stderr)
@@ -36,7 +38,7 @@ func init() {
 				fs.Usage()
 				return 2
 			}
-			if err := newControlClient(*socket).do("POST", v.path(fs.Args()), nil); err != nil {
+			if err := v.do(context.Background(), control.NewClient(*socket), fs.Args()); err != nil {
 				fmt.Fprintf(stderr, "lvsd %s: %v\n", v.name, err)
 				return 1
 			}

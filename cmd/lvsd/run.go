@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/internal/daemon"
 )
 
 func init() {
@@ -35,7 +36,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lvsd run: config rejected:\n%v\n", err)
 		return 1
 	}
-	d, err := newDaemon(cfg, logger)
+	d, err := daemon.New(cfg, daemon.WithLogger(logger), daemon.WithVersion(lvsdVersion()))
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd run: %v\n", err)
 		return 1
@@ -49,7 +50,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			_ = d.Reload()
 		}
 	}()
-	if err := d.run(ctx); err != nil {
+	if err := d.Run(ctx); err != nil {
 		logger.Error("lvsd stopped", "err", err)
 		return 1
 	}

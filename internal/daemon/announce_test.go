@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -91,7 +91,7 @@ func TestDaemonAnnouncesWhileTheServiceHasQuorum(t *testing.T) {
 	dev := &announceDevice{}
 	c := newLabConfig(t)
 	c.Extra = announcedService(c, 1)
-	l := startLab(t, c, withAnnounceDevice(dev.open))
+	l := startLab(t, c, WithAnnounceDevice(dev.open))
 	l.eventually("vip on the announce device", func() error {
 		if open, held := dev.holds(); !open || held != "192.0.2.20/32" {
 			return fmt.Errorf("device open %v, holds %q", open, held)
@@ -124,8 +124,8 @@ func TestDaemonAnnouncesWhileTheServiceHasQuorum(t *testing.T) {
 	if v := st.Announce.VIPs[0]; !v.Announced || v.Reason != "serving: aa" || v.VIP != "192.0.2.20" || st.Announce.Device != "aa0" {
 		t.Errorf("status vip: %+v", v)
 	}
-	if _, out, _ := l.lvsd("status"); !strings.Contains(out, "ANNOUNCED VIPS (device aa0)") || !strings.Contains(out, "192.0.2.20  announced") {
-		t.Errorf("lvsd status lacks the announced vip:\n%s", out)
+	if out := l.statusTable(); !strings.Contains(out, "ANNOUNCED VIPS (device aa0)") || !strings.Contains(out, "192.0.2.20  announced") {
+		t.Errorf("the status table lacks the announced vip:\n%s", out)
 	}
 	if s := l.scrape(); s.value("lvsd_announce_vip_announced", "vip", "192.0.2.20") != 1 {
 		t.Errorf("lvsd_announce_vip_announced = %v", s.value("lvsd_announce_vip_announced", "vip", "192.0.2.20"))

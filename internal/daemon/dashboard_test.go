@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -241,11 +241,6 @@ func (r recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// withMetricsHook wraps the registerer every collector goes through.
-func withMetricsHook(f func(prometheus.Registerer) prometheus.Registerer) daemonOption {
-	return func(h *daemonHost) { h.metrics = f }
-}
-
 var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // exportedMetricNames builds a daemon with services, checks and VRRP and
@@ -265,10 +260,10 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 	}
 	var collectors []prometheus.Collector
 	seg := &loneSegment{}
-	_, err = newDaemon(cfg, slog.New(slog.DiscardHandler), withIPVS(director.NewFake()), withoutHostSetup(),
-		withAddresses(&fakeAddrs{held: map[string][]netip.Prefix{}}),
-		withVRRP(vrrp.Options{Transport: seg, Links: upLinks{}, Announcer: seg}),
-		withMetricsHook(func(r prometheus.Registerer) prometheus.Registerer {
+	_, err = New(cfg, WithLogger(slog.New(slog.DiscardHandler)), WithIPVS(director.NewFake()), WithoutHostSetup(),
+		WithAddresses(&fakeAddrs{held: map[string][]netip.Prefix{}}),
+		WithVRRP(vrrp.Options{Transport: seg, Links: upLinks{}, Announcer: seg}),
+		WithMetrics(func(r prometheus.Registerer) prometheus.Registerer {
 			return recordingRegisterer{r, &collectors}
 		}))
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 // not yet in its IPVS table: every new connection fails until their checks
 // pass. keepalived users work around it with a long preempt_delay; here
 // the hold lifts as soon as the verdicts are in, and never stops a takeover
-// when no master is heard.
-func (d *lvsdDaemon) holdPreemptUntilChecked(ctx context.Context, cfg *config.Config) {
-	if d.vr == nil || len(cfg.VRRP) == 0 || d.sched.Undecided() == 0 {
+// when no master is heard. The director, which holds every verdict, says
+// which servers are still undecided.
+func (d *Daemon) holdPreemptUntilChecked(ctx context.Context, cfg *config.Config) {
+	if d.dir == nil || len(cfg.VRRP) == 0 || d.dir.Undecided() == 0 {
 		return
 	}
 	d.vr.HoldPreempt(true)
@@ -32,11 +33,11 @@ func (d *lvsdDaemon) holdPreemptUntilChecked(ctx context.Context, cfg *config.Co
 			case <-ctx.Done():
 				return
 			case <-deadline.C:
-				d.log.Warn("vrrp: first health checks still undecided; preemption allowed", "undecided", d.sched.Undecided())
+				d.log.Warn("vrrp: first health checks still undecided; preemption allowed", "undecided", d.dir.Undecided())
 				d.vr.HoldPreempt(false)
 				return
 			case <-tick.C:
-				if d.sched.Undecided() == 0 {
+				if d.dir.Undecided() == 0 {
 					d.log.Info("vrrp: first health checks done; preemption allowed")
 					d.vr.HoldPreempt(false)
 					return

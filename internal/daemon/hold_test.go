@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"net"
@@ -75,7 +75,7 @@ port = 81
   [[service.realserver]]
   address = "` + c.Good + `"
 `
-	l := startLab(t, c, withVRRP(vrrp.Options{Transport: lowerPeer{t}, Links: upLinks{}, Announcer: lowerPeer{t}}))
+	l := startLab(t, c, WithVRRP(vrrp.Options{Transport: lowerPeer{t}, Links: upLinks{}, Announcer: lowerPeer{t}}))
 	cfg, err := config.Load(l.path)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ port = 81
 		if time.Now().After(deadline) {
 			t.Fatalf("not master 10 s after the checks decided (%v); status %+v", decided, l.d.vr.Status())
 		}
-		undecided := l.d.sched.Undecided()
+		undecided := l.d.dir.Undecided()
 		st := l.d.vr.Status()[0]
 		if st.State == "master" {
 			if undecided > 0 {
@@ -103,7 +103,7 @@ port = 81
 			if st.PreemptHeld && !sawHold {
 				sawHold = true
 				if table := l.statusTable(); !strings.Contains(table, "backup (no preempt until first checks)") {
-					t.Errorf("lvsd status does not show the hold:\n%s", table)
+					t.Errorf("the status table does not show the hold:\n%s", table)
 				}
 			}
 			if !st.PreemptHeld {

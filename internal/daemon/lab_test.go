@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -27,6 +27,8 @@ import (
 
 	"github.com/lvsd/lvsd/config"
 	"github.com/lvsd/lvsd/director"
+	"github.com/lvsd/lvsd/internal/control"
+	"github.com/lvsd/lvsd/internal/status"
 	"github.com/lvsd/lvsd/vrrp"
 )
 
@@ -39,7 +41,7 @@ import (
 // lab is one running daemon and what it runs against.
 type lab struct {
 	t       *testing.T
-	d       *lvsdDaemon
+	d       *Daemon
 	ipvs    *director.Fake
 	addrs   *fakeAddrs
 	vrrp    *loneSegment
@@ -120,8 +122,8 @@ func (c labConfig) render(t *testing.T) string {
 }
 
 // startLab writes cfg, starts the daemon on it and waits until the control
-// socket answers and the first check verdicts are in the kernel table.
-func startLab(t *testing.T, c labConfig, opts ...daemonOption) *lab {
+// socket answers.
+func startLab(t *testing.T, c labConfig, opts ...Option) *lab {
 	t.Helper()
 	l := &lab{t: t, ipvs: director.NewFake(), addrs: &fakeAddrs{held: map[string][]netip.Prefix{}}, vrrp: &loneSegment{},
 		path: filepath.Join(c.Dir, "lvsd.toml"), socket: filepath.Join(c.Dir, "lvsd.sock"), metrics: c.Metrics,
@@ -131,16 +133,16 @@ func startLab(t *testing.T, c labConfig, opts ...daemonOption) *lab {
 	if err != nil {
 		t.Fatalf("lab config: %v", err)
 	}
-	opts = append([]daemonOption{withIPVS(l.ipvs), withAddresses(l.addrs), withoutHostSetup(),
-		withVRRP(vrrp.Options{Transport: l.vrrp, Links: upLinks{}, Announcer: l.vrrp})}, opts...)
 	log := slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l.d, err = newDaemon(cfg, log, opts...)
+	opts = append([]Option{WithLogger(log), WithVersion(labVersion), WithIPVS(l.ipvs), WithAddresses(l.addrs), WithoutHostSetup(),
+		WithVRRP(vrrp.Options{Transport: l.vrrp, Links: upLinks{}, Announcer: l.vrrp})}, opts...)
+	l.d, err = New(cfg, opts...)
 	if err != nil {
-		t.Fatalf("newDaemon: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
-	go func() { l.done <- l.d.run(ctx) }()
+	go func() { l.done <- l.d.Run(ctx) }()
 	t.Cleanup(func() {
 		l.shutdown()
 		if t.Failed() {
@@ -148,10 +150,18 @@ func startLab(t *testing.T, c labConfig, opts ...daemonOption) *lab {
 		}
 	})
 	l.eventually("control socket answers", func() error {
-		return newControlClient(l.socket).do("GET", "/status", nil)
+		_, err := l.client().Status(context.Background())
+		return err
 	})
 	return l
 }
+
+// labVersion is the version the lab's daemon reports.
+const labVersion = "v9.9.9-lab"
+
+// client talks to the lab's daemon over its control socket, as the CLI
+// does.
+func (l *lab) client() *control.Client { return control.NewClient(l.socket) }
 
 // shutdown stops the daemon and waits for run to return.
 func (l *lab) shutdown() {
@@ -190,12 +200,42 @@ func (l *lab) eventually(what string, cond func() error) {
 	}
 }
 
-// lvsd runs an lvsd subcommand against the lab's socket.
-func (l *lab) lvsd(args ...string) (code int, stdout, stderr string) {
-	var o, e bytes.Buffer
-	args = append(args[:1:1], append([]string{"-socket", l.socket}, args[1:]...)...)
-	code = dispatch(args, &o, &e)
-	return code, o.String(), e.String()
+// status reads the status document over the control socket.
+func (l *lab) status() status.Report {
+	l.t.Helper()
+	st, err := l.client().Status(context.Background())
+	if err != nil {
+		l.t.Fatalf("GET /status: %v", err)
+	}
+	return st
+}
+
+// statusTable is the status as `lvsd status` prints it.
+func (l *lab) statusTable() string {
+	l.t.Helper()
+	var b strings.Builder
+	status.WriteText(&b, l.status())
+	return b.String()
+}
+
+// realserver is the status of the real server at addr, of any service.
+func (l *lab) realserver(addr string) status.RealServer {
+	l.t.Helper()
+	st := l.status()
+	if r := st.RealServer("", addr); r != nil {
+		return *r
+	}
+	l.t.Fatalf("status has no realserver %s", addr)
+	return status.RealServer{}
+}
+
+// reload asks the daemon to reload over the control socket, as `lvsd
+// reload` does, and fails the test if it refuses.
+func (l *lab) reload() {
+	l.t.Helper()
+	if err := l.client().Reload(context.Background()); err != nil {
+		l.t.Fatalf("reload: %v", err)
+	}
 }
 
 // kernelDest returns the fake kernel's destination addr of the web

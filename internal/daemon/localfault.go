@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -7,15 +7,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/config"
-	"github.com/lvsd/lvsd/director"
 	"github.com/lvsd/lvsd/internal/hostres"
 )
 
 // The daemon's part of the eviction guard (director/guard.go): it tells the
-// director whether lvsd itself is in trouble, and what each failed check
-// says about its server.
+// director whether lvsd itself is in trouble. What each failed check says
+// about its server is causeOf's (checks.go).
 
 // localFault samples lvsd's own state once a second, in its own goroutine;
 // the director reads the last sample without waiting.
@@ -42,6 +40,11 @@ func newLocalFault(cfg *config.Config, log *slog.Logger) *localFault {
 func (f *localFault) update(cfg *config.Config) {
 	g := cfg.Director.EvictionGuard
 	f.cfg.Store(&g)
+}
+
+// Prepare is the reload part: the next sample uses next's limits.
+func (f *localFault) Prepare(c *change) (func(), error) {
+	return func() { f.update(c.next) }, nil
 }
 
 // fault is director.WithLocalFault's function.
@@ -78,28 +81,4 @@ func (f *localFault) sample() {
 		}
 	}
 	f.why.Store(&why)
-}
-
-// causeOf says what a failed check's reason tells about the server.
-func causeOf(reason string) director.Cause {
-	switch class := checks.ReasonClass(reason); {
-	case class == checks.LocalClass:
-		return director.CauseLocal
-	case checks.ServerAnswered(class):
-		return director.CauseAnswered
-	}
-	return director.CauseSilent
-}
-
-// onGuardRelease hears that the guard applied held failures: VRRP tracking
-// of those services looks again.
-func (d *lvsdDaemon) onGuardRelease(services []string) {
-	for _, s := range services {
-		d.mu.Lock()
-		down := d.serviceDownLocked(s)
-		d.mu.Unlock()
-		if d.vr != nil {
-			d.vr.SetServiceDown(s, down)
-		}
-	}
 }

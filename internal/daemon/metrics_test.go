@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -40,7 +40,7 @@ func TestMetricsOfARunningDaemon(t *testing.T) {
 		{"lvsd_check_last_failure_info", []string{"realserver", c.Bad}, 1},
 		{"lvsd_backend_weight", []string{"service", "web", "realserver", c.Good}, 5},
 		{"lvsd_config_last_reload_successful", nil, 1},
-		{"lvsd_build_info", []string{"version", lvsdVersion(), "goversion", runtime.Version()}, 1},
+		{"lvsd_build_info", []string{"version", labVersion, "goversion", runtime.Version()}, 1},
 		{"lvsd_drift_repairs_total", nil, 0},
 	} {
 		if got := s.value(tc.name, tc.labels...); got != tc.want {

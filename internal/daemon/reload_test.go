@@ -1,12 +1,11 @@
-package main
+package daemon
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"maps"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/director"
@@ -41,32 +40,6 @@ func (l *lab) passes(n int) {
 	})
 }
 
-func (l *lab) status() StatusReport {
-	l.t.Helper()
-	code, out, errOut := l.lvsd("status", "-json")
-	if code != 0 {
-		l.t.Fatalf("lvsd status -json: exit %d: %s", code, errOut)
-	}
-	var st StatusReport
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		l.t.Fatalf("lvsd status -json: %v\n%s", err, out)
-	}
-	return st
-}
-
-func (l *lab) realserver(addr string) RealServerStatus {
-	l.t.Helper()
-	for _, s := range l.status().Services {
-		for _, r := range s.RealServers {
-			if r.Address == addr {
-				return r
-			}
-		}
-	}
-	l.t.Fatalf("lvsd status has no realserver %s", addr)
-	return RealServerStatus{}
-}
-
 // checkState is what must carry over a reload: each target's health and
 // its runs of consecutive results.
 func (l *lab) checkState() map[string]checks.TargetStatus {
@@ -86,8 +59,8 @@ func TestBadReloadKeepsOldConfigRunning(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		edit    func(string) string
-		wantErr []string // each must appear in the error and in lvsd status
-		via     string   // "socket": `lvsd reload`; "direct": Reload, as SIGHUP does
+		wantErr []string // each must appear in the error and in the status
+		via     string   // "socket": as `lvsd reload`; "direct": Reload, as SIGHUP does
 	}{
 		{
 			name: "type error", via: "socket",
@@ -121,17 +94,13 @@ func TestBadReloadKeepsOldConfigRunning(t *testing.T) {
 			before := l.scrape()
 			ops := l.ipvs.TotalOps()
 			checksBefore := l.checkState()
-			time.Sleep(10 * time.Millisecond) // so the reload timestamp must move
+			stamp := l.status().LastReload
 
 			l.write(tc.edit(good))
 			var err error
 			switch tc.via {
 			case "socket":
-				code, out, errOut := l.lvsd("reload")
-				if code != 1 || out != "" {
-					t.Errorf("lvsd reload of a bad config: exit %d, stdout %q; want exit 1 and no output", code, out)
-				}
-				err = fmt.Errorf("%s", errOut)
+				err = l.client().Reload(context.Background())
 			case "direct":
 				err = l.d.Reload()
 			}
@@ -171,10 +140,10 @@ func TestBadReloadKeepsOldConfigRunning(t *testing.T) {
 			}
 
 			st := l.status()
-			if st.ReloadOK || !strings.Contains(st.ReloadErr, tc.wantErr[0]) {
-				t.Errorf("status -json: last_reload_successful %v, last_reload_error %q", st.ReloadOK, st.ReloadErr)
+			if st.ReloadOK || !strings.Contains(st.ReloadErr, tc.wantErr[0]) || !st.LastReload.After(stamp) {
+				t.Errorf("status: last_reload_successful %v, last_reload_error %q, last_reload %v (was %v)", st.ReloadOK, st.ReloadErr, st.LastReload, stamp)
 			}
-			_, table, _ := l.lvsd("status")
+			table := l.statusTable()
 			head, _, _ := strings.Cut(table, "\n")
 			if !strings.Contains(head, "FAILED: ") || !strings.Contains(head, tc.wantErr[0]) {
 				t.Errorf("lvsd status does not show the rejected reload:\n%s", table)
@@ -185,9 +154,7 @@ func TestBadReloadKeepsOldConfigRunning(t *testing.T) {
 	// The fixed file is taken, and status and the metric say so again.
 	l.t = t
 	l.write(good)
-	if code, out, errOut := l.lvsd("reload"); code != 0 || out != "reload: ok\n" {
-		t.Fatalf("lvsd reload of the good config: exit %d, %q %q", code, out, errOut)
-	}
+	l.reload()
 	if v := l.scrape().value("lvsd_config_last_reload_successful"); v != 1 {
 		t.Errorf("lvsd_config_last_reload_successful = %v after a good reload", v)
 	}
@@ -223,9 +190,7 @@ func TestReloadOneWeightIsOneKernelOp(t *testing.T) {
 
 		c.WeightGood = step.weight
 		l.write(c.render(t))
-		if code, _, errOut := l.lvsd("reload"); code != 0 {
-			t.Fatalf("%s: lvsd reload: exit %d: %s", step.name, code, errOut)
-		}
+		l.reload()
 		l.waitWeight(c.Good, step.weight)
 		l.passes(2)
 
@@ -266,29 +231,32 @@ func TestReloadOneWeightIsOneKernelOp(t *testing.T) {
 }
 
 // TestDrainOverTheControlSocket goes client -> socket -> daemon -> kernel:
-// a drain sets weight 0 and holds across a reload until undrained.
+// a drain sets weight 0 and holds across a reload until undrained. The
+// status says what the kernel held at the director's last pass, so the
+// test waits on the status itself, not on the kernel it reports.
 func TestDrainOverTheControlSocket(t *testing.T) {
 	c := newLabConfig(t)
 	l := startLab(t, c)
 	l.steady(c)
 
-	if code, out, errOut := l.lvsd("drain", "web", c.Good); code != 0 || out != "drain: ok\n" {
-		t.Fatalf("lvsd drain: exit %d, %q %q", code, out, errOut)
+	ctx := context.Background()
+	if err := l.client().Drain(ctx, "web", c.Good, true); err != nil {
+		t.Fatalf("drain: %v", err)
 	}
 	l.waitWeight(c.Good, 0)
-	if r := l.realserver(c.Good); !r.Drained || r.KernelWeight != 0 || r.Health != "up" {
-		t.Errorf("status of a drained server: %+v", r)
-	}
-	_, table, _ := l.lvsd("status")
-	if !strings.Contains(table, "up,drained") {
-		t.Errorf("lvsd status does not show the drain:\n%s", table)
+	l.eventually("status of the drained server", func() error {
+		if r := l.realserver(c.Good); !r.Drained || r.KernelWeight != 0 || r.Health != "up" {
+			return fmt.Errorf("%+v", r)
+		}
+		return nil
+	})
+	if table := l.statusTable(); !strings.Contains(table, "up,drained") {
+		t.Errorf("the status table does not show the drain:\n%s", table)
 	}
 
 	c.WeightGood = 9
 	l.write(c.render(t))
-	if code, _, errOut := l.lvsd("reload"); code != 0 {
-		t.Fatalf("lvsd reload: exit %d: %s", code, errOut)
-	}
+	l.reload()
 	l.passes(2)
 	if d, ok := l.kernelDest(c.Good); !ok || d.Weight != 0 {
 		t.Errorf("after a reload the drained server has weight %d in the kernel (present %v), want 0", d.Weight, ok)
@@ -297,19 +265,15 @@ func TestDrainOverTheControlSocket(t *testing.T) {
 		t.Errorf("the drain did not survive the reload: %+v", r)
 	}
 
-	if code, _, errOut := l.lvsd("undrain", "web", c.Good); code != 0 {
-		t.Fatalf("lvsd undrain: exit %d: %s", code, errOut)
+	if err := l.client().Drain(ctx, "web", c.Good, false); err != nil {
+		t.Fatalf("undrain: %v", err)
 	}
 	l.waitWeight(c.Good, 9)
 
-	for _, args := range [][]string{{"drain", "web", "192.0.2.99:80"}, {"drain", "nosuch", c.Good}} {
-		code, _, errOut := l.lvsd(args...)
-		if code != 1 || !strings.Contains(errOut, "no realserver") {
-			t.Errorf("lvsd %v: exit %d, %q; want exit 1 naming the missing realserver", args, code, errOut)
+	for _, args := range [][2]string{{"web", "192.0.2.99:80"}, {"nosuch", c.Good}} {
+		if err := l.client().Drain(ctx, args[0], args[1], true); err == nil || !strings.Contains(err.Error(), "no realserver") {
+			t.Errorf("drain %v: %v; want an error naming the missing realserver", args, err)
 		}
-	}
-	if code, _, _ := l.lvsd("drain", "web"); code != 2 {
-		t.Errorf("lvsd drain with one argument: exit %d, want 2 (usage)", code)
 	}
 }
 

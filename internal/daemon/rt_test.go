@@ -1,9 +1,9 @@
-package main
+package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -41,10 +41,10 @@ func TestRTPriorityRefusedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newDaemon(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), withIPVS(director.NewFake()),
-		withAddresses(&fakeAddrs{}), withoutHostSetup(), withRTCheck(refuseRT))
+	_, err = New(cfg, WithLogger(slog.New(slog.DiscardHandler)), WithIPVS(director.NewFake()),
+		WithAddresses(&fakeAddrs{}), WithoutHostSetup(), WithRTCheck(refuseRT))
 	if err == nil || !errors.Is(err, vrrp.ErrRTNotPermitted) || !strings.Contains(err.Error(), path+": director.vrrp_rt_priority = 10") {
-		t.Fatalf("newDaemon = %v; want a refusal naming %s and director.vrrp_rt_priority = 10", err, path)
+		t.Fatalf("New = %v; want a refusal naming %s and director.vrrp_rt_priority = 10", err, path)
 	}
 }
 
@@ -53,13 +53,13 @@ func TestRTPriorityRefusedAtStart(t *testing.T) {
 // running config stays.
 func TestRTPriorityRefusedOnReload(t *testing.T) {
 	c := newLabConfig(t)
-	l := startLab(t, c, withRTCheck(refuseRT))
+	l := startLab(t, c, WithRTCheck(refuseRT))
 	l.steady(c)
 	text := c.render(t)
 	l.write(withRTPriority(strings.Replace(text, "weight = 5", "weight = 6", 1), 20))
-	code, _, errOut := l.lvsd("reload")
-	if code == 0 || !strings.Contains(errOut, "director.vrrp_rt_priority = 20") || !strings.Contains(errOut, "CAP_SYS_NICE") {
-		t.Fatalf("lvsd reload: exit %d, %q; want a rejection naming director.vrrp_rt_priority = 20", code, errOut)
+	err := l.client().Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "director.vrrp_rt_priority = 20") || !strings.Contains(err.Error(), "CAP_SYS_NICE") {
+		t.Fatalf("reload: %v; want a rejection naming director.vrrp_rt_priority = 20", err)
 	}
 	if got := l.d.config(); got.Director.VRRPRTPriority != 0 || got.Services[0].RealServers[0].Weight != 5 {
 		t.Errorf("the rejected reload changed the running config: priority %d, weight %d", got.Director.VRRPRTPriority, got.Services[0].RealServers[0].Weight)

@@ -1,18 +1,20 @@
-package main
+package daemon
 
 import (
 	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/director"
+	"github.com/lvsd/lvsd/internal/status"
 	"github.com/lvsd/lvsd/vrrp"
 )
 
-// Status joins what the director, the checks and VRRP each know into the
-// one document operators read.
-func (d *lvsdDaemon) Status() StatusReport {
+// Status joins what the parts know into the one document operators read:
+// health and the table from the director, the details of the latest
+// probes from the checks, and VRRP's, the guard's and the announcer's own.
+func (d *Daemon) Status() status.Report {
 	d.mu.Lock()
 	cfg, last, rerr := d.cfg, d.lastReload, d.reloadErr
 	d.mu.Unlock()
-	st := StatusReport{Node: cfg.Director.Name, Config: cfg.Path, Version: lvsdVersion(), LastReload: last, ReloadOK: rerr == nil}
+	st := status.Report{Node: cfg.Director.Name, Config: cfg.Path, Version: d.version, LastReload: last, ReloadOK: rerr == nil}
 	if rerr != nil {
 		st.ReloadErr = rerr.Error()
 	}
@@ -23,21 +25,20 @@ func (d *lvsdDaemon) Status() StatusReport {
 	}
 	if d.dir != nil {
 		for _, s := range d.dir.Status() {
-			ss := ServiceStatus{Name: s.Name, Address: s.Key, InKernel: s.InKernel, SorryActive: s.SorryActive}
-			cs := findService(cfg, s.Name)
+			ss := status.Service{Name: s.Name, Address: s.Key, InKernel: s.InKernel, SorryActive: s.SorryActive}
+			cs := cfg.Service(s.Name)
 			if cs != nil {
 				ss.Scheduler = cs.Scheduler
 			}
 			for _, r := range s.RealServers {
-				rs := RealServerStatus{
-					Address: r.Name, Weight: r.DesiredWeight, KernelWeight: -1, Drained: r.Drained,
+				rs := status.RealServer{
+					Address: r.Name, Weight: r.DesiredWeight, KernelWeight: -1, Drained: r.Drained, HeldByGuard: r.Held,
 					ActiveConns: uint64(r.ActiveConns), InactConns: uint64(r.InactConns),
-					Health: healthWord(r.Health.Known, r.Health.Healthy),
+					Health: healthWord(r), Reason: r.Health.Reason,
 				}
 				if r.InKernel {
 					rs.KernelWeight = r.KernelWeight
 				}
-				rs.HeldByGuard = r.Held
 				// The configured weight, what an evicted or drained server
 				// returns to; KernelWeight says what it has now.
 				if cs != nil {
@@ -48,7 +49,6 @@ func (d *lvsdDaemon) Status() StatusReport {
 					}
 				}
 				if p, ok := probes[key{s.Name, r.Name}]; ok {
-					rs.Health = p.Health.String()
 					rs.Reason, rs.Latency, rs.LastCheck = p.Reason, p.Latency, p.LastCheck
 					rs.Successes, rs.Failures = p.Successes, p.Failures
 				}
@@ -56,21 +56,17 @@ func (d *lvsdDaemon) Status() StatusReport {
 			}
 			st.Services = append(st.Services, ss)
 		}
-	}
-	if d.dir != nil {
 		st.EvictionGuard = guardReport(d.dir.GuardStatus())
 	}
 	st.Announce = d.announceStatus(cfg)
-	if d.vr != nil {
-		for _, v := range d.vr.Status() {
-			st.VRRP = append(st.VRRP, instanceStatus(v))
-		}
+	for _, v := range d.vr.Status() {
+		st.VRRP = append(st.VRRP, instanceStatus(v))
 	}
 	return st
 }
 
-func instanceStatus(v vrrp.InstanceStatus) InstanceStatus {
-	is := InstanceStatus{Name: v.Name, VRID: v.VRID, Interface: v.Interface, State: v.State,
+func instanceStatus(v vrrp.InstanceStatus) status.Instance {
+	is := status.Instance{Name: v.Name, VRID: v.VRID, Interface: v.Interface, State: v.State,
 		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())
@@ -78,20 +74,25 @@ func instanceStatus(v vrrp.InstanceStatus) InstanceStatus {
 	return is
 }
 
-func healthWord(known, healthy bool) string {
+// healthWord is the director's health of r as status says it: the latest
+// verdict (also one the guard holds back), else "up" for a server taken as
+// up until checked (alpha off), else "unknown".
+func healthWord(r director.RealServerStatus) string {
 	switch {
-	case !known:
-		return "unknown"
-	case healthy:
+	case r.Health.Known && r.Health.Healthy:
+		return "up"
+	case r.Health.Known:
+		return "down"
+	case r.Up:
 		return "up"
 	}
-	return "down"
+	return "unknown"
 }
 
-func guardReport(g director.GuardStatus) *GuardReport {
-	r := &GuardReport{On: g.On, Fault: g.Fault, FaultSince: g.FaultSince, Held: []HeldCheck{}}
+func guardReport(g director.GuardStatus) *status.Guard {
+	r := &status.Guard{On: g.On, Fault: g.Fault, FaultSince: g.FaultSince, Held: []status.HeldCheck{}}
 	for _, h := range g.Held {
-		r.Held = append(r.Held, HeldCheck{Service: h.Service, RealServer: h.RealServer, Since: h.Since, Until: h.Until, Reason: h.Reason, Why: h.Why})
+		r.Held = append(r.Held, status.HeldCheck{Service: h.Service, RealServer: h.RealServer, Since: h.Since, Until: h.Until, Reason: h.Reason, Why: h.Why})
 	}
 	return r
 }

@@ -1,15 +1,17 @@
-package main
+package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/status"
 )
 
 const labVRRP = `
@@ -35,17 +37,17 @@ func TestStatusAndVRRPControl(t *testing.T) {
 	l.waitVRRP("master", 2)
 
 	st := l.status()
-	if st.Node != "lab-node" || st.Config != l.path || st.Version != lvsdVersion() || !st.ReloadOK || st.LastReload.IsZero() {
+	if st.Node != "lab-node" || st.Config != l.path || st.Version != labVersion || !st.ReloadOK || st.LastReload.IsZero() {
 		t.Errorf("status header: node %q config %q version %q reload ok %v at %v", st.Node, st.Config, st.Version, st.ReloadOK, st.LastReload)
 	}
 	if len(st.Services) != 1 {
 		t.Fatalf("status services: %+v", st.Services)
 	}
 	svc := st.Services[0]
-	if svc.Name != "web" || svc.Address != "tcp 192.0.2.10:80" || svc.Scheduler != "wlc" || !svc.InKernel || svc.SorryActive {
+	if svc.Name != "web" || svc.Address != "tcp/192.0.2.10:80" || svc.Scheduler != "wlc" || !svc.InKernel || svc.SorryActive {
 		t.Errorf("status of service web: %+v", svc)
 	}
-	byAddr := map[string]RealServerStatus{}
+	byAddr := map[string]status.RealServer{}
 	for _, r := range svc.RealServers {
 		byAddr[r.Address] = r
 	}
@@ -73,7 +75,7 @@ func TestStatusAndVRRPControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var viaHTTP StatusReport
+	var viaHTTP status.Report
 	err = json.NewDecoder(resp.Body).Decode(&viaHTTP)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || viaHTTP.Node != "lab-node" || len(viaHTTP.Services) != 1 || len(viaHTTP.VRRP) != 1 {
@@ -97,25 +99,26 @@ func TestStatusAndVRRPControl(t *testing.T) {
 		{"vi1", "51", "lab0", "master", "150", "150", "192.0.2.10/32"},
 		{"SERVICES"},
 		{"SERVICE", "/", "REALSERVER", "HEALTH", "WEIGHT", "KERNEL", "ACTIVE", "INACT", "LATENCY", "REASON"},
-		{"web", "tcp", "192.0.2.10:80", "wlc"},
+		{"web", "tcp/192.0.2.10:80", "wlc"},
 		{"->", c.Good, "up", "5", "5", "0", "0"},
 		{"->", c.Bad, "down", "3", "-", "0", "0"},
 	} {
 		if !tableHasRow(table, want) {
-			t.Errorf("lvsd status has no row starting %q:\n%s", want, table)
+			t.Errorf("the status table has no row starting %q:\n%s", want, table)
 		}
 	}
 
 	// giveup: backup, VIP released; takeover: master again, VIP back.
-	if code, _, errOut := l.lvsd("giveup", "vi1"); code != 0 {
-		t.Fatalf("lvsd giveup: %d %s", code, errOut)
+	ctx := context.Background()
+	if err := l.client().Giveup(ctx, "vi1"); err != nil {
+		t.Fatalf("giveup: %v", err)
 	}
 	l.waitVRRP("backup", 1)
 	if vips := l.addrs.on("lab0"); len(vips) != 0 {
 		t.Errorf("VIPs still held after giveup: %v", vips)
 	}
-	if code, _, errOut := l.lvsd("takeover", "vi1"); code != 0 {
-		t.Fatalf("lvsd takeover: %d %s", code, errOut)
+	if err := l.client().Takeover(ctx, "vi1"); err != nil {
+		t.Fatalf("takeover: %v", err)
 	}
 	l.waitVRRP("master", 2)
 	if vips := l.addrs.on("lab0"); len(vips) != 1 {
@@ -134,8 +137,8 @@ func TestStatusAndVRRPControl(t *testing.T) {
 	if v := s.value("lvsd_vrrp_master_priority", "vrrp_instance", "vi1"); v != 254 {
 		t.Errorf("lvsd_vrrp_master_priority after takeover = %v, want 254", v)
 	}
-	if code, _, errOut := l.lvsd("giveup", "nosuch"); code != 1 || !strings.Contains(errOut, "nosuch") {
-		t.Errorf("lvsd giveup nosuch: exit %d %q", code, errOut)
+	if err := l.client().Giveup(ctx, "nosuch"); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Errorf("giveup nosuch: %v", err)
 	}
 }
 
@@ -154,15 +157,6 @@ func (l *lab) waitVRRP(state string, gauge float64) {
 	})
 }
 
-func (l *lab) statusTable() string {
-	l.t.Helper()
-	code, out, errOut := l.lvsd("status")
-	if code != 0 {
-		l.t.Fatalf("lvsd status: exit %d: %s", code, errOut)
-	}
-	return out
-}
-
 // tableHasRow says whether some line's fields start with want.
 func tableHasRow(table string, want []string) bool {
 	for _, line := range strings.Split(table, "\n") {
@@ -172,42 +166,4 @@ func tableHasRow(table string, want []string) bool {
 		}
 	}
 	return false
-}
-
-func TestStatusWithoutADaemon(t *testing.T) {
-	var out, errOut strings.Builder
-	code := dispatch([]string{"status", "-socket", t.TempDir() + "/none.sock"}, &out, &errOut)
-	if code != 1 || !strings.Contains(errOut.String(), "cannot reach lvsd") {
-		t.Errorf("lvsd status with no daemon: exit %d, %q", code, errOut.String())
-	}
-}
-
-func TestLogFormats(t *testing.T) {
-	for _, tc := range []struct {
-		format string
-		want   func(line string) bool
-	}{
-		{"text", func(l string) bool { return strings.Contains(l, "service=web realserver=192.0.2.1:80") }},
-		{"json", func(l string) bool {
-			var m map[string]any
-			return json.Unmarshal([]byte(l), &m) == nil && m["service"] == "web" && m["realserver"] == "192.0.2.1:80"
-		}},
-	} {
-		var b strings.Builder
-		log, err := newLogger(&b, tc.format, "info")
-		if err != nil {
-			t.Fatal(err)
-		}
-		log.Debug("hidden at info")
-		log.Warn("real server health", "service", "web", "realserver", "192.0.2.1:80")
-		if line := strings.TrimSpace(b.String()); strings.Contains(line, "\n") || !tc.want(line) {
-			t.Errorf("-log-format %s wrote %q", tc.format, line)
-		}
-	}
-	if _, err := newLogger(io.Discard, "xml", "info"); err == nil || !strings.Contains(err.Error(), "-log-format") {
-		t.Errorf("-log-format xml: %v", err)
-	}
-	if _, err := newLogger(io.Discard, "text", "loud"); err == nil || !strings.Contains(err.Error(), "-log-level") {
-		t.Errorf("-log-level loud: %v", err)
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -23,13 +23,6 @@ func (l *lab) vrrpTransitions() float64 {
 		sum += s.count("lvsd_vrrp_transitions_total", "vrrp_instance", "vi1", "to", to)
 	}
 	return sum
-}
-
-func (l *lab) reload() {
-	l.t.Helper()
-	if code, out, errOut := l.lvsd("reload"); code != 0 || out != "reload: ok\n" {
-		l.t.Fatalf("lvsd reload: exit %d, %q %q", code, out, errOut)
-	}
 }
 
 func hasVIP(vips []netip.Prefix, p string) bool {
@@ -194,16 +187,16 @@ func TestReloadAddsSync(t *testing.T) {
 	c := newLabConfig(t)
 	c.Extra = labVRRP
 	kernel := &syncDaemons{running: map[director.SyncState]director.SyncDaemon{}, fail: errors.New("ENOMEM from the kernel")}
-	l := startLab(t, c, withSync(director.SyncOptions{Control: kernel, Sysctl: func(director.Sysctl) error { return nil }}))
+	l := startLab(t, c, WithSync(director.SyncOptions{Control: kernel, Sysctl: func(director.Sysctl) error { return nil }}))
 	l.steady(c)
 	l.waitVRRP("master", 2)
 	cfg := l.d.config()
 
 	c.Extra = strings.Replace(labVRRP, "priority = 150", "priority = 120", 1) + "\n  [vrrp.sync]\n"
 	l.write(c.render(t))
-	code, _, errOut := l.lvsd("reload")
-	if code != 1 || !strings.Contains(errOut, "[vrrp.sync]") || !strings.Contains(errOut, "ENOMEM") {
-		t.Fatalf("lvsd reload whose sync cannot start: exit %d, %q; want a rejection naming [vrrp.sync] and the cause", code, errOut)
+	err := l.client().Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "[vrrp.sync]") || !strings.Contains(err.Error(), "ENOMEM") {
+		t.Fatalf("reload whose sync cannot start: %v; want a rejection naming [vrrp.sync] and the cause", err)
 	}
 	if l.d.config() != cfg {
 		t.Error("the daemon switched config after a rejected reload")

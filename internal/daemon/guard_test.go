@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bufio"
@@ -77,12 +77,12 @@ func (f *faultVar) get() (string, bool) {
 	return f.why, f.why != ""
 }
 
-func startGuardLab(t *testing.T, opts ...daemonOption) *guardLab {
+func startGuardLab(t *testing.T, opts ...Option) *guardLab {
 	return startGuardLabOn(t, func() *switchable { return newSwitchable(t) }, opts...)
 }
 
 // startGuardLabOn is startGuardLab with the pools' servers from server.
-func startGuardLabOn(t *testing.T, server func() *switchable, opts ...daemonOption) *guardLab {
+func startGuardLabOn(t *testing.T, server func() *switchable, opts ...Option) *guardLab {
 	g := &guardLab{pools: map[string][]*switchable{}}
 	c := newLabConfig(t)
 	var extra strings.Builder
@@ -114,7 +114,7 @@ port = 80
 	}
 	c.Extra = extra.String()
 	if len(opts) == 0 {
-		opts = []daemonOption{withLocalFault(g.fault.get)}
+		opts = []Option{WithLocalFault(g.fault.get)}
 	}
 	g.lab = startLab(t, c, opts...)
 	for _, ss := range g.pools {
@@ -192,9 +192,9 @@ func TestGuardHoldsTheTableWhileLvsdIsInTrouble(t *testing.T) {
 	if g.serviceDown("b") {
 		t.Error("VRRP tracking calls b down while the guard keeps its servers in the table")
 	}
-	_, text, _ := g.lvsd("status")
+	text := g.statusTable()
 	if !strings.Contains(text, "EVICTION GUARD") || !strings.Contains(text, "holding 6 failed checks") || !strings.Contains(text, "down,held") {
-		t.Errorf("lvsd status does not say what the guard holds:\n%s", text)
+		t.Errorf("the status table does not say what the guard holds:\n%s", text)
 	}
 	m := g.scrape()
 	if m.value("lvsd_eviction_guard_held") != 6 || m.value("lvsd_eviction_guard_active") != 1 ||
@@ -268,7 +268,7 @@ func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
 		s := &switchable{addr: remote[0]}
 		remote = remote[1:]
 		return s
-	}, func(*daemonHost) {}) // lvsd's own sampler, not a simulated fault
+	}, func(*host) {}) // lvsd's own sampler, not a simulated fault
 	all := []string{"a", "b", "c"}
 	release := exhaustFileDescriptors(t)
 	g.judged(checks.Down, all...)
@@ -428,11 +428,8 @@ func exhaustFileDescriptors(t *testing.T) (release func()) {
 	}
 }
 
-func (g *guardLab) serviceDown(name string) bool {
-	g.d.mu.Lock()
-	defer g.d.mu.Unlock()
-	return g.d.serviceDownLocked(name)
-}
+// serviceDown is what the director tells VRRP tracking about the service.
+func (g *guardLab) serviceDown(name string) bool { return g.d.dir.ServiceDown(name) }
 
 func TestLocalFaultSources(t *testing.T) {
 	cfg := &config.Config{}
@@ -463,22 +460,6 @@ func TestLocalFaultSources(t *testing.T) {
 		f.sample()
 		if why, faulty := f.fault(); why != tc.want || faulty != (tc.want != "") {
 			t.Errorf("%+v: fault %q %v, want %q", tc, why, faulty, tc.want)
-		}
-	}
-}
-
-func TestCauseOfAReason(t *testing.T) {
-	for reason, want := range map[string]director.Cause{
-		"timeout: connect 10.0.0.1:80: i/o timeout":               director.CauseSilent,
-		"unreachable: connect 10.0.0.1:80: no route to host":      director.CauseSilent,
-		"local: connect 10.0.0.1:80: socket: too many open files": director.CauseLocal,
-		"refused: connect 10.0.0.1:80: connection refused":        director.CauseAnswered,
-		"status: GET http://10.0.0.1/: got 503, want 200-399":     director.CauseAnswered,
-		"entries: o=grid: 0 entries, the base does not exist":     director.CauseAnswered,
-		"something nobody classified":                             director.CauseSilent,
-	} {
-		if got := causeOf(reason); got != want {
-			t.Errorf("causeOf(%q) = %v, want %v", reason, got, want)
 		}
 	}
 }
