@@ -21,7 +21,7 @@ func TestParseEvent(t *testing.T) {
 		},
 		{
 			name: "health verdict",
-			line: `{"time":"2026-11-22T11:50:06.77Z","level":"WARN","msg":"real server health","service":"web","realserver":"192.0.2.12:80","healthy":false,"reason":"refused: connect","weight":-1}`,
+			line: `{"time":"2026-11-22T11:50:06.77Z","level":"WARN","msg":"real server health changed","service":"web","realserver":"192.0.2.12:80","healthy":false,"reason":"refused: connect","weight":-1}`,
 			ok:   true,
 			want: event{Director: "lvs-b", Service: "web", RealServer: "192.0.2.12:80", Healthy: false, Reason: "refused: connect"},
 		},
@@ -48,8 +48,8 @@ func TestParseEvent(t *testing.T) {
 	}
 }
 
-// The scheduler and the daemon both log a transition; the journal keeps one,
-// and forgets a director's verdicts when it restarts.
+// A verdict that repeats the last is no change; the journal keeps one, and
+// forgets a director's verdicts when it restarts.
 func TestJournalDedupesHealth(t *testing.T) {
 	j := &journal{}
 	down := event{Director: "lvs-a", Service: "web", RealServer: "192.0.2.12:80", Healthy: false}

@@ -63,8 +63,7 @@ type journal struct {
 }
 
 // add records e. A health verdict is recorded only when it differs from
-// the last one: the checks scheduler and the daemon may both log the same
-// transition.
+// the last one of that director: one that repeats it is no change.
 func (j *journal) add(e event) {
 	j.mu.Lock()
 	if e.isHealth() {

@@ -38,6 +38,7 @@ import (
 
 	"github.com/lvsd/lvsd/anycast"
 	"github.com/lvsd/lvsd/e2e/lab"
+	"github.com/lvsd/lvsd/internal/status"
 )
 
 func TestECMPActiveActive(t *testing.T) {
@@ -309,9 +310,7 @@ func (l *ecmpLab) announceStatus(d *ecmpDirector) anycast.Status {
 	if err != nil {
 		l.t.Fatalf("lvsd status on %s: %v", d.name, err)
 	}
-	var st struct {
-		Announce *anycast.Status `json:"announce"`
-	}
+	var st status.Report
 	if err := json.Unmarshal(out, &st); err != nil || st.Announce == nil {
 		l.t.Fatalf("lvsd status on %s: %v\n%s", d.name, err, out)
 	}

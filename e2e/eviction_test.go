@@ -28,6 +28,7 @@ import (
 
 	"github.com/lvsd/lvsd/director"
 	"github.com/lvsd/lvsd/e2e/lab"
+	"github.com/lvsd/lvsd/internal/status"
 )
 
 const evictionConfig = `
@@ -149,33 +150,12 @@ func (l *evictionLab) inKernel(t *testing.T, name string) (int, bool) {
 	return 0, false
 }
 
-// evictionStatus is the part of `lvsd status -json` these tests read.
-type evictionStatus struct {
-	Services []struct {
-		Name        string       `json:"name"`
-		RealServers []evictionRS `json:"realservers"`
-	} `json:"services"`
-}
-
-type evictionRS struct {
-	Address      string    `json:"address"`
-	Health       string    `json:"health"`
-	Reason       string    `json:"reason"`
-	LastCheck    time.Time `json:"last_check"`
-	KernelWeight int       `json:"kernel_weight"`
-	Successes    int       `json:"consecutive_successes"`
-	Failures     int       `json:"consecutive_failures"`
-}
-
-func (s evictionStatus) realServer(addr string) (evictionRS, bool) {
-	for _, svc := range s.Services {
-		for _, r := range svc.RealServers {
-			if r.Address == addr {
-				return r, true
-			}
-		}
+// realServer is the real server at addr in st, and whether st lists it.
+func realServer(st status.Report, addr string) (status.RealServer, bool) {
+	if r := st.RealServer("", addr); r != nil {
+		return *r, true
 	}
-	return evictionRS{}, false
+	return status.RealServer{}, false
 }
 
 func (l *evictionLab) startLvsd(t *testing.T, checkLines string, tm evictionTiming) *opsLab {
@@ -202,8 +182,8 @@ func (l *evictionLab) startLvsd(t *testing.T, checkLines string, tm evictionTimi
 
 // status reads the status document from the metrics listener: an HTTP GET
 // from this process is much cheaper under emulation than exec'ing the CLI.
-func (o *opsLab) fetchStatus() (evictionStatus, error) {
-	var st evictionStatus
+func (o *opsLab) fetchStatus() (status.Report, error) {
+	var st status.Report
 	resp, err := o.dir.HTTPClient(5 * time.Second).Get("http://127.0.0.1:9910/status")
 	if err != nil {
 		return st, err
@@ -217,10 +197,10 @@ func (o *opsLab) fetchStatus() (evictionStatus, error) {
 }
 
 // cliStatus runs `lvsd status -json` as an operator would.
-func (o *opsLab) evictionCLIStatus(t *testing.T) evictionStatus {
+func (o *opsLab) evictionCLIStatus(t *testing.T) status.Report {
 	t.Helper()
 	out, err := exec.Command(o.lvsd, "status", "-socket", o.socket, "-json").CombinedOutput()
-	var st evictionStatus
+	var st status.Report
 	if err != nil || json.Unmarshal(out, &st) != nil {
 		t.Fatalf("lvsd status -json: %v\n%s", err, out)
 	}
@@ -367,7 +347,7 @@ func testEvictionOf(t *testing.T, l *evictionLab, tm evictionTiming, check strin
 
 	step("lvsd status -json says why rs2 is down")
 	st := d.evictionCLIStatus(t)
-	r, ok := st.realServer(rs2)
+	r, ok := realServer(st, rs2)
 	switch {
 	case !ok:
 		t.Errorf("lvsd status -json has no %s", rs2)
@@ -411,8 +391,8 @@ func testEvictionOf(t *testing.T, l *evictionLab, tm evictionTiming, check strin
 		if err != nil {
 			t.Fatalf("status: %v", err)
 		}
-		b, _ := before.realServer(rs2)
-		a, _ := afterSt.realServer(rs2)
+		b, _ := realServer(before, rs2)
+		a, _ := realServer(afterSt, rs2)
 		if in {
 			if a.Health != "up" || a.Successes < tm.rise {
 				t.Errorf("rs2 in the kernel table with health %q after %d consecutive successes, rise is %d", a.Health, a.Successes, tm.rise)

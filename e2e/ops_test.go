@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/lvsd/lvsd/e2e/lab"
+	"github.com/lvsd/lvsd/internal/status"
 )
 
 const opsConfig = `
@@ -244,15 +245,7 @@ func TestOpsMetricsStatusReload(t *testing.T) {
 		}
 	}
 	out, err = o.cli("status", "-json")
-	var st struct {
-		Services []struct {
-			Name        string
-			RealServers []struct {
-				Address, Health string
-				KernelWeight    int `json:"kernel_weight"`
-			} `json:"realservers"`
-		}
-	}
+	var st status.Report
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.Services) != 1 || len(st.Services[0].RealServers) != 2 {
 		t.Fatalf("lvsd status -json: %v\n%s", err, out)
 	}
