@@ -349,16 +349,27 @@ func freeLoopbackAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// fakeAddrs records which VIPs are on which interface.
+// fakeAddrs records which VIPs are on which interface, and every change
+// in order.
 type fakeAddrs struct {
 	mu   sync.Mutex
 	held map[string][]netip.Prefix
+	ops  []string // "add lab0 192.0.2.10/32", "remove ..."
+	// refuse, when set, fails every add (and adds nothing).
+	refuse error
 }
 
 func (f *fakeAddrs) AddVIPs(ctx context.Context, iface string, vips []netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return f.refuse
+	}
+	if f.held == nil {
+		f.held = map[string][]netip.Prefix{}
+	}
 	for _, p := range vips {
+		f.ops = append(f.ops, "add "+iface+" "+p.String())
 		if !slices.Contains(f.held[iface], p) {
 			f.held[iface] = append(f.held[iface], p)
 		}
@@ -369,8 +380,31 @@ func (f *fakeAddrs) AddVIPs(ctx context.Context, iface string, vips []netip.Pref
 func (f *fakeAddrs) RemoveVIPs(ctx context.Context, iface string, vips []netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, p := range vips {
+		f.ops = append(f.ops, "remove "+iface+" "+p.String())
+	}
 	f.held[iface] = slices.DeleteFunc(f.held[iface], func(p netip.Prefix) bool { return slices.Contains(vips, p) })
 	return nil
+}
+
+// changes returns the changes since the last call.
+func (f *fakeAddrs) changes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.ops
+	f.ops = nil
+	return out
+}
+
+// waitHeld waits until iface holds p (or, with held false, does not).
+func (l *lab) waitHeld(iface, p string, held bool) {
+	l.t.Helper()
+	l.eventually(fmt.Sprintf("%s on %s: %v", p, iface, held), func() error {
+		if got := l.addrs.on(iface); hasVIP(got, p) != held {
+			return fmt.Errorf("%s holds %v", iface, got)
+		}
+		return nil
+	})
 }
 
 func (f *fakeAddrs) on(iface string) []netip.Prefix {

@@ -29,6 +29,7 @@ type endpoint struct {
 
 	mu   sync.Mutex
 	addr string
+	l    net.Listener
 	srv  *http.Server
 }
 
@@ -75,7 +76,7 @@ func (e *endpoint) open(cfg *config.Config) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.addr, e.srv = addr, e.serve(l)
+	e.addr, e.l, e.srv = addr, l, e.serve(l)
 	return nil
 }
 
@@ -104,13 +105,16 @@ func (e *endpoint) Prepare(c *change) (func(), error) {
 	return func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		old, oldAddr := e.srv, e.addr
-		e.addr, e.srv = addr, nil
+		oldL, old, oldAddr := e.l, e.srv, e.addr
+		e.addr, e.l, e.srv = addr, l, nil
 		if l != nil {
 			e.srv = e.serve(l)
 		}
 		e.log.Info("listening elsewhere", "listener", e.name, "was", oldAddr, "now", addr)
 		if old != nil {
+			// The old address stops accepting now; requests under way
+			// finish in the background.
+			oldL.Close()
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -129,5 +133,5 @@ func (e *endpoint) close() {
 	if e.srv != nil {
 		e.srv.Close()
 	}
-	e.srv, e.addr = nil, ""
+	e.srv, e.l, e.addr = nil, nil, ""
 }

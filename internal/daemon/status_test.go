@@ -114,16 +114,12 @@ func TestStatusAndVRRPControl(t *testing.T) {
 		t.Fatalf("giveup: %v", err)
 	}
 	l.waitVRRP("backup", 1)
-	if vips := l.addrs.on("lab0"); len(vips) != 0 {
-		t.Errorf("VIPs still held after giveup: %v", vips)
-	}
+	l.waitHeld("lab0", "192.0.2.10/32", false)
 	if err := l.client().Takeover(ctx, "vi1"); err != nil {
 		t.Fatalf("takeover: %v", err)
 	}
 	l.waitVRRP("master", 2)
-	if vips := l.addrs.on("lab0"); len(vips) != 1 {
-		t.Errorf("VIPs after takeover: %v", vips)
-	}
+	l.waitHeld("lab0", "192.0.2.10/32", true)
 	s := l.scrape()
 	if v := s.count("lvsd_vrrp_transitions_total", "vrrp_instance", "vi1", "to", "master"); v != 2 {
 		t.Errorf("lvsd_vrrp_transitions_total{to=master} = %v, want 2", v)

@@ -97,12 +97,16 @@ func TestReloadAddsAndRemovesVRRP(t *testing.T) {
 		t.Fatalf("static VIP not held: %v", vips)
 	}
 
+	// vi1 takes the VIP over: the static set lets it go first.
 	c.Extra = labVRRP
 	l.write(c.render(t))
+	l.addrs.changes()
 	l.reload()
 	l.waitVRRP("master", 2)
-	if vips := l.addrs.on("lab0"); !hasVIP(vips, "192.0.2.10/32") {
-		t.Errorf("the VRRP master does not hold the VIP: %v", vips)
+	// The master adds its VIPs just after it says it is master.
+	l.waitHeld("lab0", "192.0.2.10/32", true)
+	if got := l.addrs.changes(); len(got) < 2 || got[0] != "remove lab0 192.0.2.10/32" || got[len(got)-1] != "add lab0 192.0.2.10/32" {
+		t.Errorf("VIP changes as vi1 took the VIP over: %q, want the static VIP removed first and vi1's add last", got)
 	}
 	sent := l.vrrp.sent.Load()
 	l.eventually("adverts from vi1", func() error {
@@ -112,9 +116,15 @@ func TestReloadAddsAndRemovesVRRP(t *testing.T) {
 		return nil
 	})
 
+	// The VIP goes back to the static set: VRRP releases it before the
+	// static set adds it, or the release would take it away again.
 	c.Extra = ""
 	l.write(c.render(t))
+	l.addrs.changes()
 	l.reload()
+	if got, want := l.addrs.changes(), []string{"remove lab0 192.0.2.10/32", "add lab0 192.0.2.10/32"}; !slices.Equal(got, want) {
+		t.Errorf("VIP changes of the reload: %q, want %q", got, want)
+	}
 	if st := l.status(); len(st.VRRP) != 0 {
 		t.Errorf("status lists VRRP after removing it: %+v", st.VRRP)
 	}
