@@ -71,7 +71,18 @@ func TestConnectLoop(t *testing.T) {
 	}
 	s.mu.Unlock()
 
-	time.Sleep(time.Second)
+	// Several turns of every probe, however slow this machine is today.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		fewest := len(runs[up])
+		for _, a := range []netip.AddrPort{replies, refused, stuck} {
+			fewest = min(fewest, len(runs[a]))
+		}
+		mu.Unlock()
+		if fewest >= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
 	cancel()
 	select {
 	case <-done:
@@ -85,7 +96,7 @@ func TestConnectLoop(t *testing.T) {
 	for addr, class := range wantClass {
 		got := runs[addr]
 		if len(got) < 3 {
-			t.Errorf("%s: %d probe runs in 1 s at a 60 ms interval, want several", addr, len(got))
+			t.Errorf("%s: %d probe runs in 10 s at a 60 ms interval, want several", addr, len(got))
 			continue
 		}
 		var last ProbeRun
@@ -118,10 +129,14 @@ func TestConnectLoopUpdateStopsProbes(t *testing.T) {
 	srv := startLineServer(t)
 	addr := addrOf(t, srv.l.Addr())
 	var mu sync.Mutex
-	var runs []time.Time
+	var runs, otherRuns []time.Time // of the probe dropped, and of the one added
 	s := NewScheduler(nil, nil, WithProbeHook(func(r ProbeRun) {
 		mu.Lock()
-		runs = append(runs, r.Start)
+		if r.Addr == addr {
+			runs = append(runs, r.Start)
+		} else {
+			otherRuns = append(otherRuns, r.Start)
+		}
 		mu.Unlock()
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -142,9 +157,23 @@ func TestConnectLoopUpdateStopsProbes(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s.Update(nil)
+	// The reload drops the probe and adds another on the same interval;
+	// once that one has taken five turns, the loop has had five chances to
+	// run the dropped one.
+	other := addrOf(t, startLineServer(t).l.Addr())
+	s.Update([]Target{{Service: "other", RealServer: other.String(), Addr: other, Checks: []*config.Check{c}}})
 	stopped := time.Now()
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(otherRuns)
+		mu.Unlock()
+		if n >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d runs of the new probe in 5 s at a 10 ms interval", n)
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, at := range runs {

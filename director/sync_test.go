@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lvsd/lvsd/config"
@@ -182,41 +183,57 @@ func TestSyncManagerStartsBackupAndSysctls(t *testing.T) {
 	}
 }
 
-func TestSyncManagerFollowsVRRP(t *testing.T) {
-	h := newSyncHarness(t, syncConfig(nil), newFakeSync(), 50*time.Millisecond)
-	h.m.OnState("other", true) // not the sync instance
-	h.m.OnState("vi1", true)
-	eventually(t, "master daemon", func() bool { _, ok := h.fake.get(SyncMaster); return ok })
-	m, _ := h.fake.get(SyncMaster)
-	if m.MaxLen != oneRecordMaxLen || m.Interface != "eth1" || m.SyncID != 51 {
-		t.Errorf("master = %+v, want maxlen %d on eth1 id 51", m, oneRecordMaxLen)
-	}
-	if _, ok := h.fake.get(SyncBackup); !ok {
-		t.Error("backup daemon stopped on becoming master: records still in flight from the old master would be lost")
-	}
+// The timing tests run in a synctest bubble: the manager's timers and
+// clock are the bubble's, so "just before the drain ends" and "just after"
+// are exact instants, and synctest.Wait lets the manager's goroutine
+// finish what it was asked before the test looks.
 
-	h.m.OnState("vi1", false)
-	time.Sleep(20 * time.Millisecond)
-	if _, ok := h.fake.get(SyncMaster); !ok {
-		t.Error("master daemon stopped before its drain time: its unsent tail is dropped")
-	}
-	eventually(t, "master stop after drain", func() bool { _, ok := h.fake.get(SyncMaster); return !ok })
-	if got, want := h.fake.opLog(), []string{"start backup", "start master", "stop master"}; !slices.Equal(got, want) {
-		t.Errorf("ops = %v, want %v", got, want)
-	}
+func TestSyncManagerFollowsVRRP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newSyncHarness(t, syncConfig(nil), newFakeSync(), 50*time.Millisecond)
+		h.m.OnState("other", true) // not the sync instance
+		h.m.OnState("vi1", true)
+		synctest.Wait()
+		m, ok := h.fake.get(SyncMaster)
+		if !ok || m.MaxLen != oneRecordMaxLen || m.Interface != "eth1" || m.SyncID != 51 {
+			t.Errorf("master = %+v (running %v), want maxlen %d on eth1 id 51", m, ok, oneRecordMaxLen)
+		}
+		if _, ok := h.fake.get(SyncBackup); !ok {
+			t.Error("backup daemon stopped on becoming master: records still in flight from the old master would be lost")
+		}
+
+		h.m.OnState("vi1", false)
+		time.Sleep(50*time.Millisecond - time.Nanosecond)
+		synctest.Wait()
+		if _, ok := h.fake.get(SyncMaster); !ok {
+			t.Error("master daemon stopped before its drain time: its unsent tail is dropped")
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if _, ok := h.fake.get(SyncMaster); ok {
+			t.Error("master daemon still runs once its drain time is over")
+		}
+		if got, want := h.fake.opLog(), []string{"start backup", "start master", "stop master"}; !slices.Equal(got, want) {
+			t.Errorf("ops = %v, want %v", got, want)
+		}
+	})
 }
 
 func TestSyncManagerFlapKeepsMaster(t *testing.T) {
-	h := newSyncHarness(t, syncConfig(nil), newFakeSync(), 200*time.Millisecond)
-	h.m.OnState("vi1", true)
-	eventually(t, "master daemon", func() bool { _, ok := h.fake.get(SyncMaster); return ok })
-	h.m.OnState("vi1", false)
-	time.Sleep(50 * time.Millisecond)
-	h.m.OnState("vi1", true)
-	time.Sleep(300 * time.Millisecond)
-	if got, want := h.fake.opLog(), []string{"start backup", "start master"}; !slices.Equal(got, want) {
-		t.Errorf("a flap inside the drain restarted daemons: ops = %v, want %v", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newSyncHarness(t, syncConfig(nil), newFakeSync(), 200*time.Millisecond)
+		h.m.OnState("vi1", true)
+		synctest.Wait()
+		h.m.OnState("vi1", false)
+		time.Sleep(50 * time.Millisecond)
+		h.m.OnState("vi1", true)
+		// Past the end of the drain the first give-up started.
+		time.Sleep(300 * time.Millisecond)
+		synctest.Wait()
+		if got, want := h.fake.opLog(), []string{"start backup", "start master"}; !slices.Equal(got, want) {
+			t.Errorf("a flap inside the drain restarted daemons: ops = %v, want %v", got, want)
+		}
+	})
 }
 
 func TestSyncManagerReplacesForeignDaemons(t *testing.T) {
@@ -259,24 +276,26 @@ func TestSyncManagerUpdate(t *testing.T) {
 }
 
 func TestSyncManagerCloseDrainsMaster(t *testing.T) {
-	h := newSyncHarness(t, syncConfig(nil), newFakeSync(), 150*time.Millisecond)
-	h.m.OnState("vi1", true)
-	eventually(t, "master daemon", func() bool { _, ok := h.fake.get(SyncMaster); return ok })
-	start := time.Now()
-	if err := h.m.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d < 100*time.Millisecond {
-		t.Errorf("Close returned after %v: the master daemon did not drain", d)
-	}
-	if got, want := h.fake.opLog(), []string{"start backup", "start master", "stop backup", "stop master"}; !slices.Equal(got, want) {
-		t.Errorf("ops = %v, want %v", got, want)
-	}
-	h.m.OnState("vi1", true) // after Close: ignored
-	time.Sleep(10 * time.Millisecond)
-	if ds, _ := h.fake.Daemons(context.Background()); len(ds) != 0 {
-		t.Errorf("daemons after Close: %+v", ds)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newSyncHarness(t, syncConfig(nil), newFakeSync(), 150*time.Millisecond)
+		h.m.OnState("vi1", true)
+		synctest.Wait()
+		start := time.Now()
+		if err := h.m.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 150*time.Millisecond {
+			t.Errorf("Close returned after %v, want the master daemon's drain of 150ms", d)
+		}
+		if got, want := h.fake.opLog(), []string{"start backup", "start master", "stop backup", "stop master"}; !slices.Equal(got, want) {
+			t.Errorf("ops = %v, want %v", got, want)
+		}
+		h.m.OnState("vi1", true) // after Close: ignored
+		synctest.Wait()
+		if ds, _ := h.fake.Daemons(context.Background()); len(ds) != 0 {
+			t.Errorf("daemons after Close: %+v", ds)
+		}
+	})
 }
 
 func TestSyncManagerCloseCancelled(t *testing.T) {
@@ -298,12 +317,14 @@ func TestSyncManagerWithoutSyncLeavesKernelAlone(t *testing.T) {
 	fake.daemons[SyncBackup] = SyncDaemon{State: SyncBackup, Interface: "eth9", SyncID: 1}
 	cfg := syncConfig(nil)
 	cfg.VRRP[1].Sync = nil
-	h := newSyncHarness(t, cfg, fake, 10*time.Millisecond)
-	h.m.OnState("vi1", true)
-	time.Sleep(20 * time.Millisecond)
-	if ops := fake.opLog(); len(ops) != 0 || len(h.sysctls) != 0 {
-		t.Errorf("no [vrrp.sync], yet ops %v sysctls %v", ops, h.sysctls)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newSyncHarness(t, cfg, fake, 10*time.Millisecond)
+		h.m.OnState("vi1", true)
+		synctest.Wait()
+		if ops := fake.opLog(); len(ops) != 0 || len(h.sysctls) != 0 {
+			t.Errorf("no [vrrp.sync], yet ops %v sysctls %v", ops, h.sysctls)
+		}
+	})
 }
 
 func TestSyncManagerStartError(t *testing.T) {

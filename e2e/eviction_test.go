@@ -251,6 +251,27 @@ func (l *evictionLab) startTraffic() *trafficLog {
 	return tl
 }
 
+// waitAfter waits until n requests that started after t0 have ended.
+func (tl *trafficLog) waitAfter(t *testing.T, t0 time.Time, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		tl.mu.Lock()
+		got := 0
+		for _, r := range tl.reqs {
+			if r.start.After(t0) {
+				got++
+			}
+		}
+		tl.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests after %s within 30 s, want %d", got, t0.Format("15:04:05.000"), n)
+		}
+	}
+}
+
 func (tl *trafficLog) finish() []trafficReq {
 	close(tl.stop)
 	<-tl.done
@@ -324,7 +345,7 @@ func testEvictionOf(t *testing.T, l *evictionLab, tm evictionTiming, check strin
 		took.Round(time.Millisecond), unix.SignalName(sig), tm.fall, tm.interval, tm.timeout, tm.bound(), took.Seconds()/tm.bound().Seconds())
 
 	step("new connections land only on the survivor")
-	time.Sleep(time.Second)
+	traffic.waitAfter(t, evicted, 10)
 	reqs := traffic.finish()
 	var before, failedBefore, after int
 	for _, r := range reqs {

@@ -262,7 +262,14 @@ func TestOpsMetricsStatusReload(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(5 * time.Second) // two reconcile intervals: anything else would show now
+	// Two more passes: anything else the reload changed would show now.
+	passes := o.metrics().get("lvsd_reconcile_passes_total", "result", "ok")
+	o.eventually("two more reconcile passes", 30*time.Second, func() error {
+		if v := o.metrics().get("lvsd_reconcile_passes_total", "result", "ok"); v < passes+2 {
+			return fmt.Errorf("lvsd_reconcile_passes_total{result=ok} = %v, want %v", v, passes+2)
+		}
+		return nil
+	})
 	after := o.metrics()
 	for _, op := range []string{"new_service", "new_dest", "update_service", "update_dest", "del_dest", "del_service"} {
 		want := max(before.get("lvsd_ipvs_ops_total", "op", op), 0)
