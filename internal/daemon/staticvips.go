@@ -55,7 +55,9 @@ func (v *staticVIPs) start(ctx context.Context, cfg *config.Config) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.held = map[netip.Prefix]heldVIP{}
+	if v.held == nil {
+		v.held = map[netip.Prefix]heldVIP{}
+	}
 	if len(vips) == 0 {
 		return nil
 	}
@@ -103,6 +105,9 @@ func (v *staticVIPs) arriving() preparer {
 			}
 			if len(add) == 0 {
 				return
+			}
+			if v.held == nil { // a reload (SIGHUP) before Run started
+				v.held = map[netip.Prefix]heldVIP{}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
