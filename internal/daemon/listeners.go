@@ -64,10 +64,14 @@ func newMetricsListener(d *Daemon, log *slog.Logger) *endpoint {
 	}
 }
 
-// open listens on what cfg asks for, at start.
+// open listens on what cfg asks for, at start, unless a reload that came
+// first (a SIGHUP just after start) already does.
 func (e *endpoint) open(cfg *config.Config) error {
 	addr := e.addrOf(cfg)
-	if addr == "" {
+	e.mu.Lock()
+	serving := e.srv != nil
+	e.mu.Unlock()
+	if addr == "" || serving {
 		return nil
 	}
 	l, err := e.listen(addr)
