@@ -60,6 +60,9 @@ func (d *Daemon) reloadOrder() []preparer {
 		// The checks last of the health chain: the verdicts of new targets
 		// reach a director that knows their servers.
 		d.checks,
+		// Kernel settings and the listeners depend on none of the above.
+		// The listeners go last: a listener that moves closes its old
+		// address only once everything else is in place.
 		d.sysctls,
 		d.control,
 		d.metricsL,
