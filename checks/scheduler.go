@@ -585,20 +585,6 @@ type brokenChecker struct{ err error }
 
 func (b brokenChecker) Check(context.Context) Result { return failf("config", "%v", b.err) }
 
-// Undecided counts the targets whose health is still unknown: alpha
-// servers whose checks have neither passed rise times nor failed fall times.
-func (s *Scheduler) Undecided() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, t := range s.targets {
-		if t.health == Unknown {
-			n++
-		}
-	}
-	return n
-}
-
 // TargetStatus is a snapshot of one target for status output.
 type TargetStatus struct {
 	Service    string
