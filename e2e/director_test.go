@@ -456,11 +456,11 @@ func TestDirectorKernelRoundTrip(t *testing.T) {
 	}
 	no := new(bool)
 	cfg := &config.Config{Services: []*config.Service{
-		{Name: "tcp4-persist", VIP: ca("10.0.5.100"), Port: 2170, Scheduler: "wlc", Persistence: config.Duration{Duration: 300 * time.Second},
+		{Name: "tcp4-persist", VIP: ca("10.0.5.100"), Port: 2170, Protocol: "tcp", Scheduler: "wlc", Persistence: config.Duration{Duration: 300 * time.Second},
 			PersistenceNetmask: "255.255.255.0", Alpha: no, RealServers: []*config.RealServer{rs("10.0.5.11:2170", 3, "nat"), rs("10.0.5.12:2170", 1, "nat")}},
 		{Name: "udp6-onepacket", VIP: ca("fd00:5::100"), Port: 53, Protocol: "udp", Scheduler: "rr", OnePacket: true,
 			Alpha: no, RealServers: []*config.RealServer{rs("[fd00:5::11]:53", 2, "nat")}},
-		{Name: "tcp6-persist", VIP: ca("fd00:5::100"), Port: 443, Scheduler: "lc", Persistence: config.Duration{Duration: 60 * time.Second},
+		{Name: "tcp6-persist", VIP: ca("fd00:5::100"), Port: 443, Protocol: "tcp", Scheduler: "lc", Persistence: config.Duration{Duration: 60 * time.Second},
 			PersistenceNetmask: "64", Alpha: no, RealServers: []*config.RealServer{rs("[fd00:5::11]:443", 1, "dr")}},
 		{Name: "sctp4", VIP: ca("10.0.5.100"), Port: 3868, Protocol: "sctp", Scheduler: "rr", Alpha: no,
 			RealServers: []*config.RealServer{rs("10.0.5.11:3868", 1, "tun")}},
@@ -521,7 +521,7 @@ func TestDirectorKernelLargeTable(t *testing.T) {
 	build := func(changed int) *config.Config {
 		cfg := &config.Config{}
 		for i := range 400 {
-			s := &config.Service{Name: fmt.Sprintf("s%d", i), VIP: ca(fmt.Sprintf("10.60.%d.%d", i/250, 1+i%250)), Port: 80, Scheduler: "wlc", Alpha: new(bool)}
+			s := &config.Service{Name: fmt.Sprintf("s%d", i), VIP: ca(fmt.Sprintf("10.60.%d.%d", i/250, 1+i%250)), Port: 80, Protocol: "tcp", Scheduler: "wlc", Alpha: new(bool)}
 			for j := range 3 {
 				w := 1
 				if i == changed && j == 0 {
