@@ -13,11 +13,14 @@ import (
 )
 
 // lowerPeer is a segment with a live master of priority 100 on it: every
-// conn receives that master's advert every 50 ms.
+// conn receives that master's advert every 50 ms. The advert says 200 ms,
+// which a backup adopts: its Master_Down_Interval (about 0.7 s) then
+// outlasts a stall of this machine under load, yet ends long before the
+// slow check's first verdict.
 type lowerPeer struct{ t *testing.T }
 
 func (p lowerPeer) Open(iface string, source netip.Addr, multicast bool) (vrrp.Conn, error) {
-	ad := vrrp.Advert{VRID: 51, Priority: 100, Interval: 50 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}
+	ad := vrrp.Advert{VRID: 51, Priority: 100, Interval: 200 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}
 	src := netip.MustParseAddr("192.0.2.3")
 	payload, err := ad.Encode(src, vrrp.GroupV4, vrrp.ChecksumRFC5798)
 	if err != nil {
@@ -58,8 +61,9 @@ func (c *peerConn) Close() error {
 // once they are decided.
 func TestPreemptWaitsForFirstChecks(t *testing.T) {
 	c := newLabConfig(t)
-	// A second service whose check needs at least 600 ms for its first
-	// verdict, against a Master_Down_Interval of about 190 ms.
+	// A second service whose check needs at least 1.5 s for its first
+	// verdict (two passes 1.5 s apart), against a Master_Down_Interval of
+	// about 0.7 s.
 	c.Extra = labVRRP + `
 [[service]]
 name = "slow"
@@ -68,7 +72,7 @@ port = 81
 
   [[service.check]]
   type = "tcp"
-  interval = "600ms"
+  interval = "1500ms"
   timeout = "300ms"
   rise = 2
 
@@ -80,9 +84,9 @@ port = 81
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The slow check: a first run within 600 ms, then two more (fall 3
+	// The slow check: a first run within 1.5 s, then two more (fall 3
 	// outlasts rise 2), the last taking up to its timeout, plus a second.
-	if b, want := firstVerdictBound(cfg), 600*time.Millisecond+2*600*time.Millisecond+300*time.Millisecond+time.Second; b != want {
+	if b, want := firstVerdictBound(cfg), 1500*time.Millisecond+2*1500*time.Millisecond+300*time.Millisecond+time.Second; b != want {
 		t.Errorf("firstVerdictBound = %v, want %v", b, want)
 	}
 	var decided bool
