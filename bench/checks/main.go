@@ -99,7 +99,13 @@ type result struct {
 	LagMax    float64 `json:"lag_max_ms"`
 	EarlyMax  float64 `json:"early_max_ms"` // the most a probe started before its due time
 	Accepted  int64   `json:"accepted"`     // connections the listeners saw in the window
-	Note      string  `json:"note,omitempty"`
+	// Every listener stays up for the whole run, so every failed probe is
+	// a false failure and every transition to down a false down: a server
+	// that is up taken out of the table.
+	Failed   int    `json:"failed"`      // failed probes in the window (keepalived: logged failures, whole run)
+	Downs    int    `json:"false_downs"` // transitions to down over the whole run, settle included
+	FewestUp int    `json:"fewest_up"`   // fewest targets up (keepalived: in the IPVS table) in the window; -1 unknown
+	Note     string `json:"note,omitempty"`
 }
 
 func (r result) per1000() float64 {
@@ -166,6 +172,7 @@ func orchestrate(o options) error {
 		}
 		rounds = append(rounds, results)
 	}
+	printTable(rounds)
 	printRatios(rounds)
 	return nil
 }
@@ -228,8 +235,51 @@ func printResult(r result) {
 		r.Mode, r.Done, r.Scheduled, 100*float64(r.Done)/float64(max(r.Scheduled, 1)), r.Healthy, r.Accepted)
 	fmt.Printf("%-11s CPU %.2f s = %.4f s per 1,000 probes, %.4f s per 1,000 accepted connections; peak RSS %.1f MB; due→start lag %s\n",
 		"", r.CPUSec, r.per1000(), r.perAccepted(), float64(r.MaxRSSKB)/1024, lag)
+	fmt.Printf("%-11s false failures %d, false downs %d, fewest up %s of %d\n", "", r.Failed, r.Downs, fewest(r), r.Checks)
 	if r.Note != "" {
 		fmt.Printf("%-11s note: %s\n", "", r.Note)
+	}
+}
+
+func fewest(r result) string {
+	if r.FewestUp < 0 {
+		return "?"
+	}
+	return fmt.Sprint(r.FewestUp)
+}
+
+// printTable prints each checker's medians over the rounds, as the README
+// table has them.
+func printTable(rounds [][]result) {
+	var modes []string
+	byMode := map[string][]result{}
+	for _, results := range rounds {
+		for _, r := range results {
+			if byMode[r.Mode] == nil {
+				modes = append(modes, r.Mode)
+			}
+			byMode[r.Mode] = append(byMode[r.Mode], r)
+		}
+	}
+	if len(modes) == 0 {
+		return
+	}
+	fmt.Printf("\nmedians over %d rounds (false downs and failures: the sum over all rounds; every listener stays up, so each is false)\n", len(rounds))
+	fmt.Println("| checker | checks | probes made (% of schedule) | CPU-s per 1,000 probes | fewest up | false downs | failed probes |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, m := range modes {
+		rs := byMode[m]
+		var done, share, cpu, up []float64
+		downs, failed := 0, 0
+		for _, r := range rs {
+			done = append(done, float64(r.Done))
+			share = append(share, 100*float64(r.Done)/float64(max(r.Scheduled, 1)))
+			cpu = append(cpu, r.perAccepted())
+			up = append(up, float64(r.FewestUp))
+			downs += r.Downs
+			failed += r.Failed
+		}
+		fmt.Printf("| %s | %d | %.0f (%.0f%%) | %.3f | %.0f | %d | %d |\n", m, rs[0].Checks, median(done), median(share), median(cpu), median(up), downs, failed)
 	}
 }
 

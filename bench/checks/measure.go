@@ -20,12 +20,17 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-// recorder keeps the due→start lag of every probe due inside the window.
+// recorder keeps the due→start lag of every probe due inside the window,
+// and the failures and downs of targets that all stay up.
 type recorder struct {
 	windowStart, windowEnd atomic.Int64 // UnixNano; nothing counts until set
 	mu                     sync.Mutex
 	lags                   []time.Duration
-	healthy                int
+	healthy, failed        int
+	// up is how many targets are up now, downs how many times one went
+	// down (over the whole run), fewestUp the fewest up in the window.
+	up, downs, fewestUp int
+	inWindow            bool
 }
 
 func newRecorder(capacity int) *recorder {
@@ -42,7 +47,40 @@ func (r *recorder) record(due, start time.Time, healthy bool) {
 	r.lags = append(r.lags, start.Sub(due)) // negative: started early (connect loop slack)
 	if healthy {
 		r.healthy++
+	} else {
+		r.failed++
 	}
+	r.mu.Unlock()
+}
+
+// transition counts a target going up or down.
+func (r *recorder) transition(healthy, wasUp bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case healthy && !wasUp:
+		r.up++
+	case !healthy:
+		r.downs++
+		if wasUp {
+			r.up--
+		}
+	}
+	if r.inWindow {
+		r.fewestUp = min(r.fewestUp, r.up)
+	}
+}
+
+// openWindow starts tracking the fewest targets up.
+func (r *recorder) openWindow() {
+	r.mu.Lock()
+	r.inWindow, r.fewestUp = true, r.up
+	r.mu.Unlock()
+}
+
+func (r *recorder) closeWindow() {
+	r.mu.Lock()
+	r.inWindow = false
 	r.mu.Unlock()
 }
 
@@ -77,7 +115,13 @@ func measure(o options) (result, error) {
 	var wait func()
 	switch o.role {
 	case "lvsd":
-		s := checks.NewScheduler(nil, nil, checks.WithProbeHook(func(p checks.ProbeRun) {
+		// Transitions come from one goroutine at a time.
+		up := map[string]bool{}
+		onTransition := func(tr checks.Transition) {
+			rec.transition(tr.Healthy, up[tr.RealServer])
+			up[tr.RealServer] = tr.Healthy
+		}
+		s := checks.NewScheduler(nil, onTransition, checks.WithProbeHook(func(p checks.ProbeRun) {
 			rec.record(p.Due, p.Start, p.Result.Healthy)
 		}))
 		// lvsd run exports the scheduler's metrics, so their cost is part
@@ -119,6 +163,7 @@ func measure(o options) (result, error) {
 	rec.windowStart.Store(start.UnixNano())
 	time.Sleep(time.Until(start))
 	user0, sys0, _ := cpuAndRSS()
+	rec.openWindow()
 	fmt.Println("window")
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -133,6 +178,7 @@ func measure(o options) (result, error) {
 		peakG = max(peakG, runtime.NumGoroutine())
 	}
 	user1, sys1, maxRSS := cpuAndRSS()
+	rec.closeWindow()
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -151,7 +197,8 @@ func measure(o options) (result, error) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	r := result{Mode: o.role, Checks: len(tg), Scheduled: scheduled, Done: len(rec.lags), Healthy: rec.healthy,
-		CPUSec: (user1 - user0 + sys1 - sys0).Seconds(), MaxRSSKB: maxRSS}
+		CPUSec: (user1 - user0 + sys1 - sys0).Seconds(), MaxRSSKB: maxRSS,
+		Failed: rec.failed, Downs: rec.downs, FewestUp: rec.fewestUp}
 	design := "one goroutine and timer per check"
 	if o.role == "lvsd" {
 		design = "checks.Scheduler: connect-only probes on one epoll loop"
@@ -184,6 +231,7 @@ func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *rec
 	due := time.Now().Add(time.Duration(rand.Int64N(int64(o.interval))))
 	timer := time.NewTimer(time.Until(due))
 	defer timer.Stop()
+	up, seen := false, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -195,6 +243,11 @@ func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *rec
 		res := checker.Check(pctx)
 		cancel()
 		rec.record(due, start, res.Healthy)
+		// No hysteresis here: fall 1, rise 1.
+		if res.Healthy != up || !seen {
+			rec.transition(res.Healthy, up)
+			up, seen = res.Healthy, true
+		}
 		for due = due.Add(o.interval); !due.After(time.Now()); due = due.Add(o.interval) {
 		}
 		timer.Reset(time.Until(due))
