@@ -31,8 +31,13 @@ type connectLoop struct {
 	// and the Go scheduler starts a second thread spinning for every
 	// goroutine a timer readies; a goroutine the netpoller finds runs on
 	// the thread that found it.
-	alarm   int
-	alarmAt time.Time // when alarm is set to ring; zero: disarmed
+	// With an injected clock (tests) alarm is -1 and clockAlarm, a timer
+	// of that clock, pokes wake instead: the loop runs the same code on
+	// either clock.
+	alarm      int
+	clockAlarm Timer
+	alarmAt    time.Time // when the alarm is set to ring; zero: disarmed
+	events     []syscall.EpollEvent
 
 	mu      sync.Mutex
 	pending []dueProbe
@@ -45,7 +50,17 @@ type connectLoop struct {
 	batch      []finished
 	batchSince time.Time
 	urgent     bool // the batch holds a failure
+
+	// hold, set by tests only, runs at the end of every turn of the loop,
+	// before it reads the events that came meanwhile, with the time the
+	// turn started: a test blocks in it to hold the loop up as a busy CPU,
+	// a stopped process or a long GC would.
+	hold func(l *connectLoop, now time.Time)
 }
+
+// eventBatch is how many events one epoll_pwait reads. harvest reads
+// batches until the kernel has no more, so it bounds only a syscall.
+const eventBatch = 256
 
 // flushWindow bounds how long a passing result waits for others to share
 // its handover to apply: waking apply once per probe cost more than the
@@ -101,17 +116,20 @@ func newConnectLoop(s *Scheduler) (*connectLoop, error) {
 		syscall.Close(epfd)
 		return fail("epoll_ctl", err)
 	}
-	l := &connectLoop{s: s, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), wake: int(wake), alarm: -1, flights: map[int32]*flight{}}
-	alarm, _, errno := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, clockMonotonic, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
-	if errno != 0 {
-		l.close()
-		return fail("timerfd_create", errno)
-	}
-	l.alarm = int(alarm)
-	ev = syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(alarm)}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.alarm, &ev); err != nil {
-		l.close()
-		return fail("epoll_ctl", err)
+	l := &connectLoop{s: s, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), wake: int(wake), alarm: -1,
+		flights: map[int32]*flight{}, events: make([]syscall.EpollEvent, eventBatch), hold: s.holdLoop}
+	if _, real := s.clock.(realClock); real {
+		alarm, _, errno := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, clockMonotonic, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		if errno != 0 {
+			l.close()
+			return fail("timerfd_create", errno)
+		}
+		l.alarm = int(alarm)
+		ev = syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(alarm)}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.alarm, &ev); err != nil {
+			l.close()
+			return fail("epoll_ctl", err)
+		}
 	}
 	if l.raw, err = l.ep.SyscallConn(); err != nil {
 		l.close()
@@ -124,16 +142,32 @@ func (l *connectLoop) close() {
 	if l.alarm >= 0 {
 		syscall.Close(l.alarm)
 	}
+	if l.clockAlarm != nil {
+		l.clockAlarm.Stop()
+	}
 	syscall.Close(l.wake)
 	l.ep.Close()
 }
 
 const clockMonotonic = 1 // CLOCK_MONOTONIC, which the syscall package lacks
 
-// setAlarm makes alarm ring at t, or never for zero t. The loop polls
-// without waiting when t has come.
+// setAlarm makes the alarm ring at t, or never for zero t.
 func (l *connectLoop) setAlarm(t, now time.Time) {
+	if !l.alarmAt.IsZero() && !l.alarmAt.After(now) {
+		l.alarmAt = time.Time{} // it has rung, or is about to: set it again
+	}
 	if t.Equal(l.alarmAt) {
+		return
+	}
+	if l.alarm < 0 {
+		if l.clockAlarm != nil {
+			l.clockAlarm.Stop()
+			l.clockAlarm = nil
+		}
+		if !t.IsZero() {
+			l.clockAlarm = l.s.clock.AfterFunc(t, l.poke)
+		}
+		l.alarmAt = t
 		return
 	}
 	var spec [4]int64 // struct itimerspec: interval, then value; zero disarms
@@ -170,19 +204,36 @@ func (l *connectLoop) poke() {
 }
 
 // run is the loop. It returns after stop, with every socket closed.
+//
+// A turn of the loop reads every event the kernel has for it before it
+// judges any connect: when the loop runs late (a busy CPU, a stopped
+// process, a burst of turns that took long to start), handshakes that
+// completed meanwhile are waiting there as events, and must count as what
+// they are, not as timeouts. expire then asks each socket it would fail
+// whether its handshake is over after all.
 func (l *connectLoop) run() {
 	defer l.close()
-	events := make([]syscall.EpollEvent, 256)
+	n := 0 // events read by the last wait, not yet handled
 	for {
-		now := time.Now()
+		stopped, err := l.harvest(n)
+		if err != nil {
+			l.s.log.Error("connect loop failed; connect checks stop", "err", err)
+		}
+		if stopped || err != nil {
+			l.abandon()
+			return
+		}
+		now := l.s.clock.Now()
 		l.expire(now)
 		l.startDue(now)
 		l.flush(now)
 		l.setAlarm(l.nextWake(), now)
-		var n int
+		if l.hold != nil {
+			l.hold(l, now)
+		}
 		var errno syscall.Errno
-		err := l.raw.Read(func(uintptr) bool {
-			n, errno = rawEpollPoll(l.epfd, events)
+		err = l.raw.Read(func(uintptr) bool {
+			n, errno = rawEpollPoll(l.epfd, l.events)
 			return n > 0 || errno != 0 && errno != syscall.EINTR
 		})
 		if err == nil && errno != 0 && errno != syscall.EINTR {
@@ -193,21 +244,31 @@ func (l *connectLoop) run() {
 			l.abandon()
 			return
 		}
-		for _, ev := range events[:n] {
-			if ev.Fd == int32(l.alarm) {
+	}
+}
+
+// harvest handles the n events the last wait read, then reads and handles
+// events until the kernel has none left. It reports stop.
+func (l *connectLoop) harvest(n int) (stopped bool, err error) {
+	for {
+		for _, ev := range l.events[:n] {
+			switch ev.Fd {
+			case int32(l.alarm):
 				var buf [8]byte
 				_, _, _ = syscall.RawSyscall(syscall.SYS_READ, uintptr(l.alarm), uintptr(unsafe.Pointer(&buf[0])), 8)
 				l.alarmAt = time.Time{}
-				continue
+			case int32(l.wake):
+				stopped = l.drainWake() || stopped
+			default:
+				l.ready(ev)
 			}
-			if ev.Fd == int32(l.wake) {
-				if l.drainWake() {
-					l.abandon()
-					return
-				}
-				continue
-			}
-			l.ready(ev)
+		}
+		if stopped || n < len(l.events) {
+			return stopped, nil
+		}
+		var errno syscall.Errno
+		if n, errno = rawEpollPoll(l.epfd, l.events); errno != 0 && errno != syscall.EINTR {
+			return false, os.NewSyscallError("epoll_pwait", errno)
 		}
 	}
 }
@@ -260,14 +321,20 @@ func (l *connectLoop) startDue(now time.Time) {
 }
 
 func (l *connectLoop) begin(p *probe, due time.Time) {
-	start := time.Now()
 	c := p.tcp.connectOnly
 	fd, err := c.open()
 	if err != nil {
+		start := l.s.clock.Now()
+		l.s.turnStarted(p, due, start)
 		l.finish(p, due, start, err)
 		return
 	}
-	if done, err := c.start(fd); done {
+	done, err := c.start(fd)
+	// The clock is read once connect has returned, so the timeout runs
+	// from when the SYN went out, never from before a delay in the loop.
+	start := l.s.clock.Now()
+	l.s.turnStarted(p, due, start)
+	if done {
 		rawClose(fd)
 		l.finish(p, due, start, err)
 		return
@@ -302,13 +369,22 @@ func (l *connectLoop) ready(ev syscall.EpollEvent) {
 	l.land(f, err)
 }
 
-// expire fails the connects whose timeout has passed.
+// expire ends the connects whose timeout has passed. It asks each socket
+// how its handshake stands rather than trusting that an event would have
+// said so: a handshake that completed, or was refused, before the loop got
+// round to looking is that result, and only one still under way after its
+// whole timeout on the wire is a timeout.
 func (l *connectLoop) expire(now time.Time) {
 	for len(l.timeouts) > 0 && !l.timeouts[0].expiry.After(now) {
 		f := heap.Pop(&l.timeouts).(*flight)
-		if !f.done {
-			l.land(f, context.DeadlineExceeded)
+		if f.done {
+			continue
 		}
+		if pending, err := outcome(f.fd); !pending {
+			l.land(f, err)
+			continue
+		}
+		l.land(f, context.DeadlineExceeded)
 	}
 }
 
@@ -323,13 +399,14 @@ func (l *connectLoop) land(f *flight, err error) {
 
 // finish queues a result for apply and arms the probe's next turn.
 func (l *connectLoop) finish(p *probe, due, start time.Time, err error) {
-	end := time.Now()
+	end := l.s.clock.Now()
 	if l.s.dropped(p) {
 		return
 	}
 	r := p.tcp.connectResult(context.Background(), err)
 	r.Duration = end.Sub(start)
-	next, skipped := nextDue(due, p.interval, end)
+	next, skipped := nextTurn(due, start, end, p.interval)
+	l.s.turnDue(p, next)
 	if len(l.batch) == 0 {
 		l.batchSince = end
 	}

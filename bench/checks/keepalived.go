@@ -112,7 +112,14 @@ func ipvsRealServers() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return strings.Count(string(data), "\n  -> "), nil
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		// The header has a line of its own that starts the same way.
+		if strings.HasPrefix(line, "  -> ") && !strings.Contains(line, "RemoteAddress") {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // keepalivedFailures counts, in keepalived's log, the failed checks it
