@@ -70,6 +70,18 @@ func runKeepalived(o options, lis *listeners) (result, error) {
 	}
 	defer stop()
 
+	// Its start-up (programming every real server into IPVS, which takes
+	// seconds in the VM) is not part of the window: wait for the whole
+	// table, then settle as lvsd does.
+	n := o.addrs * o.ports
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if got, err := ipvsRealServers(); err == nil && got >= n {
+			break
+		}
+		if time.Now().After(deadline) || cmd.Process.Signal(syscall.Signal(0)) != nil {
+			return result{}, fmt.Errorf("keepalived did not put the %d real servers in IPVS; log:\n%s", n, tail(logFile.Name()))
+		}
+	}
 	time.Sleep(o.settle)
 	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		return result{}, fmt.Errorf("keepalived exited during settle; log:\n%s", tail(logFile.Name()))
@@ -95,13 +107,12 @@ func runKeepalived(o options, lis *listeners) (result, error) {
 	stop()
 	failed, downs := keepalivedFailures(logFile.Name(), logged)
 
-	n := o.addrs * o.ports
 	// keepalived's connect_timeout is in whole seconds here.
 	timeout := int(math.Ceil(o.timeout.Seconds()))
 	return result{
 		Mode: "keepalived", Checks: n, Scheduled: int(int64(n) * int64(o.duration) / int64(o.interval)),
 		Done: int(a1 - a0), Healthy: -1, Accepted: a1 - a0, CPUSec: (cpu1 - cpu0).Seconds(), MaxRSSKB: rss,
-		LagP50: -1, LagP99: -1, LagMax: -1, Failed: failed, Downs: downs, FewestUp: fewest,
+		LagP50: -1, LagP99: -1, LagMax: -1, Failed: failed, Downs: downs, FewestUp: fewest, BehindMax: -1,
 		Note: fmt.Sprintf("TCP_CHECK connect_timeout %d, delay_loop %s, retry 0 (fall 1); probes counted by the listeners, failures and downs by its log, fewest up by the IPVS table; CPU and RSS of all keepalived processes", timeout, o.interval),
 	}, nil
 }

@@ -102,10 +102,16 @@ type result struct {
 	// Every listener stays up for the whole run, so every failed probe is
 	// a false failure and every transition to down a false down: a server
 	// that is up taken out of the table.
-	Failed   int    `json:"failed"`      // failed probes in the window (keepalived: logged failures, whole run)
-	Downs    int    `json:"false_downs"` // transitions to down over the whole run, settle included
-	FewestUp int    `json:"fewest_up"`   // fewest targets up (keepalived: in the IPVS table) in the window; -1 unknown
-	Note     string `json:"note,omitempty"`
+	Failed   int `json:"failed"`      // failed probes in the window (keepalived: logged failures, whole run)
+	Downs    int `json:"false_downs"` // transitions to down over the whole run, settle included
+	FewestUp int `json:"fewest_up"`   // fewest targets up (keepalived: in the IPVS table) in the window; -1 unknown
+	// lvsd only: probes voided because lvsd was late (whole run), and the
+	// most checks Scheduler.Backlog said were behind at once, by how much
+	// at worst (BehindMax -1: not measured).
+	Inconclusive int     `json:"inconclusive"`
+	BehindMax    int     `json:"behind_max"`
+	BehindByMS   float64 `json:"behind_by_max_ms"`
+	Note         string  `json:"note,omitempty"`
 }
 
 func (r result) per1000() float64 {
@@ -236,6 +242,10 @@ func printResult(r result) {
 	fmt.Printf("%-11s CPU %.2f s = %.4f s per 1,000 probes, %.4f s per 1,000 accepted connections; peak RSS %.1f MB; due→start lag %s\n",
 		"", r.CPUSec, r.per1000(), r.perAccepted(), float64(r.MaxRSSKB)/1024, lag)
 	fmt.Printf("%-11s false failures %d, false downs %d, fewest up %s of %d\n", "", r.Failed, r.Downs, fewest(r), r.Checks)
+	if r.BehindMax >= 0 {
+		fmt.Printf("%-11s behind schedule: up to %d checks, by up to %.0f ms; %d probes inconclusive (lvsd late, not counted)\n",
+			"", r.BehindMax, r.BehindByMS, r.Inconclusive)
+	}
 	if r.Note != "" {
 		fmt.Printf("%-11s note: %s\n", "", r.Note)
 	}

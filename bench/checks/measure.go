@@ -31,6 +31,7 @@ type recorder struct {
 	// down (over the whole run), fewestUp the fewest up in the window.
 	up, downs, fewestUp int
 	inWindow            bool
+	inconclusive        atomic.Int64
 }
 
 func newRecorder(capacity int) *recorder {
@@ -107,23 +108,33 @@ func measure(o options) (result, error) {
 	tg := targets(o)
 	scheduled := int(int64(len(tg)) * int64(o.duration) / int64(o.interval))
 	rec := newRecorder(scheduled + len(tg))
+	rec.up = len(tg) // every checker starts with every server up
 	check := &config.Check{Type: "tcp", Interval: config.Duration{Duration: o.interval},
 		Timeout: config.Duration{Duration: o.timeout}, Rise: 1, Fall: 1}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	var wait func()
+	var backlog func() checks.Backlog // lvsd only
 	switch o.role {
 	case "lvsd":
 		// Transitions come from one goroutine at a time.
-		up := map[string]bool{}
+		up := make(map[string]bool, len(tg))
+		for _, t := range tg {
+			up[t.String()] = true
+		}
 		onTransition := func(tr checks.Transition) {
 			rec.transition(tr.Healthy, up[tr.RealServer])
 			up[tr.RealServer] = tr.Healthy
 		}
 		s := checks.NewScheduler(nil, onTransition, checks.WithProbeHook(func(p checks.ProbeRun) {
+			if p.Inconclusive {
+				rec.inconclusive.Add(1)
+				return // not a probe of the server, and retried
+			}
 			rec.record(p.Due, p.Start, p.Result.Healthy)
 		}))
+		backlog = s.Backlog
 		// lvsd run exports the scheduler's metrics, so their cost is part
 		// of a probe's.
 		if err := s.RegisterMetrics(prometheus.NewRegistry()); err != nil {
@@ -131,7 +142,9 @@ func measure(o options) (result, error) {
 		}
 		ts := make([]checks.Target, len(tg))
 		for i, t := range tg {
-			ts[i] = checks.Target{Service: "bench", RealServer: t.String(), Addr: t, Checks: []*config.Check{check}}
+			// Up until checked, as keepalived's servers (alpha off): a
+			// check that fails takes a server out, as there.
+			ts[i] = checks.Target{Service: "bench", RealServer: t.String(), Addr: t, Checks: []*config.Check{check}, StartHealthy: true}
 		}
 		s.Update(ts)
 		done := make(chan struct{})
@@ -174,8 +187,13 @@ func measure(o options) (result, error) {
 		pprof.StartCPUProfile(f)
 	}
 	peakG := 0
+	var behind checks.Backlog // the most checks behind, and the worst lateness, seen
 	for end := start.Add(o.duration); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		peakG = max(peakG, runtime.NumGoroutine())
+		if backlog != nil {
+			b := backlog()
+			behind.Behind, behind.Worst = max(behind.Behind, b.Behind), max(behind.Worst, b.Worst)
+		}
 	}
 	user1, sys1, maxRSS := cpuAndRSS()
 	rec.closeWindow()
@@ -198,7 +216,11 @@ func measure(o options) (result, error) {
 	defer rec.mu.Unlock()
 	r := result{Mode: o.role, Checks: len(tg), Scheduled: scheduled, Done: len(rec.lags), Healthy: rec.healthy,
 		CPUSec: (user1 - user0 + sys1 - sys0).Seconds(), MaxRSSKB: maxRSS,
-		Failed: rec.failed, Downs: rec.downs, FewestUp: rec.fewestUp}
+		Failed: rec.failed, Downs: rec.downs, FewestUp: rec.fewestUp, Inconclusive: int(rec.inconclusive.Load()),
+		BehindMax: -1}
+	if backlog != nil {
+		r.BehindMax, r.BehindByMS = behind.Behind, float64(behind.Worst)/float64(time.Millisecond)
+	}
 	design := "one goroutine and timer per check"
 	if o.role == "lvsd" {
 		design = "checks.Scheduler: connect-only probes on one epoll loop"
@@ -231,7 +253,7 @@ func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *rec
 	due := time.Now().Add(time.Duration(rand.Int64N(int64(o.interval))))
 	timer := time.NewTimer(time.Until(due))
 	defer timer.Stop()
-	up, seen := false, false
+	up := true // as the scheduler's servers, up until checked
 	for {
 		select {
 		case <-ctx.Done():
@@ -244,9 +266,9 @@ func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *rec
 		cancel()
 		rec.record(due, start, res.Healthy)
 		// No hysteresis here: fall 1, rise 1.
-		if res.Healthy != up || !seen {
+		if res.Healthy != up {
 			rec.transition(res.Healthy, up)
-			up, seen = res.Healthy, true
+			up = res.Healthy
 		}
 		for due = due.Add(o.interval); !due.After(time.Now()); due = due.Add(o.interval) {
 		}
