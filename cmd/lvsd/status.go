@@ -20,6 +20,16 @@ type StatusReport struct {
 	ReloadErr  string           `json:"last_reload_error,omitempty"`
 	Services   []ServiceStatus  `json:"services"`
 	VRRP       []InstanceStatus `json:"vrrp"`
+	Checks     CheckSchedule    `json:"checks"`
+}
+
+// CheckSchedule says whether the health checks keep their schedule. When
+// lvsd cannot (busy CPUs, more checks than it can run), it probes the
+// checks behind less often instead of failing their servers.
+type CheckSchedule struct {
+	Checks   int           `json:"checks"`          // probes; a check shared by several services counts once
+	Behind   int           `json:"behind_schedule"` // checks lvsd is late with
+	BehindBy time.Duration `json:"behind_by_ns"`    // how late the most-behind one is
 }
 
 type ServiceStatus struct {
@@ -97,6 +107,11 @@ func printStatus(w io.Writer, st StatusReport) {
 			ok = "FAILED: " + st.ReloadErr
 		}
 		fmt.Fprintf(w, ", last reload %s (%s)", st.LastReload.Format(time.RFC3339), ok)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "checks behind schedule: %d of %d", st.Checks.Behind, st.Checks.Checks)
+	if st.Checks.Behind > 0 {
+		fmt.Fprintf(w, ", by up to %s (probed less often until lvsd catches up)", st.Checks.BehindBy.Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
 	if len(st.VRRP) > 0 {
