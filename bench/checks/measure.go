@@ -20,7 +20,9 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-// recorder keeps the due→start lag of every probe due inside the window,
+// recorder keeps the due→start lag of every probe started inside the
+// window (counted by start, as the listeners count connections: a checker
+// behind its schedule starts turns due long before),
 // and the failures and downs of targets that all stay up.
 type recorder struct {
 	windowStart, windowEnd atomic.Int64 // UnixNano; nothing counts until set
@@ -41,7 +43,7 @@ func newRecorder(capacity int) *recorder {
 }
 
 func (r *recorder) record(due, start time.Time, healthy bool) {
-	if d := due.UnixNano(); d < r.windowStart.Load() || d >= r.windowEnd.Load() {
+	if t := start.UnixNano(); t < r.windowStart.Load() || t >= r.windowEnd.Load() {
 		return
 	}
 	r.mu.Lock()
