@@ -570,3 +570,59 @@ func TestGoroutineProbeRealTimeoutIsAVerdict(t *testing.T) {
 		t.Fatal("a server that never answers was never taken down")
 	}
 }
+
+// steppingClock moves on by step at every reading.
+type steppingClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	step time.Duration
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(c.step)
+	return c.now
+}
+
+func (c *steppingClock) AfterFunc(time.Time, func()) Timer { return fakeTimerStub{} }
+
+type fakeTimerStub struct{}
+
+func (fakeTimerStub) Stop() bool { return false }
+
+// A burst of due turns is started in slices of startBudget, so the loop
+// reads completed handshakes and hands results over between them.
+func TestConnectLoopStartsABurstInSlices(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go acceptAndClose(l)
+	addr := addrOf(t, l.Addr())
+	clock := &steppingClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), step: time.Millisecond}
+	s := NewScheduler(nil, nil, WithClock(clock))
+	loop, err := newConnectLoop(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loop.close()
+	defer loop.abandon()
+	checker, err := New(&config.Check{Type: "tcp", Interval: dur(time.Second), Timeout: dur(500 * time.Millisecond)}, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	const due = 50
+	for range due {
+		loop.due = append(loop.due, dueProbe{now, &probe{addr: addr, tcp: checker.(*tcpChecker), interval: time.Second, timeout: 500 * time.Millisecond}})
+	}
+	if more := loop.startDue(now); !more {
+		t.Fatal("startDue started all 50 turns in one go, each 1 ms apart, want a slice of startBudget")
+	}
+	started := due - len(loop.due)
+	if want := int(startBudget / time.Millisecond); started != want {
+		t.Errorf("%d turns started in one slice, want %d (startBudget at 1 ms per start)", started, want)
+	}
+}

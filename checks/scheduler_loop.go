@@ -225,11 +225,17 @@ func (l *connectLoop) run() {
 		}
 		now := l.s.clock.Now()
 		l.expire(now)
-		l.startDue(now)
+		more := l.startDue(now)
 		l.flush(now)
-		l.setAlarm(l.nextWake(), now)
+		if !more {
+			l.setAlarm(l.nextWake(), now)
+		}
 		if l.hold != nil {
 			l.hold(l, now)
+		}
+		if more {
+			n = 0 // no wait: on with the burst once this turn's events are read
+			continue
 		}
 		var errno syscall.Errno
 		err = l.raw.Read(func(uintptr) bool {
@@ -309,25 +315,38 @@ func (l *connectLoop) nextWake() time.Time {
 	return next
 }
 
-// startDue starts every probe whose turn has come or is within its slack.
-func (l *connectLoop) startDue(now time.Time) {
+// startBudget bounds how long one turn of the loop spends starting
+// connects. When thousands are due at once (after a stop, or with more
+// checks than the CPUs can start in time; under emulation a connect costs
+// about a millisecond), the loop reads the handshakes that completed,
+// judges timeouts and hands results over between slices of the burst,
+// rather than holding every socket and result until all are started.
+const startBudget = 10 * time.Millisecond
+
+// startDue starts the probes whose turn has come or is within its slack,
+// for up to startBudget. more reports that some are still due.
+func (l *connectLoop) startDue(now time.Time) (more bool) {
 	for len(l.due) > 0 && !l.due[0].at.After(now.Add(wakeSlack(l.due[0].p.interval))) {
 		d := heap.Pop(&l.due).(dueProbe)
 		if l.s.dropped(d.p) {
 			continue
 		}
-		l.begin(d.p, d.at)
+		if start := l.begin(d.p, d.at); start.Sub(now) >= startBudget {
+			return len(l.due) > 0 && !l.due[0].at.After(now.Add(wakeSlack(l.due[0].p.interval)))
+		}
 	}
+	return false
 }
 
-func (l *connectLoop) begin(p *probe, due time.Time) {
+// begin starts p's turn due at due and returns when it started.
+func (l *connectLoop) begin(p *probe, due time.Time) time.Time {
 	c := p.tcp.connectOnly
 	fd, err := c.open()
 	if err != nil {
 		start := l.s.clock.Now()
 		l.s.turnStarted(p, due, start)
 		l.finish(p, due, start, err)
-		return
+		return start
 	}
 	done, err := c.start(fd)
 	// The clock is read once connect has returned, so the timeout runs
@@ -337,7 +356,7 @@ func (l *connectLoop) begin(p *probe, due time.Time) {
 	if done {
 		rawClose(fd)
 		l.finish(p, due, start, err)
-		return
+		return start
 	}
 	l.gen++
 	f := &flight{p: p, fd: fd, gen: l.gen, due: due, start: start, expiry: start.Add(p.timeout)}
@@ -345,10 +364,11 @@ func (l *connectLoop) begin(p *probe, due time.Time) {
 	if errno := rawEpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); errno != 0 {
 		rawClose(fd)
 		l.finish(p, due, start, os.NewSyscallError("epoll_ctl", errno))
-		return
+		return start
 	}
 	l.flights[int32(fd)] = f
 	heap.Push(&l.timeouts, f)
+	return start
 }
 
 // ready handles a socket whose handshake may be over.
