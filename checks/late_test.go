@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -624,5 +628,46 @@ func TestConnectLoopStartsABurstInSlices(t *testing.T) {
 	started := due - len(loop.due)
 	if want := int(startBudget / time.Millisecond); started != want {
 		t.Errorf("%d turns started in one slice, want %d (startBudget at 1 ms per start)", started, want)
+	}
+}
+
+// A hung exec script whose escaped grandchild holds its output open is
+// still failed as a timeout: waiting for the held pipes must not make its
+// every timeout look like lvsd being late.
+func TestGoroutineProbeHungScriptHoldingPipesIsAVerdict(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "escaped.pid")
+	t.Cleanup(func() {
+		if data, err := os.ReadFile(pidFile); err == nil {
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	})
+	script := "setsid sleep 30 & echo $! >> " + pidFile + "; sleep 30"
+	transitions := make(chan Transition, 10)
+	s := NewScheduler(nil, func(tr Transition) { transitions <- tr })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		s.Run(ctx)
+		close(done)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	c := &config.Check{Type: "exec", Interval: dur(300 * time.Millisecond), Timeout: dur(100 * time.Millisecond), Rise: 1, Fall: 1,
+		Exec: &config.ExecCheck{Command: []string{"sh", "-c", script}}}
+	rs := netip.MustParseAddrPort("192.0.2.1:80")
+	s.Update([]Target{{Service: "web", RealServer: rs.String(), Addr: rs, Checks: []*config.Check{c}, StartHealthy: true}})
+	select {
+	case tr := <-transitions:
+		if tr.Healthy || ReasonClass(tr.Reason) != "timeout" {
+			t.Fatalf("transition %+v, want down for a timeout", tr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a hung script holding its output open was never failed")
 	}
 }
