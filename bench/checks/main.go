@@ -206,18 +206,21 @@ func runChild(o options, mode string, round int, lis *listeners) (result, error)
 	if err := cmd.Start(); err != nil {
 		return result{}, err
 	}
-	// The child prints "window" when its measured window opens, then its result.
+	// The child prints "window" when its measured window opens, "end" when
+	// it closes, then its result: the listeners' count is read at both.
 	rd := bufio.NewReader(out)
-	line, err := rd.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "window" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return result{}, fmt.Errorf("child %s: %q %v", mode, line, err)
+	var a0, a1 int64
+	for _, mark := range []string{"window", "end"} {
+		line, err := rd.ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != mark {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return result{}, fmt.Errorf("child %s: %q %v, want %q", mode, line, err, mark)
+		}
+		a0, a1 = a1, lis.accepted()
 	}
-	a0 := lis.accepted()
 	var r result
 	decErr := json.NewDecoder(rd).Decode(&r)
-	a1 := lis.accepted()
 	io.Copy(io.Discard, rd)
 	if err := cmd.Wait(); err != nil {
 		return result{}, fmt.Errorf("child %s: %w", mode, err)

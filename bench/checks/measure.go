@@ -199,6 +199,7 @@ func measure(o options) (result, error) {
 	}
 	user1, sys1, maxRSS := cpuAndRSS()
 	rec.closeWindow()
+	fmt.Println("end")
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
