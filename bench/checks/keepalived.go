@@ -87,7 +87,7 @@ func runKeepalived(o options, lis *listeners) (result, error) {
 		return result{}, fmt.Errorf("keepalived exited during settle; log:\n%s", tail(logFile.Name()))
 	}
 	cpu0 := treeCPU(cmd.Process.Pid)
-	a0 := lis.accepted()
+	a0, l0 := lis.accepted(), lis.cpu()
 	// The fewest real servers in the kernel table, read once a second
 	// (reading it costs the shared CPU too, so not more often).
 	fewest := -1
@@ -96,7 +96,7 @@ func runKeepalived(o options, lis *listeners) (result, error) {
 			fewest = n
 		}
 	}
-	a1 := lis.accepted()
+	a1, l1 := lis.accepted(), lis.cpu()
 	cpu1 := treeCPU(cmd.Process.Pid)
 	rss := treeHWM(cmd.Process.Pid)
 	// Only what it logged while running: stopping, it empties the table.
@@ -113,7 +113,8 @@ func runKeepalived(o options, lis *listeners) (result, error) {
 		Mode: "keepalived", Checks: n, Scheduled: int(int64(n) * int64(o.duration) / int64(o.interval)),
 		Done: int(a1 - a0), Healthy: -1, Accepted: a1 - a0, CPUSec: (cpu1 - cpu0).Seconds(), MaxRSSKB: rss,
 		LagP50: -1, LagP99: -1, LagMax: -1, Failed: failed, Downs: downs, FewestUp: fewest, BehindMax: -1,
-		Note: fmt.Sprintf("TCP_CHECK connect_timeout %d, delay_loop %s, retry 0 (fall 1); probes counted by the listeners, failures and downs by its log, fewest up by the IPVS table; CPU and RSS of all keepalived processes", timeout, o.interval),
+		ListenerCPUSec: (l1 - l0).Seconds(),
+		Note:           fmt.Sprintf("TCP_CHECK connect_timeout %d, delay_loop %s, retry 0 (fall 1); probes counted by the listeners, failures and downs by its log, fewest up by the IPVS table; CPU and RSS of all keepalived processes", timeout, o.interval),
 	}, nil
 }
 

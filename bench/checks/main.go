@@ -108,10 +108,13 @@ type result struct {
 	// lvsd only: probes voided because lvsd was late (whole run), and the
 	// most checks Scheduler.Backlog said were behind at once, by how much
 	// at worst (BehindMax -1: not measured).
-	Inconclusive int     `json:"inconclusive"`
-	BehindMax    int     `json:"behind_max"`
-	BehindByMS   float64 `json:"behind_by_max_ms"`
-	Note         string  `json:"note,omitempty"`
+	Inconclusive int `json:"inconclusive"`
+	// ListenerCPUSec is the listeners' CPU in the window: the servers' side
+	// of the handshakes, part of which the kernel bills to the checker.
+	ListenerCPUSec float64 `json:"listener_cpu_s"`
+	BehindMax      int     `json:"behind_max"`
+	BehindByMS     float64 `json:"behind_by_max_ms"`
+	Note           string  `json:"note,omitempty"`
 }
 
 func (r result) per1000() float64 {
@@ -210,6 +213,7 @@ func runChild(o options, mode string, round int, lis *listeners) (result, error)
 	// it closes, then its result: the listeners' count is read at both.
 	rd := bufio.NewReader(out)
 	var a0, a1 int64
+	var l0, l1 time.Duration
 	for _, mark := range []string{"window", "end"} {
 		line, err := rd.ReadString('\n')
 		if err != nil || strings.TrimSpace(line) != mark {
@@ -218,6 +222,7 @@ func runChild(o options, mode string, round int, lis *listeners) (result, error)
 			return result{}, fmt.Errorf("child %s: %q %v, want %q", mode, line, err, mark)
 		}
 		a0, a1 = a1, lis.accepted()
+		l0, l1 = l1, lis.cpu()
 	}
 	var r result
 	decErr := json.NewDecoder(rd).Decode(&r)
@@ -229,6 +234,7 @@ func runChild(o options, mode string, round int, lis *listeners) (result, error)
 		return result{}, fmt.Errorf("child %s result: %w", mode, decErr)
 	}
 	r.Accepted = a1 - a0
+	r.ListenerCPUSec = (l1 - l0).Seconds()
 	return r, nil
 }
 
@@ -244,7 +250,7 @@ func printResult(r result) {
 		r.Mode, r.Done, r.Scheduled, 100*float64(r.Done)/float64(max(r.Scheduled, 1)), r.Healthy, r.Accepted)
 	fmt.Printf("%-11s CPU %.2f s = %.4f s per 1,000 probes, %.4f s per 1,000 accepted connections; peak RSS %.1f MB; due→start lag %s\n",
 		"", r.CPUSec, r.per1000(), r.perAccepted(), float64(r.MaxRSSKB)/1024, lag)
-	fmt.Printf("%-11s false failures %d, false downs %d, fewest up %s of %d\n", "", r.Failed, r.Downs, fewest(r), r.Checks)
+	fmt.Printf("%-11s false failures %d, false downs %d, fewest up %s of %d; the listeners used %.2f CPU-s\n", "", r.Failed, r.Downs, fewest(r), r.Checks, r.ListenerCPUSec)
 	if r.BehindMax >= 0 {
 		fmt.Printf("%-11s behind schedule: up to %d checks, by up to %.0f ms; %d probes inconclusive (lvsd late, not counted)\n",
 			"", r.BehindMax, r.BehindByMS, r.Inconclusive)
