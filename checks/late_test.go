@@ -81,7 +81,7 @@ func newLoopHarness(t *testing.T) *loopHarness {
 		t.Fatal(err)
 	}
 	h.s.holdLoop = func(l *connectLoop, now time.Time) {
-		h.flights.Store(int64(len(l.flights)))
+		h.flights.Store(int64(l.inFlight))
 		h.seen.Store(now.UnixNano())
 		if f := h.holdIf.Load(); f != nil && (*f)(l) {
 			h.holdIf.Store(nil)
@@ -247,7 +247,7 @@ func TestConnectLoopHeldUpReportsUp(t *testing.T) {
 	h.start(connectTargets(n, addr, interval, timeout, 1))
 
 	// 1. Held with every connect under way, past their timeout.
-	h.hold(func(l *connectLoop) bool { return len(l.flights) > 0 })
+	h.hold(func(l *connectLoop) bool { return l.inFlight > 0 })
 	h.clock.Advance(time.Second)
 	h.waitHeld()
 	h.clock.Advance(2 * time.Second) // now t0+3s; the connects' timeouts ran out at t0+1.9s
@@ -267,7 +267,7 @@ func TestConnectLoopHeldUpReportsUp(t *testing.T) {
 
 	// 2. Held while every next turn comes due, until 500 ms past it.
 	h.release = make(chan struct{})
-	h.hold(func(l *connectLoop) bool { return len(l.flights) == 0 })
+	h.hold(func(l *connectLoop) bool { return l.inFlight == 0 })
 	h.waitHeld()
 	h.clock.Advance(t0.Add(4500 * time.Millisecond).Sub(h.clock.Now()))
 	h.wantBacklog(n, 500*time.Millisecond)
@@ -669,5 +669,26 @@ func TestGoroutineProbeHungScriptHoldingPipesIsAVerdict(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a hung script holding its output open was never failed")
+	}
+}
+
+type heapInt int
+
+func (a heapInt) before(b heapInt) bool { return a < b }
+
+func TestMinHeap(t *testing.T) {
+	var h minHeap[heapInt]
+	in := []heapInt{5, 3, 9, 1, 1, 7, 2, 8, 0, 6}
+	for _, x := range in {
+		h.Push(x)
+	}
+	var out []heapInt
+	for h.Len() > 0 {
+		out = append(out, h.Pop())
+	}
+	for i := 1; i < len(out); i++ {
+		if out[i] < out[i-1] || len(out) != len(in) {
+			t.Fatalf("popped %v, want %v sorted", out, in)
+		}
 	}
 }

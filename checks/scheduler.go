@@ -185,6 +185,7 @@ type probe struct {
 	// inconclusive: the latest run was inconclusive (judgeTimeout).
 	// Owned by the probe's runner, one at a time.
 	inconclusive bool
+	flight       flight // the connect loop's connect under way
 }
 
 // NewScheduler returns a scheduler that reports transitions to onTransition.

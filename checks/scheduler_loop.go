@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"os"
@@ -43,9 +42,12 @@ type connectLoop struct {
 	pending []dueProbe
 	stopped bool
 
-	due        dueHeap
-	flights    map[int32]*flight // by fd
-	timeouts   flightHeap
+	due minHeap[dueProbe]
+	// byFD is the probe whose connect holds each fd (nil: none), inFlight
+	// how many there are; timeouts orders their expiries.
+	byFD       []*probe
+	inFlight   int
+	timeouts   minHeap[expiry]
 	gen        int32
 	batch      []finished
 	batchSince time.Time
@@ -73,6 +75,8 @@ type dueProbe struct {
 	p  *probe
 }
 
+func (d dueProbe) before(o dueProbe) bool { return d.at.Before(o.at) }
+
 // wakeSlack is how early a turn may start so that turns due close together
 // share one wakeup: each wakeup cost the Go runtime and the kernel about as
 // much as a probe under emulation, and keepalived, whose checks fire in
@@ -83,14 +87,24 @@ func wakeSlack(interval time.Duration) time.Duration {
 	return min(interval/20, 50*time.Millisecond)
 }
 
-// flight is one connect under way.
+// flight is a probe's connect under way; a probe has one at most, as its
+// turns never overlap, so it lives in the probe and costs no allocation.
 type flight struct {
-	p                  *probe
-	fd                 int
-	gen                int32 // tells this fd from a later socket with its number
-	due, start, expiry time.Time
-	done               bool
+	fd         int
+	gen        int32 // tells this connect from any earlier one, of the probe or on the fd
+	due, start time.Time
+	live       bool
 }
+
+// expiry is when a flight's timeout runs out. An entry whose flight has
+// landed, or been followed by another, is stale and skipped.
+type expiry struct {
+	at  time.Time
+	p   *probe
+	gen int32
+}
+
+func (e expiry) before(o expiry) bool { return e.at.Before(o.at) }
 
 func newConnectLoop(s *Scheduler) (*connectLoop, error) {
 	fail := func(call string, err error) (*connectLoop, error) {
@@ -117,7 +131,7 @@ func newConnectLoop(s *Scheduler) (*connectLoop, error) {
 		return fail("epoll_ctl", err)
 	}
 	l := &connectLoop{s: s, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), wake: int(wake), alarm: -1,
-		flights: map[int32]*flight{}, events: make([]syscall.EpollEvent, eventBatch), hold: s.holdLoop}
+		events: make([]syscall.EpollEvent, eventBatch), hold: s.holdLoop}
 	if _, real := s.clock.(realClock); real {
 		alarm, _, errno := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, clockMonotonic, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 		if errno != 0 {
@@ -289,7 +303,7 @@ func (l *connectLoop) drainWake() (stopped bool) {
 	stopped = l.stopped
 	l.mu.Unlock()
 	for _, d := range pending {
-		heap.Push(&l.due, d)
+		l.due.Push(d)
 	}
 	return stopped
 }
@@ -307,7 +321,7 @@ func (l *connectLoop) nextWake() time.Time {
 		earliest(l.due[0].at)
 	}
 	if len(l.timeouts) > 0 {
-		earliest(l.timeouts[0].expiry)
+		earliest(l.timeouts[0].at)
 	}
 	if len(l.batch) > 0 {
 		earliest(l.batchSince.Add(flushWindow))
@@ -327,7 +341,7 @@ const startBudget = 10 * time.Millisecond
 // for up to startBudget. more reports that some are still due.
 func (l *connectLoop) startDue(now time.Time) (more bool) {
 	for len(l.due) > 0 && !l.due[0].at.After(now.Add(wakeSlack(l.due[0].p.interval))) {
-		d := heap.Pop(&l.due).(dueProbe)
+		d := l.due.Pop()
 		if l.s.dropped(d.p) {
 			continue
 		}
@@ -359,34 +373,41 @@ func (l *connectLoop) begin(p *probe, due time.Time) time.Time {
 		return start
 	}
 	l.gen++
-	f := &flight{p: p, fd: fd, gen: l.gen, due: due, start: start, expiry: start.Add(p.timeout)}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(fd), Pad: f.gen}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(fd), Pad: l.gen}
 	if errno := rawEpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); errno != 0 {
 		rawClose(fd)
 		l.finish(p, due, start, os.NewSyscallError("epoll_ctl", errno))
 		return start
 	}
-	l.flights[int32(fd)] = f
-	heap.Push(&l.timeouts, f)
+	p.flight = flight{fd: fd, gen: l.gen, due: due, start: start, live: true}
+	if fd >= len(l.byFD) {
+		l.byFD = append(l.byFD, make([]*probe, fd+1-len(l.byFD))...)
+	}
+	l.byFD[fd] = p
+	l.inFlight++
+	l.timeouts.Push(expiry{start.Add(p.timeout), p, l.gen})
 	return start
 }
 
 // ready handles a socket whose handshake may be over.
 func (l *connectLoop) ready(ev syscall.EpollEvent) {
-	f := l.flights[ev.Fd]
-	if f == nil || f.gen != ev.Pad {
+	if int(ev.Fd) >= len(l.byFD) {
+		return
+	}
+	p := l.byFD[ev.Fd]
+	if p == nil || !p.flight.live || p.flight.gen != ev.Pad {
 		return
 	}
 	var err error
 	if ev.Events&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 || ev.Events&syscall.EPOLLOUT == 0 {
 		var pending bool
-		if pending, err = outcome(f.fd); pending {
+		if pending, err = outcome(p.flight.fd); pending {
 			return
 		}
 	}
 	// Writable without an error: a connecting socket turns writable only
 	// once established, so no getsockopt is needed.
-	l.land(f, err)
+	l.land(p, err)
 }
 
 // expire ends the connects whose timeout has passed. It asks each socket
@@ -395,26 +416,27 @@ func (l *connectLoop) ready(ev syscall.EpollEvent) {
 // round to looking is that result, and only one still under way after its
 // whole timeout on the wire is a timeout.
 func (l *connectLoop) expire(now time.Time) {
-	for len(l.timeouts) > 0 && !l.timeouts[0].expiry.After(now) {
-		f := heap.Pop(&l.timeouts).(*flight)
-		if f.done {
-			continue
+	for len(l.timeouts) > 0 && !l.timeouts[0].at.After(now) {
+		e := l.timeouts.Pop()
+		if p := e.p; p.flight.live && p.flight.gen == e.gen {
+			if pending, err := outcome(p.flight.fd); !pending {
+				l.land(p, err)
+			} else {
+				l.land(p, context.DeadlineExceeded)
+			}
 		}
-		if pending, err := outcome(f.fd); !pending {
-			l.land(f, err)
-			continue
-		}
-		l.land(f, context.DeadlineExceeded)
 	}
 }
 
 // land ends a flight: its socket closes (a FIN after a success, as
 // keepalived's checker sends) and its result goes out.
-func (l *connectLoop) land(f *flight, err error) {
-	f.done = true
-	delete(l.flights, int32(f.fd))
+func (l *connectLoop) land(p *probe, err error) {
+	f := &p.flight
+	f.live = false
+	l.byFD[f.fd] = nil
+	l.inFlight--
 	rawClose(f.fd)
-	l.finish(f.p, f.due, f.start, err)
+	l.finish(p, f.due, f.start, err)
 }
 
 // finish queues a result for apply and arms the probe's next turn.
@@ -432,7 +454,7 @@ func (l *connectLoop) finish(p *probe, due, start time.Time, err error) {
 	}
 	l.urgent = l.urgent || !r.Healthy
 	l.batch = append(l.batch, finished{probe: p, due: due, start: start, end: end, skipped: skipped, result: r})
-	heap.Push(&l.due, dueProbe{next, p})
+	l.due.Push(dueProbe{next, p})
 }
 
 // flush hands the results gathered to apply in one send: at once when one
@@ -446,37 +468,12 @@ func (l *connectLoop) flush(now time.Time) {
 
 // abandon closes every socket under way: the scheduler is stopping.
 func (l *connectLoop) abandon() {
-	for fd, f := range l.flights {
-		f.done = true
-		rawClose(int(fd))
+	for fd, p := range l.byFD {
+		if p != nil {
+			p.flight.live = false
+			rawClose(fd)
+		}
 	}
-	clear(l.flights)
-}
-
-type dueHeap []dueProbe
-
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueProbe)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = dueProbe{}
-	*h = old[:len(old)-1]
-	return x
-}
-
-type flightHeap []*flight
-
-func (h flightHeap) Len() int           { return len(h) }
-func (h flightHeap) Less(i, j int) bool { return h[i].expiry.Before(h[j].expiry) }
-func (h flightHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *flightHeap) Push(x any)        { *h = append(*h, x.(*flight)) }
-func (h *flightHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return x
+	clear(l.byFD)
+	l.inFlight = 0
 }
