@@ -122,7 +122,7 @@ type Scheduler struct {
 	// them: a mutex taken by every probe instead convoys under contention.
 	results chan []finished
 	// loop runs connect-only TCP probes, nil when they run as goroutines
-	// (a fake clock, or no epoll).
+	// (no epoll). It runs on the scheduler's clock, injected ones too.
 	loop    *connectLoop
 	metrics *metrics
 	// epoch is the clock's time at construction: probes keep their
