@@ -167,6 +167,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 		}
 	}
 	d.sched = checks.NewScheduler(log, d.onTransition)
+	d.fault.backlog = func() (int, time.Duration) { b := d.sched.Backlog(); return b.Behind, b.Worst }
 	if err := d.sched.RegisterMetrics(reg); err != nil {
 		return nil, fmt.Errorf("check metrics: %w", err)
 	}

@@ -16,6 +16,8 @@ func (d *lvsdDaemon) Status() StatusReport {
 	if rerr != nil {
 		st.ReloadErr = rerr.Error()
 	}
+	b := d.sched.Backlog()
+	st.Checks = CheckSchedule{Checks: b.Checks, Behind: b.Behind, BehindBy: b.Worst}
 	type key struct{ service, rs string }
 	probes := map[key]checks.TargetStatus{}
 	for _, t := range d.sched.Status() {

@@ -90,8 +90,12 @@ func TestStatusAndVRRPControl(t *testing.T) {
 		}
 	}
 
+	if st.Checks.Checks != 2 || st.Checks.Behind < 0 || st.Checks.Behind > st.Checks.Checks {
+		t.Errorf("status of the checks' schedule: %+v, want 2 checks", st.Checks)
+	}
 	table := l.statusTable()
 	for _, want := range [][]string{
+		{"checks", "behind", "schedule:"},
 		{"VRRP"},
 		{"INSTANCE", "VRID", "IFACE", "STATE", "PRIO", "MASTER-PRIO", "VIPS"},
 		{"vi1", "51", "lab0", "master", "150", "150", "192.0.2.10/32"},
@@ -172,6 +176,20 @@ func tableHasRow(table string, want []string) bool {
 		}
 	}
 	return false
+}
+
+// The status table says when checks are behind their schedule, and by how much.
+func TestStatusShowsChecksBehind(t *testing.T) {
+	var b strings.Builder
+	printStatus(&b, StatusReport{Node: "n", Checks: CheckSchedule{Checks: 2000, Behind: 12, BehindBy: 1234567 * time.Microsecond}})
+	if want := "checks behind schedule: 12 of 2000, by up to 1.235s"; !strings.Contains(b.String(), want) {
+		t.Errorf("lvsd status:\n%s\nwant a line %q", b.String(), want)
+	}
+	b.Reset()
+	printStatus(&b, StatusReport{Node: "n", Checks: CheckSchedule{Checks: 20}})
+	if want := "checks behind schedule: 0 of 20\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("lvsd status:\n%s\nwant a line %q", b.String(), want)
+	}
 }
 
 func TestStatusWithoutADaemon(t *testing.T) {

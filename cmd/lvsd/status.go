@@ -22,6 +22,7 @@ type StatusReport struct {
 	ReloadErr  string           `json:"last_reload_error,omitempty"`
 	Services   []ServiceStatus  `json:"services"`
 	VRRP       []InstanceStatus `json:"vrrp"`
+	Checks     CheckSchedule    `json:"checks"`
 	// EvictionGuard is present when lvsd runs a director.
 	EvictionGuard *GuardReport `json:"eviction_guard,omitempty"`
 	// Announce is active-active: each announced VIP and BIRD's BGP
@@ -47,6 +48,15 @@ type HeldCheck struct {
 	Until      time.Time `json:"until"`
 	Reason     string    `json:"reason"` // the check's
 	Why        string    `json:"why"`    // the guard's
+}
+
+// CheckSchedule says whether the health checks keep their schedule. When
+// lvsd cannot (busy CPUs, more checks than it can run), it probes the
+// checks behind less often instead of failing their servers.
+type CheckSchedule struct {
+	Checks   int           `json:"checks"`          // probes; a check shared by several services counts once
+	Behind   int           `json:"behind_schedule"` // checks lvsd is late with
+	BehindBy time.Duration `json:"behind_by_ns"`    // how late the most-behind one is
 }
 
 type ServiceStatus struct {
@@ -127,6 +137,11 @@ func printStatus(w io.Writer, st StatusReport) {
 			ok = "FAILED: " + st.ReloadErr
 		}
 		fmt.Fprintf(w, ", last reload %s (%s)", st.LastReload.Format(time.RFC3339), ok)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "checks behind schedule: %d of %d", st.Checks.Behind, st.Checks.Checks)
+	if st.Checks.Behind > 0 {
+		fmt.Fprintf(w, ", by up to %s (probed less often until lvsd catches up)", st.Checks.BehindBy.Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
 	if len(st.VRRP) > 0 {
