@@ -167,16 +167,17 @@ func (p *Pair) Holds(node *lab.NS) bool {
 	return ok
 }
 
-// WaitSettled waits until d1 alone holds the VIP, then lets the backup
-// hear a few adverts so it runs on the master's interval.
+// WaitSettled waits until d1 alone holds the VIP and still does after the
+// backup has heard a few adverts (so it runs on the master's interval).
 func (p *Pair) WaitSettled(timeout time.Duration) bool {
-	end := time.Now().Add(timeout)
-	for time.Now().Before(end) {
-		if p.Holds(p.D1) && !p.Holds(p.D2) {
+	settled := func() bool { return p.Holds(p.D1) && !p.Holds(p.D2) }
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if settled() {
 			time.Sleep(5 * p.o.Interval)
-			return p.Holds(p.D1) && !p.Holds(p.D2)
+			if settled() {
+				return true
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return false
 }
