@@ -91,13 +91,15 @@ func (l *load) stop() {
 	}
 }
 
-// cpu returns the CPU time stress-ng and the VM have used so far.
+// cpu returns the CPU time stress-ng and the VM have used so far, their
+// children included (GNU timeout in run.sh puts qemu in a process group of
+// its own).
 func (l *load) cpu() (stress, vm time.Duration) {
 	if l.stress != nil {
-		stress = groupSchedstat(l.stress.Pid()).run
+		stress = treeSchedstat(l.stress.Pid()).run
 	}
 	if l.vm != nil {
-		vm = groupSchedstat(l.vm.Pid()).run
+		vm = treeSchedstat(l.vm.Pid()).run
 	}
 	return stress, vm
 }
@@ -140,6 +142,39 @@ func parseCPUTimes(stat string) (cpuTimes, error) {
 // process group pgid (a daemon and its children).
 func groupSchedstat(pgid int) schedstat {
 	var sum schedstat
+	for pid, st := range processes() {
+		if st.pgrp == pgid {
+			sum = sum.add(taskSchedstat(pid))
+		}
+	}
+	return sum
+}
+
+// treeSchedstat sums the schedstat of every thread of pid and of all its
+// descendants.
+func treeSchedstat(pid int) schedstat {
+	procs := processes()
+	in := map[int]bool{pid: true}
+	for grew := true; grew; {
+		grew = false
+		for p, st := range procs {
+			if !in[p] && in[st.ppid] {
+				in[p], grew = true, true
+			}
+		}
+	}
+	var sum schedstat
+	for p := range in {
+		sum = sum.add(taskSchedstat(p))
+	}
+	return sum
+}
+
+type procStat struct{ ppid, pgrp int }
+
+// processes reads the parent and process group of every process.
+func processes() map[int]procStat {
+	out := map[int]procStat{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -147,41 +182,47 @@ func groupSchedstat(pgid int) schedstat {
 			continue
 		}
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil || pgrpOf(string(stat)) != pgid {
+		if err != nil {
 			continue
 		}
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, t := range tasks {
-			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
-			if err != nil {
-				continue
-			}
-			if s, ok := parseSchedstat(string(data)); ok {
-				sum.run += s.run
-				sum.wait += s.wait
-				sum.slices += s.slices
-			}
+		if ppid, pgrp, ok := parseStat(string(stat)); ok {
+			out[pid] = procStat{ppid: ppid, pgrp: pgrp}
+		}
+	}
+	return out
+}
+
+// taskSchedstat sums the schedstat of pid's threads.
+func taskSchedstat(pid int) schedstat {
+	var sum schedstat
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		if s, ok := parseSchedstat(string(data)); ok {
+			sum = sum.add(s)
 		}
 	}
 	return sum
 }
 
-// pgrpOf reads the process group from /proc/PID/stat: the fifth field,
-// counted after the command name, which may hold spaces and parentheses.
-func pgrpOf(stat string) int {
+// parseStat reads the parent and the process group from /proc/PID/stat:
+// the fourth and fifth fields, counted after the command name, which may
+// hold spaces and parentheses.
+func parseStat(stat string) (ppid, pgrp int, ok bool) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return -1
+		return 0, 0, false
 	}
 	f := strings.Fields(stat[i+1:])
 	if len(f) < 3 {
-		return -1
+		return 0, 0, false
 	}
-	n, err := strconv.Atoi(f[2])
-	if err != nil {
-		return -1
-	}
-	return n
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	return ppid, pgrp, err1 == nil && err2 == nil
 }
 
 func parseSchedstat(s string) (schedstat, bool) {

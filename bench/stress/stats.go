@@ -112,6 +112,10 @@ type schedstat struct {
 	slices    uint64
 }
 
+func (s schedstat) add(o schedstat) schedstat {
+	return schedstat{run: s.run + o.run, wait: s.wait + o.wait, slices: s.slices + o.slices}
+}
+
 func (s schedstat) sub(o schedstat) schedstat {
 	return schedstat{run: s.run - o.run, wait: s.wait - o.wait, slices: s.slices - o.slices}
 }

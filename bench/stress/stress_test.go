@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -157,11 +158,11 @@ func TestSchedstatAndProcessGroup(t *testing.T) {
 	if w := s.waitPerSlice(); w != 750*time.Microsecond {
 		t.Fatalf("wait per slice %v", w)
 	}
-	if got := pgrpOf("1234 (keep alive) (x) S 1 4321 4321 0 -1"); got != 4321 {
-		t.Fatalf("pgrpOf = %d", got)
+	if ppid, pgrp, ok := parseStat("1234 (keep alive) (x) S 17 4321 4321 0 -1"); !ok || ppid != 17 || pgrp != 4321 {
+		t.Fatalf("parseStat = %d, %d, %v", ppid, pgrp, ok)
 	}
-	if got := pgrpOf("garbage"); got != -1 {
-		t.Fatalf("pgrpOf(garbage) = %d", got)
+	if _, _, ok := parseStat("garbage"); ok {
+		t.Fatal("parseStat(garbage) ok")
 	}
 }
 
@@ -256,5 +257,12 @@ func TestParseIntervals(t *testing.T) {
 		if _, err := parseIntervals(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// The bench's own process has spent CPU, and its threads are found.
+func TestTreeSchedstatReadsThisProcess(t *testing.T) {
+	if s := treeSchedstat(os.Getpid()); s.run <= 0 || s.slices == 0 {
+		t.Fatalf("treeSchedstat(self) = %+v", s)
 	}
 }
