@@ -145,6 +145,7 @@ func groupSchedstat(pgid int) schedstat {
 	for pid, st := range processes() {
 		if st.pgrp == pgid {
 			sum = sum.add(taskSchedstat(pid))
+			sum.majflt += st.majflt
 		}
 	}
 	return sum
@@ -170,7 +171,10 @@ func treeSchedstat(pid int) schedstat {
 	return sum
 }
 
-type procStat struct{ ppid, pgrp int }
+type procStat struct {
+	ppid, pgrp int
+	majflt     uint64 // major page faults: pages read back from disk
+}
 
 // processes reads the parent and process group of every process.
 func processes() map[int]procStat {
@@ -185,8 +189,8 @@ func processes() map[int]procStat {
 		if err != nil {
 			continue
 		}
-		if ppid, pgrp, ok := parseStat(string(stat)); ok {
-			out[pid] = procStat{ppid: ppid, pgrp: pgrp}
+		if st, ok := parseStat(string(stat)); ok {
+			out[pid] = st
 		}
 	}
 	return out
@@ -208,21 +212,22 @@ func taskSchedstat(pid int) schedstat {
 	return sum
 }
 
-// parseStat reads the parent and the process group from /proc/PID/stat:
-// the fourth and fifth fields, counted after the command name, which may
-// hold spaces and parentheses.
-func parseStat(stat string) (ppid, pgrp int, ok bool) {
+// parseStat reads the parent, the process group and the major faults
+// from /proc/PID/stat: fields 4, 5 and 12, counted after the command name,
+// which may hold spaces and parentheses.
+func parseStat(stat string) (procStat, bool) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, 0, false
+		return procStat{}, false
 	}
 	f := strings.Fields(stat[i+1:])
-	if len(f) < 3 {
-		return 0, 0, false
+	if len(f) < 10 {
+		return procStat{}, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgrp, err2 := strconv.Atoi(f[2])
-	return ppid, pgrp, err1 == nil && err2 == nil
+	majflt, err3 := strconv.ParseUint(f[9], 10, 64)
+	return procStat{ppid: ppid, pgrp: pgrp, majflt: majflt}, err1 == nil && err2 == nil && err3 == nil
 }
 
 func parseSchedstat(s string) (schedstat, bool) {

@@ -53,8 +53,8 @@ func printDetails(w io.Writer, r *row) {
 		res := s.res
 		fmt.Fprintf(w, "  %-10s master adverts heard %d of ~%d (capture drops %d); gaps > Master_Down %d; backup sent %d adverts in %d false failovers, acting as master %s ms in all\n",
 			s.name, res.heard, expected, res.drops, res.longGaps, res.backupAdverts, res.falseFailovers, ms(res.backupMaster))
-		fmt.Fprintf(w, "  %-10s master's threads: CPU %.1fs, runnable-but-waiting %.1fs, %.3f ms per wakeup; takeovers %s\n",
-			"", res.masterSched.run.Seconds(), res.masterSched.wait.Seconds(), float64(res.masterSched.waitPerSlice())/1e6, samples(res.takeovers))
+		fmt.Fprintf(w, "  %-10s master's threads: CPU %.1fs, runnable-but-waiting %.1fs, %.3f ms per wakeup, %d major faults; takeovers %s\n",
+			"", res.masterSched.run.Seconds(), res.masterSched.wait.Seconds(), float64(res.masterSched.waitPerSlice())/1e6, res.masterSched.majflt, samples(res.takeovers))
 	}
 	if r.checks > 0 {
 		l := r.lvsd

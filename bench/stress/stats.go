@@ -110,14 +110,15 @@ func stealShare(a, b cpuTimes) float64 {
 type schedstat struct {
 	run, wait time.Duration
 	slices    uint64
+	majflt    uint64 // major page faults, where a group is summed
 }
 
 func (s schedstat) add(o schedstat) schedstat {
-	return schedstat{run: s.run + o.run, wait: s.wait + o.wait, slices: s.slices + o.slices}
+	return schedstat{run: s.run + o.run, wait: s.wait + o.wait, slices: s.slices + o.slices, majflt: s.majflt + o.majflt}
 }
 
 func (s schedstat) sub(o schedstat) schedstat {
-	return schedstat{run: s.run - o.run, wait: s.wait - o.wait, slices: s.slices - o.slices}
+	return schedstat{run: s.run - o.run, wait: s.wait - o.wait, slices: s.slices - o.slices, majflt: s.majflt - o.majflt}
 }
 
 // waitPerSlice is how long the group waited, on average, each time it

@@ -158,10 +158,11 @@ func TestSchedstatAndProcessGroup(t *testing.T) {
 	if w := s.waitPerSlice(); w != 750*time.Microsecond {
 		t.Fatalf("wait per slice %v", w)
 	}
-	if ppid, pgrp, ok := parseStat("1234 (keep alive) (x) S 17 4321 4321 0 -1"); !ok || ppid != 17 || pgrp != 4321 {
-		t.Fatalf("parseStat = %d, %d, %v", ppid, pgrp, ok)
+	st, ok := parseStat("1234 (keep alive) (x) S 17 4321 4321 0 -1 4194560 812 0 5 0 1 2 0 0 20 0 1")
+	if !ok || st != (procStat{ppid: 17, pgrp: 4321, majflt: 5}) {
+		t.Fatalf("parseStat = %+v, %v", st, ok)
 	}
-	if _, _, ok := parseStat("garbage"); ok {
+	if _, ok := parseStat("garbage"); ok {
 		t.Fatal("parseStat(garbage) ok")
 	}
 }
