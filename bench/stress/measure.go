@@ -17,9 +17,6 @@ const (
 	masterPrio  = 200
 	backupPrio  = 100
 	lvsdMetrics = "127.0.0.1:9910" // inside each director's namespace
-	// quietGap separates two false failovers: adverts a backup sends less
-	// than this apart are one.
-	quietGap = time.Second
 )
 
 // side is one implementation's pair during one advert interval.
@@ -48,7 +45,7 @@ type sideResult struct {
 	longGaps       int    // gaps longer than the backup's Master_Down_Interval
 	falseFailovers int    // runs of adverts the backup sent as master
 	backupAdverts  int
-	backupMaster   time.Duration // how long the backup acted as master, summed
+	backupMaster   time.Duration // how long the backup acted as master, summed over its takeovers
 	drops          uint64        // frames the capture lost
 	falseEvictions int           // lvsd: transitions to down
 	upBefore       int           // lvsd: real servers up on the checked nodes before the load
@@ -278,8 +275,11 @@ func (s *side) analyse(interval, masterDown time.Duration, from, to time.Time) {
 	res.lateness = spreadOf(lateness(fromPeer, interval))
 	res.longGaps = longGaps(fromPeer, masterDown)
 	res.backupAdverts = len(sent)
-	res.falseFailovers = episodes(sent, quietGap)
-	res.backupMaster = mastership(sent, quietGap, interval)
+	// A backup that stepped down cannot take over again before a
+	// Master_Down_Interval without adverts: its adverts closer together
+	// than that are one takeover.
+	res.falseFailovers = episodes(sent, masterDown)
+	res.backupMaster = mastership(sent, masterDown, interval)
 	if _, drops, err := s.capture.Stats(); err == nil {
 		res.drops = drops
 	}
