@@ -19,7 +19,9 @@ var vmScripts = map[string]string{
 	// A booted guest that does nothing: qemu's own threads only.
 	"idle": `touch "$LVSD_VM_OUT/started"; while [ ! -e "$LVSD_VM_OUT/stop" ]; do sleep 1; done`,
 	// Both vCPUs busy with arithmetic: TCG runs already-translated code.
-	"cpu": `stress-ng --cpu 0 --quiet & touch "$LVSD_VM_OUT/started"; while [ ! -e "$LVSD_VM_OUT/stop" ]; do sleep 1; done; kill $!; wait`,
+	// (stress-ng refuses to start where its temp path, the working
+	// directory, is read-only, as the repository is in the guest.)
+	"cpu": `stress-ng --temp-path /tmp --cpu 0 --quiet & touch "$LVSD_VM_OUT/started"; while [ ! -e "$LVSD_VM_OUT/stop" ]; do sleep 1; done; kill $!; wait`,
 	// What the e2e tests do: exec programs (new code for TCG to translate,
 	// page faults, 9p reads of the host's files) and make namespaces.
 	"exec": `touch "$LVSD_VM_OUT/started"; while [ ! -e "$LVSD_VM_OUT/stop" ]; do ip netns add s; ip -n s link set lo up; ip -n s -o link >/dev/null; ip netns del s; done`,
