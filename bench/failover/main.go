@@ -54,7 +54,7 @@ func run(node []string, keepalived string, rounds int) error {
 	defer os.RemoveAll(dir)
 	machines := &lab.Lab{}
 	defer machines.Close()
-	o := vrrppair.Options{Interval: interval, Lvsd: node, Keepalived: keepalived}
+	o := vrrppair.Options{Interval: interval, Lvsd: node, Keepalived: keepalived, KeepalivedDetail: true}
 	sk := vrrppair.Skew(interval, backupPr)
 	fmt.Printf("VRRP failover, advert_interval %v, master priority 200, backup %d, %d rounds each\n", interval, backupPr, rounds)
 	fmt.Printf("targets: SIGKILL p99 <= 3*interval + skew + 20ms = %v; SIGTERM p99 <= skew + 20ms = %v\n\n",

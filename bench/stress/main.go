@@ -62,6 +62,7 @@ type options struct {
 	lvsdVRRP         listFlag
 	lvsdEnv          listFlag
 	keepalivedGlobal listFlag
+	keepalivedDetail bool
 	logs             string
 	verbose          bool
 }
@@ -90,6 +91,7 @@ func main() {
 	flag.Var(&o.lvsdVRRP, "lvsd-vrrp", "extra line for lvsd's [[vrrp]] table (repeatable)")
 	flag.Var(&o.lvsdEnv, "lvsd-env", "extra environment for lvsd, e.g. GOGC=400 (repeatable)")
 	flag.Var(&o.keepalivedGlobal, "keepalived-global", "extra line for keepalived's global_defs, e.g. 'vrrp_rt_priority 50' (repeatable)")
+	flag.BoolVar(&o.keepalivedDetail, "keepalived-detail", false, "run keepalived with -D (it then logs every gratuitous ARP, which costs it CPU under load; its packaged service runs without)")
 	flag.StringVar(&o.logs, "logs", "", "keep configs and logs in this directory (default: a temporary one, removed)")
 	flag.BoolVar(&o.verbose, "v", false, "print each window's details as it ends")
 	flag.Parse()

@@ -89,7 +89,7 @@ func measure(o *options, interval time.Duration, dir string) (*row, error) {
 		Interval: interval, Lvsd: []string{o.lvsd, "run", "-config"}, Keepalived: o.keepalived,
 		LvsdMetrics: lvsdMetrics, LvsdDirector: o.lvsdDirector, LvsdVRRP: o.lvsdVRRP,
 		LvsdEnv:          append([]string{"LVSD_IPVS_BACKEND=memory"}, o.lvsdEnv...),
-		KeepalivedGlobal: o.keepalivedGlobal, Settle: 2 * time.Minute,
+		KeepalivedGlobal: o.keepalivedGlobal, KeepalivedDetail: o.keepalivedDetail, Settle: 2 * time.Minute,
 	}
 	var lvsd, ka *side
 	for _, impl := range []vrrppair.Impl{vrrppair.Lvsd, vrrppair.Keepalived} {

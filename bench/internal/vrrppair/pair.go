@@ -63,6 +63,9 @@ type Options struct {
 	LvsdExtra func(node *lab.NS) string
 
 	KeepalivedGlobal []string // more lines for keepalived's global_defs
+	// KeepalivedDetail runs keepalived with -D, which logs every
+	// gratuitous ARP: under load that logging costs it CPU of its own.
+	KeepalivedDetail bool
 
 	// Settle bounds Takeover's wait for the master to hold the VIP alone
 	// (10 s when 0): an lvsd with many checks waits for their first
@@ -154,8 +157,12 @@ func (p *Pair) Start(node *lab.NS, priority int) (*lab.Proc, error) {
 		for _, s := range []string{".pid", ".vrrp.pid", ".check.pid"} {
 			os.Remove(base + s)
 		}
-		return node.Start(o, p.o.Keepalived, "-n", "-l", "-D", "-P", "-f", p.ConfigPath(node),
-			"-p", base+".pid", "-r", base+".vrrp.pid", "-c", base+".check.pid")
+		argv := []string{p.o.Keepalived, "-n", "-l", "-P", "-f", p.ConfigPath(node),
+			"-p", base + ".pid", "-r", base + ".vrrp.pid", "-c", base + ".check.pid"}
+		if p.o.KeepalivedDetail {
+			argv = append(argv, "-D")
+		}
+		return node.Start(o, argv...)
 	}
 	o.Env = p.o.LvsdEnv
 	return node.Start(o, append(append([]string{}, p.o.Lvsd...), p.ConfigPath(node))...)
