@@ -10,9 +10,10 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 # Real peers the tests run against (keepalived, slapd, dnsmasq, BIRD for the
 # active-active directors and their router), the tools they drive (ipvsadm,
 # ip, nft, dig, curl), what the IPVS VM is built from (qemu, busybox, kmod,
-# cpio) and a C toolchain for `go test -race`.
+# cpio), a C toolchain for `go test -race` and the load of `make bench-stress`
+# (stress-ng).
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables stress-ng
 
 .PHONY: all deps build lint unit e2e test demo clean deb deb-test
 
@@ -79,6 +80,22 @@ clean:
 .PHONY: bench-failover
 bench-failover: build
 	$(GO) run ./bench/failover -lvsd 'bin/lvsd run -config' -rounds 20
+
+# bench/stress (VRRP under load): an lvsd pair and a keepalived pair with the
+# same timers in netns on this host, under stress-ng (CPU and memory
+# allocation on every core) while each lvsd node runs 10,000 connect checks
+# (LVSD_IPVS_BACKEND=memory: this host has no IPVS) and reloads every 10 s.
+# Per advert interval (100, 30, 10 ms): false failovers, advert lateness on
+# the backup's link, false evictions, SIGKILL takeover. The default is a
+# quick look; issue 11's full run is BENCH_STRESS_ARGS='-duration 10m -kill-rounds 20'.
+# Other flags (bin/bench-stress -h): -vm idle|cpu|exec (the TCG VM beside),
+# -stress '...' (stress-ng's arguments), -checks N, -lvsd-director 'key = value',
+# -lvsd-vrrp 'key = value', -lvsd-env VAR=VALUE, -keepalived-global '...'.
+BENCH_STRESS_ARGS ?= -duration 20s -kill-rounds 3
+.PHONY: bench-stress
+bench-stress: deps build
+	CGO_ENABLED=0 $(GO) build -o bin/bench-stress ./bench/stress
+	$(e2e_sudo) bin/bench-stress -lvsd bin/lvsd $(BENCH_STRESS_ARGS)
 
 # ---------------------------------------------------------------------------
 # e2e: tests against a real IPVS kernel, run inside a qemu VM (e2e/vm/run.sh).

@@ -78,8 +78,12 @@ const (
 func OpenKernel() (IPVS, error) { return OpenKernelAt("") }
 
 // OpenKernelAt opens the IPVS table of the network namespace at
-// netnsPath (e.g. /run/netns/NAME; "" = the current one).
+// netnsPath (e.g. /run/netns/NAME; "" = the current one), or an empty
+// in-memory one under LVSD_IPVS_BACKEND=memory (see MemoryBackend).
 func OpenKernelAt(netnsPath string) (IPVS, error) {
+	if MemoryBackend() {
+		return NewFake(), nil
+	}
 	if os.Getenv("LVSD_IPVS_BACKEND") == "moby" {
 		return OpenMobyAt(netnsPath)
 	}

@@ -154,7 +154,7 @@ garp_repeat = 3
 // startLVSD starts `lvsd run` in ns with a VRRP-only config.
 func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	l.t.Helper()
-	path := filepath.Join(l.dir, ns.Name+".toml")
+	path := filepath.Join(l.dir, ns.Role+".toml")
 	if err := os.WriteFile(path, []byte(v.config(l.socket(ns))), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	return p
 }
 
-func (l *vrrpLab) socket(ns *lab.NS) string { return filepath.Join(l.dir, ns.Name+".sock") }
+func (l *vrrpLab) socket(ns *lab.NS) string { return filepath.Join(l.dir, ns.Role+".sock") }
 
 // ctl runs an lvsd control verb (takeover, giveup) against the lvsd in ns.
 func (l *vrrpLab) ctl(ns *lab.NS, verb, instance string) {
@@ -212,7 +212,7 @@ vrrp_instance vi1 {
 // leftover pid file of a killed run would stop it from starting.
 func (l *vrrpLab) startKeepalived(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	l.t.Helper()
-	base := filepath.Join(l.dir, ns.Name)
+	base := filepath.Join(l.dir, ns.Role)
 	if err := os.WriteFile(base+".conf", []byte(keepalivedConfig(v)), 0o644); err != nil {
 		l.t.Fatal(err)
 	}

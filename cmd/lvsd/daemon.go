@@ -140,7 +140,10 @@ func newDaemon(cfg *config.Config, log *slog.Logger, opts ...daemonOption) (*lvs
 	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
 	}
-	if h.ipvs == nil && director.HasIPVS() {
+	if h.ipvs == nil && (director.HasIPVS() || director.MemoryBackend()) {
+		if director.MemoryBackend() {
+			log.Warn("LVSD_IPVS_BACKEND=memory: the IPVS table is kept in memory only, nothing is forwarded")
+		}
 		k, err := director.OpenKernel()
 		if err != nil {
 			return nil, err
