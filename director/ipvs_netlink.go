@@ -156,8 +156,11 @@ func (n *Kernel) seal(buf []byte, start int) []byte {
 	return pad(buf)
 }
 
-// Apply implements IPVS: ops go out in batches, one sendmsg each; every
-// op gets its own ack, so every failure is reported against its own op.
+// Apply implements IPVS: ops go out in batches, one sendmsg each. The
+// kernel runs a batch's requests in order and answers a failed one with
+// its error whether asked to or not, so only the last request of a batch
+// asks for an ack: when it comes, every error of the batch is in, each
+// against its own op, and a batch costs one read instead of one per op.
 func (n *Kernel) Apply(ctx context.Context, ops []Op) []error {
 	errs := make([]error, len(ops))
 	var buf []byte
@@ -170,34 +173,42 @@ func (n *Kernel) Apply(ctx context.Context, ops []Op) []error {
 			return errs
 		}
 		buf = buf[:0]
-		seqs := make(map[uint32]int, end-start)
+		first := n.seq + 1
 		for i := start; i < end; i++ {
-			buf = n.appendOp(buf, ops[i], unix.NLM_F_ACK)
-			seqs[n.seq] = i
+			var flags uint16
+			if i == end-1 {
+				flags = unix.NLM_F_ACK
+			}
+			buf = n.appendOp(buf, ops[i], flags)
 		}
+		last := n.seq
 		if err := unix.Sendto(n.fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			for i := start; i < end; i++ {
 				errs[i] = fmt.Errorf("netlink send: %w", err)
 			}
 			continue
 		}
-		for len(seqs) > 0 {
+		for acked := false; !acked; {
 			msgs, err := n.receive()
 			if err != nil {
-				for _, i := range seqs {
-					errs[i] = err
+				// Without the final ack nothing says which of the rest
+				// were applied: the next pass's dump will.
+				for i := start; i < end; i++ {
+					if errs[i] == nil {
+						errs[i] = err
+					}
 				}
 				break
 			}
 			for _, m := range msgs {
-				i, ok := seqs[m.Header.Seq]
-				if !ok || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
-					continue
+				seq := m.Header.Seq
+				if seq-first > last-first || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
+					continue // not an answer to this batch (seq wraps, hence the unsigned range test)
 				}
-				delete(seqs, m.Header.Seq)
 				if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
-					errs[i] = syscall.Errno(-code)
+					errs[start+int(seq-first)] = syscall.Errno(-code)
 				}
+				acked = acked || seq == last
 			}
 		}
 	}
