@@ -74,7 +74,11 @@ func diff(desired map[ServiceKey]*desiredService, kernel []KernelService, owned 
 			add(Op{Kind: OpDelService, Service: ks.Service, OldSvc: ks.Service})
 		}
 	}
-	var ops []Op
+	n := 0
+	for _, l := range byKind {
+		n += len(l)
+	}
+	ops := make([]Op, 0, n) // an Op is some 400 bytes: copy each once
 	for _, l := range byKind {
 		ops = append(ops, l...)
 	}
