@@ -22,7 +22,7 @@ func (l *loader) vrrps(cfg *Config) {
 		l.vrrp(v, cfg, at)
 		if v.Name != "" {
 			if other, dup := byName[v.Name]; dup {
-				l.errorf(at.key("name"), "duplicate vrrp name %q (first at line %d)", v.Name, l.index.lineOf(l.locs[other].raw))
+				l.errorf(at.key("name"), "duplicate vrrp name %q (first at line %d)", v.Name, l.index.lineOf(l.locs[other].raw()))
 			} else {
 				byName[v.Name] = v
 			}
@@ -48,7 +48,7 @@ func (l *loader) vrrps(cfg *Config) {
 }
 
 func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	switch {
 	case v.Name == "":
 		l.errorf(at.key("name"), "required")
@@ -174,7 +174,7 @@ func (l *loader) vrrpAddresses(v *VRRP, at loc) {
 
 func (l *loader) sync(v *VRRP, at loc) {
 	s := v.Sync
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	if s.Interface == "" {
 		s.Interface = v.Interface
 	}

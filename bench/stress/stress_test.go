@@ -10,6 +10,8 @@ import (
 
 	"github.com/lvsd/lvsd/bench/internal/vrrppair"
 	"github.com/lvsd/lvsd/config"
+
+	_ "github.com/lvsd/lvsd/checks" // registers the check types the config names
 )
 
 func msd(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
