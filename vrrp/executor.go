@@ -165,7 +165,7 @@ func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineA
 		a := &acts[i]
 		switch {
 		case a.Kind == ActSend:
-			in.send(a.Priority)
+			in.send(now, a.Priority)
 		case a.Kind == ActNotify:
 			in.log.Info("vrrp: state change", "instance", in.name, "from", a.Change.From.String(), "to", a.Change.To.String(), "priority", a.Change.Priority, "reason", a.Change.Reason)
 			in.changed(a.Change)
