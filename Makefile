@@ -9,9 +9,11 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 
 # Real peers the tests run against (keepalived, slapd, dnsmasq), the tools
 # they drive (ipvsadm, ip, dig, curl), what the IPVS VM is built from (qemu,
-# busybox, kmod, cpio) and a C toolchain for `go test -race`.
+# busybox, kmod, cpio), a C toolchain for `go test -race`, and the
+# libraries the prebuilt keepalived 2.4.3 (auth_hmac interop, bench) needs.
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian \
+	libssl3 libnl-3-200 libnl-genl-3-200 libmagic1
 
 .PHONY: all deps build lint unit e2e test demo clean deb deb-test
 
