@@ -69,23 +69,31 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // sendVRRP sends payload (a VRRP message) from src to the VRRP group with
 // TTL 255, as a node on the link would.
 func (w *wire) sendVRRP(src netip.Addr, payload []byte) error {
+	return w.sendIP(src, netip.MustParseAddr("224.0.0.18"), vrrpGroupMAC, 255, payload)
+}
+
+// sendIP sends payload as IPv4 protocol 112 from src to dst (dstMAC on the
+// link) with ttl.
+func (w *wire) sendIP(src, dst netip.Addr, dstMAC net.HardwareAddr, ttl uint8, payload []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	f := append(w.frame[:0], vrrpGroupMAC...)
+	f := append(w.frame[:0], dstMAC...)
 	f = append(f, w.mac...)
 	f = append(f, 0x08, 0x00)
 	ip := make([]byte, 20)
 	ip[0], ip[1] = 0x45, 0xc0
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(payload)))
-	ip[8], ip[9] = 255, 112
-	s4, d4 := src.As4(), netip.MustParseAddr("224.0.0.18").As4()
+	ip[8], ip[9] = ttl, 112
+	s4, d4 := src.As4(), dst.As4()
 	copy(ip[12:], s4[:])
 	copy(ip[16:], d4[:])
 	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
 	f = append(f, ip...)
 	f = append(f, payload...)
 	w.frame = f
-	return unix.Sendto(w.send, f, 0, &unix.SockaddrLinklayer{Ifindex: w.ifindex, Halen: 6, Addr: [8]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}})
+	sa := &unix.SockaddrLinklayer{Ifindex: w.ifindex, Halen: 6}
+	copy(sa.Addr[:], dstMAC)
+	return unix.Sendto(w.send, f, 0, sa)
 }
 
 func ipChecksum(h []byte) uint16 {
