@@ -416,3 +416,31 @@ func TestReplayTable(t *testing.T) {
 		t.Error("growing the table forgets what it knows")
 	}
 }
+
+// TestMasterDownReadsPastAFlood: a backup whose receiving goroutine is
+// starved while a flood of forged adverts fills its socket still finds the
+// master's advert queued behind 500 of them before Master_Down, and stays
+// backup (issue 11's read before Master_Down, deep enough for a flood).
+func TestMasterDownReadsPastAFlood(t *testing.T) {
+	m, _ := newMetrics(prometheus.NewRegistry())
+	r := newRig(t, authSettingsFor(t, 100, "10.0.0.2", authKeys(1)), nil, m)
+	qc := &queuedConn{fakeConn: r.conn}
+	r.in.opened(addrMid, qc)
+	r.in.start()
+	key := NewAuthKey(1, mustHexKey(testKey1))
+	heard := func() Packet {
+		return Packet{Src: addrHigh, Dst: GroupV4, TTL: 255, Payload: forge(51, 200, addrHigh, key, clockSeq(r.clock.Now()))}
+	}
+	r.in.handle(heard())
+	r.clock.Advance(time.Second)
+	qc.mu.Lock()
+	for range 500 {
+		qc.queued = append(qc.queued, Packet{Src: addrLow, Dst: GroupV4, TTL: 255, Payload: forge(51, 254, addrLow, nil, 0)})
+	}
+	qc.queued = append(qc.queued, heard())
+	qc.mu.Unlock()
+	r.clock.Advance(masterDown(100, time.Second) - time.Second)
+	if r.state() != StateBackup || drops(m, ReasonMissing) != 500 {
+		t.Errorf("%v at Master_Down with the master's advert behind 500 forgeries (%v counted)", r.state(), drops(m, ReasonMissing))
+	}
+}
