@@ -1,13 +1,17 @@
 // Command failover measures VRRP takeover time in network namespaces, for
 // lvsd and for keepalived with the same settings in the same run: two
 // directors and a client on a bridge, advert_interval 100 ms, priorities
-// 200 (master) and 100 (backup), preempt on. Each round stops the master
+// 200 (master) and 100 (backup), preempt on. Each runs with authenticated
+// adverts too (lvsd's [vrrp.auth], keepalived 2.4's auth_hmac: HMAC-SHA256
+// trailer, enforce, anti_replay time) when -keepalived24 names a keepalived
+// 2.4; Debian's keepalived 2.2.7 has no auth and is the unsigned anchor. Each round stops the master
 // (SIGKILL, or SIGTERM which resigns with priority 0) and times, from the
 // signal, the first gratuitous ARP for the VIP from the backup's MAC as the
 // client's AF_PACKET socket timestamps it. The backup adds the VIP before it
 // announces, so that is "holds the VIP and has told the link".
 //
 // Needs root, ip(8), keepalived. Run it with `make bench-failover`.
+// The rounds of every implementation alternate, so all see the same load.
 package main
 
 import (
@@ -31,11 +35,16 @@ const (
 
 func main() {
 	node := flag.String("lvsd", "bin/lvsd run -config", "lvsd command; the config file path is appended")
-	keepalived := flag.String("keepalived", "/usr/sbin/keepalived", "keepalived binary")
+	keepalived := flag.String("keepalived", "/usr/sbin/keepalived", "keepalived binary (2.2: no auth)")
+	keepalived24 := flag.String("keepalived24", "/work/shared/peers/keepalived-2.4.3/keepalived", "keepalived 2.4 binary with auth_hmac; \"\" or missing: no keepalived auth rows")
 	rounds := flag.Int("rounds", 20, "rounds per implementation and signal")
 	flag.BoolVar(&verbose, "v", false, "print every sample")
 	flag.Parse()
-	if err := run(strings.Fields(*node), *keepalived, *rounds); err != nil {
+	if _, err := os.Stat(*keepalived24); *keepalived24 != "" && err != nil {
+		fmt.Fprintf(os.Stderr, "failover: no keepalived 2.4 at %s (%v): running without its auth_hmac rows\n", *keepalived24, err)
+		*keepalived24 = ""
+	}
+	if err := run(strings.Fields(*node), *keepalived, *keepalived24, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "failover:", err)
 		os.Exit(1)
 	}
@@ -49,7 +58,7 @@ type impl struct {
 	start func(l *lab, ns string, priority int) (*proc, error)
 }
 
-func run(node []string, keepalived string, rounds int) error {
+func run(node []string, keepalived, keepalived24 string, rounds int) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (network namespaces)")
 	}
@@ -58,32 +67,39 @@ func run(node []string, keepalived string, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	impls := []impl{
-		{"lvsd", func(l *lab, ns string, prio int) (*proc, error) {
+	lvsd := func(auth bool) func(l *lab, ns string, prio int) (*proc, error) {
+		return func(l *lab, ns string, prio int) (*proc, error) {
 			path := filepath.Join(l.dir, ns+".toml")
-			if err := os.WriteFile(path, []byte(lvsdConfig(prio, filepath.Join(l.dir, ns+".sock"))), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(lvsdConfig(prio, filepath.Join(l.dir, ns+".sock"), auth)), 0o644); err != nil {
 				return nil, err
 			}
 			return l.start(ns, append(append([]string{}, node...), path)...)
-		}},
-		{"keepalived", func(l *lab, ns string, prio int) (*proc, error) {
+		}
+	}
+	ka := func(bin string, auth bool) func(l *lab, ns string, prio int) (*proc, error) {
+		return func(l *lab, ns string, prio int) (*proc, error) {
 			base := filepath.Join(l.dir, ns)
-			if err := os.WriteFile(base+".conf", []byte(keepalivedConfig(prio)), 0o644); err != nil {
+			if err := os.WriteFile(base+".conf", []byte(keepalivedConfig(prio, auth)), 0o644); err != nil {
 				return nil, err
 			}
 			// A killed keepalived leaves pid files that stop the next start.
 			for _, p := range []string{".pid", ".vrrp.pid", ".check.pid"} {
 				os.Remove(base + p)
 			}
-			return l.start(ns, keepalived, "-n", "-l", "-D", "-P", "-f", base+".conf",
+			return l.start(ns, bin, "-n", "-l", "-D", "-P", "-f", base+".conf",
 				"-p", base+".pid", "-r", base+".vrrp.pid", "-c", base+".check.pid")
-		}},
+		}
+	}
+	impls := []impl{{"lvsd", lvsd(false)}, {"lvsd+auth", lvsd(true)}, {"keepalived", ka(keepalived, false)}}
+	if keepalived24 != "" {
+		impls = append(impls, impl{"ka2.4+auth", ka(keepalived24, true)})
 	}
 	sk := time.Duration(int64(256-backupPr) * int64(interval) / 256)
 	fmt.Printf("VRRP failover, advert_interval %v, master priority 200, backup %d, %d rounds each\n", interval, backupPr, rounds)
 	fmt.Printf("targets: SIGKILL p99 <= 3*interval + skew + 20ms = %v; SIGTERM p99 <= skew + 20ms = %v\n\n",
 		ms(3*interval+sk+20*time.Millisecond), ms(sk+20*time.Millisecond))
 	fmt.Printf("%-10s %-8s %9s %9s %9s %9s %s\n", "impl", "signal", "p50", "p99", "min", "max", "failed")
+	fmt.Println("  (keepalived: Debian's 2.2.7, unsigned; +auth: HMAC-SHA256 trailer, enforce, anti_replay time)")
 	// One lab per implementation, rounds alternating between them, so
 	// both see the same machine load (the CPU is shared).
 	runs := make([]*series, len(impls))
@@ -127,11 +143,28 @@ func run(node []string, keepalived string, rounds int) error {
 		}
 	}
 	fmt.Println()
-	for _, sig := range []string{"SIGKILL", "SIGTERM"} {
-		a, b := results["lvsd"+sig], results["keepalived"+sig]
-		if a[0] > 0 && b[0] > 0 {
-			fmt.Printf("%s lvsd/keepalived: p50 %.2f  p99 %.2f\n", sig, float64(a[0])/float64(b[0]), float64(a[1])/float64(b[1]))
+	ratio := func(sig, what, a, b string) {
+		x, y := results[a+sig], results[b+sig]
+		if x[0] > 0 && y[0] > 0 {
+			fmt.Printf("%s %-34s p50 %.2f  p99 %.2f\n", sig, what, float64(x[0])/float64(y[0]), float64(x[1])/float64(y[1]))
 		}
+	}
+	for _, sig := range []string{"SIGKILL", "SIGTERM"} {
+		ratio(sig, "lvsd/keepalived:", "lvsd", "keepalived")
+		ratio(sig, "lvsd+auth/lvsd (auth's cost):", "lvsd+auth", "lvsd")
+		ratio(sig, "lvsd+auth/keepalived 2.4+auth:", "lvsd+auth", "ka2.4+auth")
+	}
+	fmt.Println()
+	fmt.Println("takeover p50/p99     auth off: lvsd      auth on: lvsd       keepalived 2.4.3 auth_hmac")
+	for _, sig := range []string{"SIGKILL", "SIGTERM"} {
+		cell := func(name string) string {
+			r, ok := results[name+sig]
+			if !ok {
+				return "-"
+			}
+			return ms(r[0]) + " / " + ms(r[1])
+		}
+		fmt.Printf("%-20s %-19s %-19s %s\n", sig, cell("lvsd"), cell("lvsd+auth"), cell("ka2.4+auth"))
 	}
 	return nil
 }
@@ -216,7 +249,21 @@ func sigName(s syscall.Signal) string {
 	return "SIGTERM"
 }
 
-func lvsdConfig(prio int, socket string) string {
+// benchKey signs the +auth rows (hex: the 32 bytes 0x00..0x1f).
+const benchKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+func lvsdConfig(prio int, socket string, auth bool) string {
+	a := ""
+	if auth {
+		a = `
+  [vrrp.auth]
+  mode = "enforce"
+  anti_replay = "time"
+    [[vrrp.auth.key]]
+    id = 1
+    secret = "hex:` + benchKey + `"
+`
+	}
 	return fmt.Sprintf(`[director]
 interface = "eth0"
 control_socket = %q
@@ -229,10 +276,20 @@ priority = %d
 advert_interval = "100ms"
 vips = ["%s/24"]
 garp_repeat = 5
-`, socket, prio, vip)
+%s`, socket, prio, vip, a)
 }
 
-func keepalivedConfig(prio int) string {
+func keepalivedConfig(prio int, auth bool) string {
+	a := ""
+	if auth {
+		a = `
+  auth_hmac {
+    key 1 hex:` + benchKey + `
+    active_key 1
+    anti_replay time
+    mode enforce
+  }`
+	}
 	return fmt.Sprintf(`global_defs {
   router_id bench
   vrrp_version 3
@@ -243,12 +300,12 @@ vrrp_instance vi1 {
   interface eth0
   virtual_router_id 51
   priority %d
-  advert_int 0.1
+  advert_int 0.1%s
   virtual_ipaddress {
     %s/24
   }
 }
-`, prio, vip)
+`, prio, a, vip)
 }
 
 // proc is a node started in a namespace, in a process group of its own so
