@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -84,9 +83,6 @@ type Secret struct {
 type secretValue struct{ b []byte }
 
 const redacted = "[redacted]"
-
-// NewSecret returns a Secret holding b, for configs built in Go.
-func NewSecret(b []byte) Secret { return Secret{v: &secretValue{b: bytes.Clone(b)}} }
 
 // Bytes returns the key material; the caller must not change it.
 func (s Secret) Bytes() []byte {

@@ -170,7 +170,7 @@ func inc(c prometheus.Counter) {
 type AuthStatus struct {
 	Mode       string        `json:"mode"`
 	AntiReplay string        `json:"anti_replay"`
-	TimeWindow time.Duration `json:"time_window"`
+	TimeWindow time.Duration `json:"time_window_ns"`
 	// ActiveKey signs; 0 in receive-only.
 	ActiveKey int   `json:"active_key"`
 	KeyIDs    []int `json:"key_ids"`
