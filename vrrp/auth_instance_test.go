@@ -444,3 +444,36 @@ func TestMasterDownReadsPastAFlood(t *testing.T) {
 		t.Errorf("%v at Master_Down with the master's advert behind 500 forgeries (%v counted)", r.state(), drops(m, ReasonMissing))
 	}
 }
+
+// TestAuthDropLogsRateLimited: a flood of forgeries is counted one by
+// one but logged once per reason every 10 s, saying how many went
+// unlogged in between.
+func TestAuthDropLogsRateLimited(t *testing.T) {
+	m, _ := newMetrics(prometheus.NewRegistry())
+	r := newRig(t, authSettingsFor(t, 100, "10.0.0.2", authKeys(1)), nil, m)
+	var logs syncLog
+	r.in.log = slog.New(slog.NewTextHandler(&logs, nil))
+	r.in.start()
+	wrong := NewAuthKey(1, bytes.Repeat([]byte{9}, 32))
+	flood := func(n int) {
+		for i := range n {
+			var key *AuthKey
+			if i%2 == 1 {
+				key = wrong
+			}
+			r.in.handle(Packet{Src: addrLow, Dst: GroupV4, TTL: 255, Payload: forge(51, 254, addrLow, key, clockSeq(r.clock.Now()))})
+		}
+	}
+	flood(1000)
+	r.clock.Advance(9 * time.Second)
+	flood(1000)
+	if n := strings.Count(logs.String(), "failed authentication"); n != 2 || drops(m, ReasonMissing) != 1000 || drops(m, ReasonBadHMAC) != 1000 {
+		t.Fatalf("%d log lines for 2 reasons in 9 s, drops missing %v bad_hmac %v:\n%s", n, drops(m, ReasonMissing), drops(m, ReasonBadHMAC), logs.String())
+	}
+	r.clock.Advance(2 * time.Second)
+	flood(2)
+	if !strings.Contains(logs.String(), "reason=missing src=10.0.0.1 key_id=0 dropped_unlogged=999") ||
+		!strings.Contains(logs.String(), "reason=bad_hmac src=10.0.0.1 key_id=1 dropped_unlogged=999") {
+		t.Errorf("after 10 s, no line with the count of unlogged drops:\n%s", logs.String())
+	}
+}
