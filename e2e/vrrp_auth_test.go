@@ -236,12 +236,20 @@ func kaComplaints(p *lab.Proc) []string {
 // both roles: the backup stays backup while the master lives, takes over
 // on SIGTERM (priority 0) and on SIGKILL (silence), and the master, back,
 // preempts it. Neither side rejects a single advert of the other.
+//
+// On the host every combination runs (16). In the e2e VM, where each takes
+// ~45 s under TCG, the 8 that pair every role, family and transport, with
+// the anti-replay scheme alternating, so every two dimensions still meet
+// in every combination of their values.
 func TestVRRPAuthKeepalivedInterop(t *testing.T) {
 	bin := keepalived24(t)
 	for _, lvsdMaster := range []bool{true, false} {
 		for _, v6 := range []bool{false, true} {
 			for _, unicast := range []bool{false, true} {
 				for _, replay := range []string{"time", "monotonic"} {
+					if lab.InVM() && (replay == "time") != (lvsdMaster == (v6 == unicast)) {
+						continue
+					}
 					name := fmt.Sprintf("%s/%s/%s/%s", map[bool]string{true: "lvsd master", false: "keepalived master"}[lvsdMaster],
 						map[bool]string{false: "IPv4", true: "IPv6"}[v6], map[bool]string{false: "multicast", true: "unicast"}[unicast], replay)
 					t.Run(name, func(t *testing.T) { authInterop(t, bin, lvsdMaster, v6, unicast, replay) })

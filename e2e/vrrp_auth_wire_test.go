@@ -114,6 +114,17 @@ type seen struct {
 	payload []byte
 }
 
+// drain discards what the capture socket holds already, so that next
+// returns what the segment carries from now on.
+func (w *wire) drain() {
+	buf := make([]byte, 2048)
+	for {
+		if _, _, err := unix.Recvfrom(w.recv, buf, unix.MSG_DONTWAIT); err != nil {
+			return
+		}
+	}
+}
+
 // next returns the next VRRP packet the interface sees that match
 // accepts, or false after timeout.
 func (w *wire) next(timeout time.Duration, match func(seen) bool) (seen, bool) {
