@@ -10,10 +10,12 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 # Real peers the tests run against (keepalived, slapd, dnsmasq, BIRD for the
 # active-active directors and their router), the tools they drive (ipvsadm,
 # ip, nft, dig, curl), what the IPVS VM is built from (qemu, busybox, kmod,
-# cpio), a C toolchain for `go test -race` and the load of `make bench-stress`
-# (stress-ng).
+# cpio), a C toolchain for `go test -race`, the load of `make bench-stress`
+# (stress-ng) and the libraries the prebuilt keepalived 2.4.3 (auth_hmac
+# interop, bench) needs.
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables stress-ng
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables stress-ng \
+	libssl3 libnl-3-200 libnl-genl-3-200 libmagic1
 
 .PHONY: all deps build lint unit e2e test demo clean deb deb-test
 

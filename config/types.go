@@ -86,6 +86,15 @@ type VRRP struct {
 	GARPInterval Duration `toml:"garp_interval"` // default 0 (back to back)
 	GARPRefresh  Duration `toml:"garp_refresh"`  // default 0 (off)
 	Sync         *Sync    `toml:"sync"`
+	// UnicastTTL is the TTL (IPv6: hop limit) of unicast adverts, as
+	// keepalived's unicast_ttl; default 255. MinTTL drops unicast adverts
+	// that arrive with a lower one: 255 keeps RFC 5798's proof that the
+	// sender is on the link. Default 0, any. Multicast adverts are always
+	// sent with 255 and must arrive with it.
+	UnicastTTL int `toml:"unicast_ttl"`
+	MinTTL     int `toml:"min_ttl"`
+	// Auth signs and verifies adverts (vrrp_auth.go); nil: none.
+	Auth *VRRPAuth `toml:"auth"`
 }
 
 // Sync configures the kernel IPVS connection-sync daemons for a VRRP instance.

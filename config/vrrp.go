@@ -102,6 +102,8 @@ func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
 		l.errorf(at.key("garp_repeat"), "must not be negative")
 	}
 	l.vrrpAddresses(v, at)
+	l.vrrpTTL(v, at, g)
+	l.vrrpAuth(v, at.key("auth"))
 	for i, name := range v.TrackServices {
 		if cfg.Service(name) == nil {
 			l.errorf(at.key("track_services").elem(i, strconv.Itoa(i+1)), "unknown service %q", name)
@@ -169,6 +171,25 @@ func (l *loader) vrrpAddresses(v *VRRP, at loc) {
 		case a.IP.Is4() != first.Is4():
 			l.errorf(at.key("source_address"), "%s is %s but the VIPs are %s", a.IP, familyName(a.IP), familyName(first))
 		}
+	}
+}
+
+// vrrpTTL checks unicast_ttl and min_ttl, which only unicast adverts have:
+// multicast ones always travel with 255 (RFC 5798 section 5.1.1.3).
+func (l *loader) vrrpTTL(v *VRRP, at loc, g keySet) {
+	if g.unset("unicast_ttl", v.UnicastTTL == 0) {
+		v.UnicastTTL = 255
+	} else if len(v.UnicastPeers) == 0 {
+		l.errorf(at.key("unicast_ttl"), "only applies with unicast_peers (multicast adverts go with TTL 255)")
+	}
+	if v.UnicastTTL < 1 || v.UnicastTTL > 255 {
+		l.errorf(at.key("unicast_ttl"), "%d out of range 1..255", v.UnicastTTL)
+	}
+	if g["min_ttl"] && len(v.UnicastPeers) == 0 {
+		l.errorf(at.key("min_ttl"), "only applies with unicast_peers (multicast adverts must arrive with TTL 255)")
+	}
+	if v.MinTTL < 0 || v.MinTTL > 255 {
+		l.errorf(at.key("min_ttl"), "%d out of range 0..255", v.MinTTL)
 	}
 }
 

@@ -28,12 +28,16 @@ type vrrpLab struct {
 	dir            string
 }
 
-func newVRRPLab(t *testing.T) *vrrpLab {
+func newVRRPLab(t *testing.T) *vrrpLab { return newVRRPLabNamed(t, "") }
+
+// newVRRPLabNamed is newVRRPLab with namespace names starting with prefix
+// (lab.NewNS adds the pid), so a suite's labs are told apart in `ip netns`.
+func newVRRPLabNamed(t *testing.T, prefix string) *vrrpLab {
 	t.Helper()
 	lab.RequireRoot(t)
 	l := &vrrpLab{t: t, dir: t.TempDir()}
-	l.sw = lab.NewNS(t, "sw")
-	l.d1, l.d2, l.client = lab.NewNS(t, "d1"), lab.NewNS(t, "d2"), lab.NewNS(t, "cl")
+	l.sw = lab.NewNS(t, prefix+"sw")
+	l.d1, l.d2, l.client = lab.NewNS(t, prefix+"d1"), lab.NewNS(t, prefix+"d2"), lab.NewNS(t, prefix+"cl")
 	l.d1.Veth("eth0", l.sw, "p1")
 	l.d2.Veth("eth0", l.sw, "p2")
 	l.client.Veth("eth0", l.sw, "pc")
@@ -118,6 +122,7 @@ type lvsdVRRP struct {
 	v6       bool
 	track    []string // track_interfaces
 	peer     string   // unicast peer; "" = multicast
+	extra    string   // appended to the instance's table verbatim
 }
 
 func (v lvsdVRRP) config(socket string) string {
@@ -148,7 +153,7 @@ garp_repeat = 3
 	if len(v.track) > 0 {
 		s += fmt.Sprintf("track_interfaces = [%q]\n", strings.Join(v.track, `", "`))
 	}
-	return s
+	return s + v.extra
 }
 
 // startLVSD starts `lvsd run` in ns with a VRRP-only config.

@@ -15,6 +15,13 @@
 //     differences from ours are logged once per change, not dropped, as RFC
 //     5798 7.1 asks: dropping them would turn a misconfiguration into a
 //     split brain.
+//   - auth.go: keepalived 2.4's auth_hmac trailer (HMAC-SHA256 with a
+//     sequence number), pure sign and verify functions; auth_replay.go the
+//     per-sender anti-replay state; auth_sign.go signs on the timing path
+//     without allocating; auth_gate.go checks min_ttl and [vrrp.auth]
+//     between decoding and the executor, so a rejected advert (missing,
+//     malformed, unknown_key, bad_hmac, stale, replay) never reaches the
+//     machine, and a flood of them costs the timers no lock time.
 //   - machine.go, machine_announce.go, machine_events.go: the RFC state
 //     machine, pure: Machine.Handle(now, Event) returns Actions; it does no
 //     I/O, reads no clock, starts no goroutine, takes no lock, and its

@@ -131,7 +131,7 @@ func (ex *executor) drainBeforeMasterDown() {
 	todo := ex.drain
 	ex.mu.Unlock()
 	for _, d := range todo {
-		for range 64 {
+		for range drainMax {
 			p, ok := d.pr.ReceivePending()
 			if !ok {
 				break
@@ -144,6 +144,12 @@ func (ex *executor) drainBeforeMasterDown() {
 	ex.drain = ex.drain[:0]
 	ex.mu.Unlock()
 }
+
+// drainMax bounds the adverts read per instance before a Master_Down
+// expiry. It is deep enough to get past a burst of forged adverts (a
+// flood the gate drops) queued ahead of the master's: at a few µs each,
+// 1024 cost the timing thread a few ms, and only when Master_Down is due.
+const drainMax = 1024
 
 type drainee struct {
 	in *instance
@@ -165,7 +171,7 @@ func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineA
 		a := &acts[i]
 		switch {
 		case a.Kind == ActSend:
-			in.send(a.Priority)
+			in.send(now, a.Priority)
 		case a.Kind == ActNotify:
 			in.log.Info("vrrp: state change", "instance", in.name, "from", a.Change.From.String(), "to", a.Change.To.String(), "priority", a.Change.Priority, "reason", a.Change.Reason)
 			in.changed(a.Change)

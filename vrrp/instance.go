@@ -124,6 +124,11 @@ type instance struct {
 	adverts  []encodedAdvert
 	mismatch string // the configuration mismatch last logged
 	lastPrio int    // the master priority last exported
+	signer   signer // [vrrp.auth] (auth_sign.go)
+
+	// gate checks received adverts against min_ttl and [vrrp.auth]
+	// before the executor's lock (auth_gate.go); it has its own.
+	gate gate
 }
 
 // encodedAdvert is an advert for one destination, encoded once; a send
@@ -138,6 +143,7 @@ type encodedAdvert struct {
 func (in *instance) rebuildAdverts() {
 	in.adverts = in.adverts[:0]
 	c := &in.m.cfg
+	in.followSettings()
 	if !c.source.IsValid() {
 		return
 	}
@@ -148,24 +154,25 @@ func (in *instance) rebuildAdverts() {
 			in.log.Error("vrrp: encoding advert", "instance", in.name, "dst", dst, "err", err)
 			continue
 		}
+		b = append(b, make([]byte, in.signer.room())...) // the trailer's
 		in.adverts = append(in.adverts, encodedAdvert{dst: dst, b: b})
 	}
 }
 
-// send sends an advert with priority to every destination (ex.mu held).
-// This is the timing path: it must not allocate or block.
-func (in *instance) send(priority uint8) {
+// send sends an advert with priority to every destination (ex.mu held),
+// signed when [vrrp.auth] signs. This is the timing path: it must not
+// allocate or block.
+func (in *instance) send(now time.Time, priority uint8) {
 	if in.conn == nil {
 		return // not open yet: the instance is in Fault until it is
 	}
 	c := &in.m.cfg
+	signed := in.signer.sign(now, c.source, in.adverts, priority)
 	for i := range in.adverts {
 		e := &in.adverts[i]
-		if e.b[2] != priority {
+		if e.b[2] != priority || signed {
 			e.b[2] = priority
-			e.b[6], e.b[7] = 0, 0
-			sum := checksum(e.b, c.source, e.dst, !c.v4() || c.checksum == ChecksumRFC5798)
-			e.b[6], e.b[7] = byte(sum>>8), byte(sum)
+			setChecksum(e.b, c.source, e.dst, c.checksum, signed)
 		}
 		if err := in.conn.Send(e.b, e.dst); err != nil {
 			in.log.Warn("vrrp: sending advert", "instance", in.name, "dst", e.dst, "err", err)
@@ -183,13 +190,16 @@ func (in *instance) handle(p Packet) {
 		in.met.drop("own_address")
 		return
 	}
-	if p.Dst.IsMulticast() && p.TTL != ttlRequired {
+	if p.Dst.IsMulticast() && p.TTL != ttlRequired || in.gate.ttlDrop(&p) {
 		in.met.drop("ttl")
 		return
 	}
-	ad, _, err := Decode(p.Payload, p.Src, p.Dst)
+	ad, _, extra, err := decode(p.Payload, p.Src, p.Dst)
 	if err != nil {
 		in.met.drop(DropReason(err))
+		return
+	}
+	if !in.authenticate(&p, &ad, extra) {
 		return
 	}
 	in.ex.receive(in, p.Src, ad)
@@ -306,7 +316,9 @@ func (in *instance) reconfigure(s settings) {
 func (in *instance) status() InstanceStatus {
 	in.ex.mu.Lock()
 	defer in.ex.mu.Unlock()
-	return in.m.status()
+	st := in.m.status()
+	st.Auth = in.gate.status(&in.m.cfg.auth)
+	return st
 }
 
 func (in *instance) faultList() []string {
@@ -361,4 +373,6 @@ type InstanceStatus struct {
 	MasterPriority    int            `json:"master_priority"`
 	MasterInterval    time.Duration  `json:"master_interval"`
 	VIPs              []netip.Prefix `json:"vips"`
+	// Auth is [vrrp.auth] and what it rejected; nil without it.
+	Auth *AuthStatus `json:"auth,omitempty"`
 }

@@ -8,9 +8,9 @@ import (
 // each with a new state and a list of Actions; it never performs them.
 //
 // Room for what comes later, without another rewrite:
-//   - authenticated adverts (an HMAC trailer) and VRRPv2 are checked and
-//     decoded before the machine: it only ever sees EvAdvert with a
-//     verified Advert;
+//   - authenticated adverts (an HMAC trailer, auth_gate.go) and VRRPv2
+//     are checked and decoded before the machine: it only ever sees
+//     EvAdvert with a verified Advert;
 //   - weighted priority tracking is one more event that moves the
 //     effective priority (the machine already separates configured and
 //     effective priority for Takeover);

@@ -30,6 +30,9 @@ type settings struct {
 	notifyTimeout time.Duration
 	trackServices []string
 	trackIfaces   []string
+	unicastTTL    int
+	minTTL        int
+	auth          authSettings
 }
 
 // settingsOf copies a complete, validated config.VRRP.
@@ -45,6 +48,7 @@ func settingsOf(c *config.VRRP) (settings, error) {
 		garpInterval: c.GARPInterval.Duration, garpRefresh: c.GARPRefresh.Duration,
 		notify: c.Notify, notifyTimeout: c.NotifyTimeout.Duration,
 		trackServices: c.TrackServices, trackIfaces: c.TrackInterfaces,
+		unicastTTL: c.UnicastTTL, minTTL: c.MinTTL, auth: authSettingsOf(c.Auth),
 	}
 	for _, p := range c.VIPs {
 		s.vips = append(s.vips, p.Prefix)

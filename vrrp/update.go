@@ -246,6 +246,9 @@ func changedSettings(old, next settings) []string {
 	add(old.notifyTimeout != next.notifyTimeout, "notify_timeout")
 	add(!slices.Equal(old.trackServices, next.trackServices), "track_services")
 	add(!slices.Equal(old.trackIfaces, next.trackIfaces), "track_interfaces")
+	add(old.unicastTTL != next.unicastTTL, "unicast_ttl")
+	add(old.minTTL != next.minTTL, "min_ttl")
+	add(!old.auth.equal(&next.auth), "auth")
 	return out
 }
 
@@ -362,4 +365,5 @@ func (m *metrics) forget(instance string) {
 	m.drops.DeletePartialMatch(l)
 	m.masterPriority.DeletePartialMatch(l)
 	m.announcements.DeletePartialMatch(l)
+	m.authAccepted.DeletePartialMatch(l)
 }

@@ -73,7 +73,7 @@ func (d *lvsdDaemon) Status() StatusReport {
 
 func instanceStatus(v vrrp.InstanceStatus) InstanceStatus {
 	is := InstanceStatus{Name: v.Name, VRID: v.VRID, Interface: v.Interface, State: v.State,
-		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld}
+		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld, Auth: v.Auth}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())
 	}

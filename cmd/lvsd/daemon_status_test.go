@@ -97,8 +97,8 @@ func TestStatusAndVRRPControl(t *testing.T) {
 	for _, want := range [][]string{
 		{"checks", "behind", "schedule:"},
 		{"VRRP"},
-		{"INSTANCE", "VRID", "IFACE", "STATE", "PRIO", "MASTER-PRIO", "VIPS"},
-		{"vi1", "51", "lab0", "master", "150", "150", "192.0.2.10/32"},
+		{"INSTANCE", "VRID", "IFACE", "STATE", "PRIO", "MASTER-PRIO", "AUTH", "VIPS"},
+		{"vi1", "51", "lab0", "master", "150", "150", "-", "192.0.2.10/32"},
 		{"SERVICES"},
 		{"SERVICE", "/", "REALSERVER", "HEALTH", "WEIGHT", "KERNEL", "ACTIVE", "INACT", "LATENCY", "REASON"},
 		{"web", "tcp", "192.0.2.10:80", "wlc"},

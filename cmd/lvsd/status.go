@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/anycast"
+	"github.com/lvsd/lvsd/vrrp"
 )
 
 // StatusReport is the JSON document served on GET /status and printed by
@@ -99,6 +100,9 @@ type InstanceStatus struct {
 	// PreemptHeld: a backup that will not preempt a lower master until
 	// the first health checks have decided every real server.
 	PreemptHeld bool `json:"preempt_held,omitempty"`
+	// Auth is [vrrp.auth] (mode, key ids, never keys) and the adverts it
+	// accepted and dropped; absent without it.
+	Auth *vrrp.AuthStatus `json:"auth,omitempty"`
 }
 
 func init() {
@@ -147,15 +151,16 @@ func printStatus(w io.Writer, st StatusReport) {
 	if len(st.VRRP) > 0 {
 		fmt.Fprintln(w, "\nVRRP")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  INSTANCE\tVRID\tIFACE\tSTATE\tPRIO\tMASTER-PRIO\tVIPS")
+		fmt.Fprintln(tw, "  INSTANCE\tVRID\tIFACE\tSTATE\tPRIO\tMASTER-PRIO\tAUTH\tVIPS")
 		for _, v := range st.VRRP {
 			state := v.State
 			if v.PreemptHeld && v.State == "backup" {
 				state += " (no preempt until first checks)"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, strings.Join(v.VIPs, ","))
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, authWord(v.Auth), strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
+		printAuth(w, st.VRRP)
 	}
 	printGuard(w, st.EvictionGuard)
 	printAnnounce(w, st.Announce)
@@ -191,6 +196,43 @@ func printStatus(w io.Writer, st StatusReport) {
 		}
 	}
 	tw.Flush()
+}
+
+// authWord is an instance's AUTH column: "-" without [vrrp.auth], else
+// the mode and the key that signs.
+func authWord(a *vrrp.AuthStatus) string {
+	switch {
+	case a == nil:
+		return "-"
+	case a.ActiveKey == 0:
+		return a.Mode
+	}
+	return fmt.Sprintf("%s key %d", a.Mode, a.ActiveKey)
+}
+
+// printAuth says, per authenticated instance, what it verified, accepted
+// unsigned and dropped: the numbers to read before each rollout step.
+func printAuth(w io.Writer, vrrps []InstanceStatus) {
+	for _, v := range vrrps {
+		a := v.Auth
+		if a == nil {
+			continue
+		}
+		var dropped []string
+		for _, r := range vrrp.AuthReasons {
+			if n := a.Drops[r]; n > 0 {
+				dropped = append(dropped, fmt.Sprintf("%s %d", r, n))
+			}
+		}
+		if len(dropped) == 0 {
+			dropped = []string{"none"}
+		}
+		line := fmt.Sprintf("  %s auth: %s, keys %v, verified %d, unsigned accepted %d", v.Name, a.AntiReplay, a.KeyIDs, a.Verified, a.Unsigned)
+		if a.LastUnsignedFrom != "" {
+			line += " (last from " + a.LastUnsignedFrom + ")"
+		}
+		fmt.Fprintf(w, "%s; dropped: %s\n", line, strings.Join(dropped, ", "))
+	}
 }
 
 // guardListed is how many held checks the text status lists; JSON has all.

@@ -14,7 +14,7 @@ type feature struct {
 var (
 	featPing         = &feature{what: "ping checks (type = \"ping\")", issue: 12}
 	featUDP          = &feature{what: "udp checks (type = \"udp\")", issue: 12}
-	featAuthHMAC     = &feature{what: "VRRP authentication ([vrrp.auth])", issue: 13}
+	featAuthHMAC     = &feature{what: "VRRP authentication ([vrrp.auth])", issue: 13, have: true}
 	featTrackWeight  = &feature{what: "weighted tracking (a tracked interface or script that moves the priority)", issue: 14}
 	featTrackScript  = &feature{what: "tracked scripts (vrrp_script/track_script)", issue: 14}
 	featSyncGroup    = &feature{what: "VRRP sync groups", issue: 14}
