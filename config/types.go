@@ -17,6 +17,8 @@ type Config struct {
 	Director Director   `toml:"director"`
 	VRRP     []VRRP     `toml:"vrrp"`
 	Services []*Service `toml:"service"`
+	// SyncGroups are keepalived's vrrp_sync_group (vrrp_syncgroup.go).
+	SyncGroups []SyncGroup `toml:"vrrp_sync_group"`
 }
 
 // Director holds node-wide settings.
@@ -65,6 +67,15 @@ type VRRP struct {
 	GARPInterval Duration `toml:"garp_interval"` // default 0 (back to back)
 	GARPRefresh  Duration `toml:"garp_refresh"`  // default 0 (off)
 	Sync         *Sync    `toml:"sync"`
+	// HA for the services themselves (vrrp_resource.go, vrrp_track.go).
+	HoldOff        Duration      `toml:"hold_off"` // default 1m
+	Resources      []Resource    `toml:"resource"`
+	TrackScripts   []TrackScript `toml:"track_script"`
+	TrackInterface []TrackWeight `toml:"track_interface"`
+	TrackService   []TrackWeight `toml:"track_service"`
+	// SyncGroup is the vrrp_sync_group the instance belongs to, or "";
+	// set by Parse from SyncGroups.
+	SyncGroup string `toml:"-"`
 }
 
 // Sync configures the kernel IPVS connection-sync daemons for a VRRP instance.
