@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/proc"
 )
 
 // State is the state of one VRRP instance. Fault is keepalived's FAULT: a
@@ -113,6 +115,11 @@ type instance struct {
 	changed func(StateChange)
 	events  *queue
 	work    *worker
+	// ops runs the resources' commands, in order, off the timing path;
+	// exec runs one command (proc.Run; tests replace it).
+	ops     *opRunner
+	exec    func(context.Context, []string, proc.RunOptions) proc.Result
+	scripts map[string]*scriptRunner // the tracked scripts running, by name
 	life    lifecycle
 	// term mirrors the machine's, for the worker to skip stale
 	// announcements without the executor's lock.
@@ -124,6 +131,9 @@ type instance struct {
 	adverts  []encodedAdvert
 	mismatch string // the configuration mismatch last logged
 	lastPrio int    // the master priority last exported
+	// stopped, when set, is closed once the machine is in Init with its
+	// resources stopped (shutdownWait).
+	stopped chan struct{}
 }
 
 // encodedAdvert is an advert for one destination, encoded once; a send
@@ -278,6 +288,9 @@ func (in *instance) do(a *Action, err *error) {
 		e := *err
 		*err = nil
 		in.ex.post(in, Event{Kind: EvDone, Token: a.Token, Err: e})
+	case ActResource:
+		in.logResource(a)
+		in.runResource(context.Background(), a)
 	}
 }
 
@@ -361,4 +374,12 @@ type InstanceStatus struct {
 	MasterPriority    int            `json:"master_priority"`
 	MasterInterval    time.Duration  `json:"master_interval"`
 	VIPs              []netip.Prefix `json:"vips"`
+	// HA for the services (machine_track.go, machine_resources.go).
+	SyncGroup       string           `json:"sync_group,omitempty"`
+	Tracks          []TrackStatus    `json:"tracks,omitempty"`
+	Resources       []ResourceStatus `json:"resources,omitempty"`
+	ResourceFailure string           `json:"resource_failure,omitempty"`
+	HoldOffUntil    time.Time        `json:"hold_off_until,omitzero"`
+	// Releasing: leaving master, stopping the resources before resigning.
+	Releasing bool `json:"releasing,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -58,12 +59,24 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, in := range ins {
 		in.life.openers.Wait() // no connection appears after this
 	}
+	// Every instance resigns at once; one with resources stops them
+	// first, so Run waits for them (each stop is bounded by its timeout).
+	var resigned sync.WaitGroup
 	for _, in := range ins {
-		in.shutdown("lvsd stopping")
+		resigned.Add(1)
+		go func() {
+			defer resigned.Done()
+			in.shutdownWait("lvsd stopping", in.stopBound()+time.Second)
+		}()
+	}
+	resigned.Wait()
+	for _, in := range ins {
 		in.closeConn()
+		in.stopScripts()
 	}
 	for _, in := range ins {
 		in.work.close() // the VIPs are gone when Run returns
+		in.ops.close()
 		in.events.close()
 		m.ex.unregister(in)
 	}
@@ -83,6 +96,12 @@ func (m *Manager) launch(in *instance) {
 	go func() {
 		defer m.wg.Done()
 		in.work.run()
+	}()
+	in.ops = newOpRunner(in)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		in.ops.run()
 	}()
 	m.ex.register(in)
 	m.wg.Add(1)
@@ -109,6 +128,7 @@ func (m *Manager) launch(in *instance) {
 		}()
 	}
 	in.start()
+	m.startScripts(in)
 }
 
 func (m *Manager) instanceList() []*instance {

@@ -30,6 +30,8 @@ type settings struct {
 	notifyTimeout time.Duration
 	trackServices []string
 	trackIfaces   []string
+	// HA for the services (settings_ha.go).
+	ha haSettings
 }
 
 // settingsOf copies a complete, validated config.VRRP.
@@ -52,6 +54,7 @@ func settingsOf(c *config.VRRP) (settings, error) {
 	for _, a := range c.UnicastPeers {
 		s.peers = append(s.peers, a.IP)
 	}
+	s.haOf(c)
 	return s, nil
 }
 
