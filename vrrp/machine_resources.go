@@ -414,6 +414,9 @@ func (m *Machine) finishRelease(now time.Time) {
 	if !m.stopFailed() {
 		m.send(priorityResign)
 	}
+	if m.res.holdFault != "" {
+		m.res.holdUntil = now.Add(m.cfg.ha.holdOff) // out of the election from the resignation on
+	}
 	switch {
 	case to == StateInit:
 	case len(m.faults) > 0:

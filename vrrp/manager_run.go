@@ -91,6 +91,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // then its state machine.
 func (m *Manager) launch(in *instance) {
 	in.life.launched = true
+	in.exec = m.exec
 	in.work = newWorker(in)
 	m.wg.Add(1)
 	go func() {

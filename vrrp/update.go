@@ -53,7 +53,7 @@ func (m *Manager) newInstance(s settings) *instance {
 	in := &instance{
 		name: s.name, iface: s.iface, ex: m.ex, addrs: m.opts.Addresses, ann: m.opts.Announcer,
 		log: m.log, met: m.metrics.forInstance(s.name), ownAddr: m.opts.OwnAddress,
-		m: newMachine(s, m.preemptHeld.Load()), exec: m.exec, scripts: map[string]*scriptRunner{},
+		m: newMachine(s, m.preemptHeld.Load()), scripts: map[string]*scriptRunner{},
 	}
 	in.life.configured = s
 	in.life.eventsDone = make(chan struct{})
