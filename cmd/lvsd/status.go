@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lvsd/lvsd/vrrp"
 )
 
 // StatusReport is the JSON document served on GET /status and printed by
@@ -84,6 +86,21 @@ type InstanceStatus struct {
 	// PreemptHeld: a backup that will not preempt a lower master until
 	// the first health checks have decided every real server.
 	PreemptHeld bool `json:"preempt_held,omitempty"`
+	// Priority above is the effective one (moved by tracked weights);
+	// ConfiguredPriority is the config's.
+	ConfiguredPriority int      `json:"configured_priority"`
+	Faults             []string `json:"faults,omitempty"`
+	SyncGroup          string   `json:"sync_group,omitempty"`
+	// Tracks are the tracked scripts, interfaces and services with their
+	// weights; Resources the services the instance runs while master.
+	Tracks    []vrrp.TrackStatus    `json:"tracks,omitempty"`
+	Resources []vrrp.ResourceStatus `json:"resources,omitempty"`
+	// ResourceFailure is the last resource failure (a failed start, a
+	// status that failed, a failed stop); HoldOffUntil ends the hold-off
+	// it caused; Releasing: leaving master, stopping the resources first.
+	ResourceFailure string    `json:"resource_failure,omitempty"`
+	HoldOffUntil    time.Time `json:"hold_off_until,omitzero"`
+	Releasing       bool      `json:"releasing,omitempty"`
 }
 
 func init() {
@@ -133,9 +150,19 @@ func printStatus(w io.Writer, st StatusReport) {
 			if v.PreemptHeld && v.State == "backup" {
 				state += " (no preempt until first checks)"
 			}
+			switch {
+			case v.Releasing:
+				state += " (stopping resources)"
+			case !v.HoldOffUntil.IsZero():
+				state += " (hold-off until " + v.HoldOffUntil.Format(time.TimeOnly) + ")"
+			}
+			if v.SyncGroup != "" {
+				state += " [group " + v.SyncGroup + "]"
+			}
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
+		printHA(w, st.VRRP)
 	}
 	printGuard(w, st.EvictionGuard)
 	fmt.Fprintln(w, "\nSERVICES")
