@@ -38,6 +38,10 @@ build:
 		echo "CGO_ENABLED=0 $(GO) build -o bin/testserver ./e2e/testserver"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -o bin/testserver ./e2e/testserver; \
 	fi
+	@if [ -d e2e/statesvc ]; then \
+		echo "CGO_ENABLED=0 $(GO) build -o bin/statesvc ./e2e/statesvc"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -o bin/statesvc ./e2e/statesvc; \
+	fi
 
 lint:
 	$(GO) vet ./...
