@@ -241,10 +241,10 @@ func (l *haLab) status(n *haNode) haStatus {
 
 // instance is the named instance of st, or a zero one.
 func (st haStatus) instance(name string) (out struct {
-	State, ResourceFailure string
-	Priority, MasterPriority  int
-	Restarts                  map[string]int
-	Resources                 map[string]string
+	State, ResourceFailure   string
+	Priority, MasterPriority int
+	Restarts                 map[string]int
+	Resources                map[string]string
 }) {
 	out.Restarts, out.Resources = map[string]int{}, map[string]string{}
 	for _, v := range st.VRRP {
