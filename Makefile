@@ -11,7 +11,7 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 # they drive (ipvsadm, ip, dig, curl), what the IPVS VM is built from (qemu,
 # busybox, kmod, cpio) and a C toolchain for `go test -race`.
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian heartbeat
 
 .PHONY: all deps build lint unit e2e test demo clean deb deb-test
 
@@ -77,6 +77,17 @@ demo: deps build
 
 clean:
 	rm -rf bin
+
+# Stateful service failover (bench/resources): SIGKILL of the master's HA
+# daemon until the service answers on its twin: lvsd with [[vrrp.resource]],
+# keepalived with notify_master scripts and Debian's heartbeat with
+# haresources, alternating in one run, in namespaces on this host (root).
+# BENCH_RESOURCES_ARGS='-rounds 20 -v'
+BENCH_RESOURCES_ARGS ?= -rounds 10
+.PHONY: bench-resources
+bench-resources: build
+	CGO_ENABLED=0 $(GO) build -o bin/bench-resources ./bench/resources
+	$(e2e_sudo) bin/bench-resources -lvsd bin/lvsd -statesvc bin/statesvc $(BENCH_RESOURCES_ARGS)
 
 # VRRP takeover times of lvsd and keepalived, same netns lab, same run (root).
 .PHONY: bench-failover
