@@ -234,3 +234,60 @@ func TestManagerTrackScriptAndReload(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateSyncGroupAndWeights: a reload that puts two masters in a sync
+// group and gives one a weighted tracked service makes no transition; then
+// a fault of one is the group's, and the weight moves both priorities.
+func TestUpdateSyncGroupAndWeights(t *testing.T) {
+	web := vrrpConfig("web", 51, "eth0", "10.0.0.100/24")
+	mail := vrrpConfig("mail", 52, "eth1", "10.0.1.100/24")
+	r := startManager(t, nil, nil, nil, web, mail)
+	r.masters()
+	before, _ := r.transitions("web")
+	cfgs := parseVRRP(fmt.Sprintf(`[[service]]
+name = "http"
+vip = "10.0.0.100"
+port = 80
+
+[[vrrp]]
+name = "web"
+vrid = 51
+interface = "eth0"
+vips = ["10.0.0.100/24"]
+source_address = %q
+
+  [[vrrp.track_service]]
+  name = "http"
+  weight = -30
+
+[[vrrp]]
+name = "mail"
+vrid = 52
+interface = "eth1"
+vips = ["10.0.1.100/24"]
+source_address = %q
+
+[[vrrp_sync_group]]
+name = "g"
+instances = ["web", "mail"]
+`, addrMid, addrMid))
+	r.update(cfgs...)
+	if got := states(r.m); got != "web=master mail=master" {
+		t.Fatalf("after the reload: %s", got)
+	}
+	if after, _ := r.transitions("web"); after != before {
+		t.Errorf("the reload made %v transitions", after-before)
+	}
+	r.m.SetServiceDown("http", true)
+	if w, m := r.status("web").EffectivePriority, r.status("mail").EffectivePriority; w != 70 || m != 70 {
+		t.Errorf("priorities web %d mail %d, want 70 and 70 (the group's weight)", w, m)
+	}
+	r.links.set("eth1", false)
+	if got := states(r.m); got != "web=fault mail=fault" {
+		t.Fatalf("mail's link down: %s", got)
+	}
+	r.links.set("eth1", true)
+	if got := states(r.m); got != "web=backup mail=backup" {
+		t.Fatalf("mail's link up: %s", got)
+	}
+}
