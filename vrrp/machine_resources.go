@@ -294,6 +294,9 @@ func (m *Machine) resDone(now time.Time, ev Event) {
 		if ok {
 			r.state = resStopped
 			m.dropOrphan(r)
+			if m.faults[stopFault(r.cfg.name)] {
+				m.setFault(now, stopFault(r.cfg.name), false) // stopped after a reset
+			}
 			break
 		}
 		r.state = resStopFailed
@@ -527,12 +530,12 @@ func (m *Machine) resExpired(now time.Time) {
 }
 
 // resReset is the operator's word that a failed stop was dealt with and
-// the hold-off may end: the resource is stopped again before any start.
+// the hold-off may end: the resource is stopped once more, and its fault
+// clears when that stop succeeds.
 func (m *Machine) resReset(now time.Time) {
 	for _, r := range append(m.res.list, m.res.orphans...) {
 		if r.state == resStopFailed {
 			r.state = resUnknown
-			m.setFault(now, stopFault(r.cfg.name), false)
 		}
 	}
 	if m.res.holdFault != "" {

@@ -328,10 +328,10 @@ func TestMachineResourceStopFailed(t *testing.T) {
 	if got := hstep(m, at+time.Minute, Event{Kind: EvTimer}); got != "" {
 		t.Fatalf("a failed stop does not time out: %s", got)
 	}
-	if got := hstep(m, at+time.Minute, Event{Kind: EvReset}); got != "notify(backup) stop(b)" {
+	if got := hstep(m, at+time.Minute, Event{Kind: EvReset}); got != "stop(b)" {
 		t.Fatalf("reset: %s", got)
 	}
-	if got := finish(m, at+time.Minute+time.Millisecond, nil); got != "" {
+	if got := finish(m, at+time.Minute+time.Millisecond, nil); got != "notify(backup)" {
 		t.Fatalf("stopped after reset: %s", got)
 	}
 }

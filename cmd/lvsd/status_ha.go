@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -10,6 +11,11 @@ import (
 // printHA lists the VRRP instances' tracked objects and resources, and
 // says plainly when a resource's stop failed: lvsd cannot fence it.
 func printHA(w io.Writer, vs []InstanceStatus) {
+	for _, v := range vs {
+		if v.State == "fault" && len(v.Faults) > 0 {
+			fmt.Fprintf(w, "  %s is in fault: %s\n", v.Name, strings.Join(v.Faults, "; "))
+		}
+	}
 	var tracks, resources bool
 	for _, v := range vs {
 		tracks = tracks || len(v.Tracks) > 0
