@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/proc"
 )
 
 // Running a Manager: opening each instance, receiving, and delivering
@@ -231,14 +231,10 @@ func (m *Manager) runNotify(in *instance, c StateChange) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	argv := append(slices.Clone(notify[1:]), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
-	cmd := exec.CommandContext(ctx, notify[0], argv...)
-	// A group of its own, so the timeout also kills what the command started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		m.log.Warn("vrrp: notify failed", "instance", c.Instance, "state", c.To.String(), "err", err, "output", string(out))
+	argv := append(slices.Clone(notify), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
+	// A group of its own, killed on the timeout with what it started; a
+	// daemon it leaves running does not hold the next notify back.
+	if res := m.exec(ctx, argv, proc.RunOptions{}); res.Err != nil {
+		m.log.Warn("vrrp: notify failed", "instance", c.Instance, "state", c.To.String(), "err", res.String())
 	}
 }
