@@ -394,3 +394,28 @@ instances = ["vi1", "vi2"]
 	}
 	stop()
 }
+
+// TestHAPlannedSwitch: the operator moves the service for maintenance and
+// back. giveup stops it on d1 before d1 resigns; takeover on d1 preempts a
+// live master, so d1 starts it only once d2 has stopped it and released
+// it. It never runs on both nodes, and no write is lost.
+func TestHAPlannedSwitch(t *testing.T) {
+	l := newHALab(t)
+	d1, d2 := l.nodes[0], l.nodes[1]
+	l.start(d1, l.haConfig(d1, 200, l.dbResource(d1, "")))
+	l.serves(d1, storePort, 5*time.Second)
+	l.start(d2, l.haConfig(d2, 100, l.dbResource(d2, "")))
+	waitFor(t, scaled(3*time.Second), "d2 backup", func() bool { return l.status(d2).instance("ha").State == "backup" })
+	stop := l.exclusive("db")
+	defer stop()
+	l.write("a", 10)
+	l.ctl(d1.ns, "giveup", "ha")
+	l.serves(d2, storePort, 5*time.Second)
+	l.holds("a", 10)
+	l.write("b", 10)
+	l.ctl(d1.ns, "reset", "ha")
+	l.ctl(d1.ns, "takeover", "ha")
+	l.serves(d1, storePort, 5*time.Second)
+	l.holds("a", 10)
+	l.holds("b", 10)
+}
