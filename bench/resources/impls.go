@@ -68,7 +68,7 @@ garp_repeat = 5
 			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 				return nil, err
 			}
-			return l.start(nd.name, "lvsd", bin, "run", "-config", path)
+			return l.start(nd.name, "lvsd", bin, "run", "-log-level", "debug", "-config", path)
 		},
 		kill: func(l *lab, i int, p *proc) { p.kill() },
 		stop: func(l *lab, i int, p *proc) { p.stop(15 * time.Second) },

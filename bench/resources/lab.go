@@ -155,6 +155,22 @@ func (l *lab) waitAnswer(want string, timeout time.Duration) bool {
 	return false
 }
 
+// lastStart is how long d2's last service start took, as statesvc logs it
+// ("db started in 31.9ms (state copied in 19.7ms)").
+func (l *lab) lastStart() (time.Duration, bool) {
+	b, err := os.ReadFile(filepath.Join(l.node(1).dir, "state", "ha.log"))
+	if err != nil {
+		return 0, false
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	_, rest, ok := strings.Cut(lines[len(lines)-1], " started in ")
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(strings.Fields(rest)[0])
+	return d, err == nil
+}
+
 // killAll SIGKILLs every process in ns whose name is comm.
 func (l *lab) killAll(ns, comm string) {
 	out, _ := exec.Command("ip", "netns", "pids", l.ns(ns)).Output()

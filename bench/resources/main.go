@@ -46,6 +46,7 @@ func main() {
 	rounds := flag.Int("rounds", 10, "rounds per implementation")
 	only := flag.String("impl", "lvsd,keepalived,heartbeat", "implementations to run")
 	flag.BoolVar(&verbose, "v", false, "print every sample")
+	flag.BoolVar(&keep, "keep", false, "keep the directory with the daemons' configs and logs")
 	flag.Parse()
 	if err := run(abs(*lvsd), abs(*svc), *keepalived, *heartbeat, *rounds, strings.Split(*only, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "resources:", err)
@@ -53,7 +54,7 @@ func main() {
 	}
 }
 
-var verbose bool
+var verbose, keep bool
 
 func abs(p string) string {
 	a, err := filepath.Abs(p)
@@ -68,6 +69,7 @@ type series struct {
 	impl    impl
 	lab     *lab
 	samples []time.Duration
+	starts  []time.Duration // the service's own start on d2 (statesvc's ha.log)
 	failed  int
 	lost    int // keys not read back from d2
 }
@@ -81,11 +83,17 @@ func run(lvsd, svc, keepalived, heartbeat string, rounds int, only []string) err
 			return fmt.Errorf("%s: %w (run `make build`)", p, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "bench-resources")
+	// The service's state on tmpfs: its fsyncs would otherwise measure the
+	// disk, which other jobs on the machine share, more than the HA daemons.
+	dir, err := os.MkdirTemp("/dev/shm", "bench-resources")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if keep {
+		fmt.Println("logs and configs in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	all := []impl{lvsdImpl(lvsd, svc), keepalivedImpl(keepalived, svc), heartbeatImpl(heartbeat, svc)}
 	var runs []*series
 	for i, im := range all {
@@ -111,12 +119,15 @@ func run(lvsd, svc, keepalived, heartbeat string, rounds int, only []string) err
 			}
 			s.samples = append(s.samples, d)
 			s.lost += lost
+			if st, ok := s.lab.lastStart(); ok {
+				s.starts = append(s.starts, st)
+			}
 			if verbose {
 				fmt.Printf("%-10s round %2d: %v\n", s.impl.name, r+1, d.Round(time.Millisecond))
 			}
 		}
 	}
-	fmt.Printf("%-10s %9s %9s %9s %9s %11s %17s %6s %5s\n", "impl", "p50", "p90", "min", "max", "detection", "p50-detection", "failed", "lost")
+	fmt.Printf("%-10s %9s %9s %9s %9s %11s %15s %15s %6s %5s\n", "impl", "p50", "p90", "min", "max", "detection", "p50-detection", "service start", "failed", "lost")
 	p50s := map[string]time.Duration{}
 	for _, s := range runs {
 		sm := s.samples
@@ -127,8 +138,13 @@ func run(lvsd, svc, keepalived, heartbeat string, rounds int, only []string) err
 		}
 		p50 := percentile(sm, 50)
 		p50s[s.impl.name] = p50
-		fmt.Printf("%-10s %9s %9s %9s %9s %11s %17s %6d %5d\n", s.impl.name, ms(p50), ms(percentile(sm, 90)), ms(sm[0]), ms(sm[len(sm)-1]),
-			ms(s.impl.detection), ms(p50-s.impl.detection), s.failed, s.lost)
+		start := "-"
+		if st := s.starts; len(st) > 0 {
+			sort.Slice(st, func(i, j int) bool { return st[i] < st[j] })
+			start = ms(percentile(st, 50))
+		}
+		fmt.Printf("%-10s %9s %9s %9s %9s %11s %15s %15s %6d %5d\n", s.impl.name, ms(p50), ms(percentile(sm, 90)), ms(sm[0]), ms(sm[len(sm)-1]),
+			ms(s.impl.detection), ms(p50-s.impl.detection), start, s.failed, s.lost)
 	}
 	fmt.Println()
 	for _, peer := range []string{"keepalived", "heartbeat"} {
@@ -136,6 +152,7 @@ func run(lvsd, svc, keepalived, heartbeat string, rounds int, only []string) err
 			fmt.Printf("lvsd/%s p50: %.2f\n", peer, float64(a)/float64(b))
 		}
 	}
+	fmt.Println("service start: p50 of the resource script's own start on d2 (copy the peer's state, start, answer)")
 	fmt.Println("reference: the MyProxy pair on Linux-HA took about 2 s after detection")
 	fmt.Println("detection is the nominal one: Master_Down_Interval (3 x 100 ms + skew) for VRRP, deadtime for heartbeat;")
 	fmt.Println("it runs from d1's last heartbeat, up to one interval before the kill, so p50-detection can be below 0")

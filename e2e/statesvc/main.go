@@ -332,6 +332,7 @@ func runHA(args []string) int {
 	}
 	switch verb {
 	case "start":
+		began := time.Now()
 		if pid, ok := running(pidFile); ok {
 			log.Printf("%s already running (pid %d)", *role, pid)
 			return 0
@@ -341,6 +342,7 @@ func runHA(args []string) int {
 				log.Printf("no state from the peer (%v): starting from ours", err)
 			}
 		}
+		pulled := time.Since(began)
 		self, _ := os.Executable()
 		var argv []string
 		switch *role {
@@ -377,6 +379,7 @@ func runHA(args []string) int {
 			default:
 			}
 			if r, err := ask(ping, "PING", 200*time.Millisecond); err == nil && strings.HasPrefix(r, "PONG") {
+				appendLog(*dir, fmt.Sprintf("%s started in %v (state copied in %v)", *role, time.Since(began), pulled))
 				return 0
 			}
 		}
@@ -411,6 +414,15 @@ func runHA(args []string) int {
 	}
 	log.Printf("unknown verb %q", verb)
 	return 2
+}
+
+// appendLog adds a timestamped line to DIR/ha.log.
+func appendLog(dir, line string) {
+	f, err := os.OpenFile(filepath.Join(dir, "ha.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err == nil {
+		fmt.Fprintf(f, "%s %s\n", time.Now().Format("15:04:05.000000"), line)
+		f.Close()
+	}
 }
 
 // haData is the data resource (a DRBD promote in miniature): start copies
