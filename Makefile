@@ -15,7 +15,7 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 # interop, bench) needs.
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
 	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables stress-ng \
-	libssl3 libnl-3-200 libnl-genl-3-200 libmagic1
+	libssl3 libnl-3-200 libnl-genl-3-200 libmagic1 heartbeat
 
 .PHONY: all deps build lint unit e2e test demo clean deb deb-test
 
@@ -41,6 +41,10 @@ build:
 	@if [ -d e2e/testserver ]; then \
 		echo "CGO_ENABLED=0 $(GO) build -o bin/testserver ./e2e/testserver"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -o bin/testserver ./e2e/testserver; \
+	fi
+	@if [ -d e2e/statesvc ]; then \
+		echo "CGO_ENABLED=0 $(GO) build -o bin/statesvc ./e2e/statesvc"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -o bin/statesvc ./e2e/statesvc; \
 	fi
 
 lint:
@@ -77,6 +81,17 @@ demo: deps build
 
 clean:
 	rm -rf bin
+
+# Stateful service failover (bench/resources): SIGKILL of the master's HA
+# daemon until the service answers on its twin: lvsd with [[vrrp.resource]],
+# keepalived with notify_master scripts and Debian's heartbeat with
+# haresources, alternating in one run, in namespaces on this host (root).
+# BENCH_RESOURCES_ARGS='-rounds 20 -v'
+BENCH_RESOURCES_ARGS ?= -rounds 10
+.PHONY: bench-resources
+bench-resources: build
+	CGO_ENABLED=0 $(GO) build -o bin/bench-resources ./bench/resources
+	$(e2e_sudo) bin/bench-resources -lvsd bin/lvsd -statesvc bin/statesvc $(BENCH_RESOURCES_ARGS)
 
 # VRRP takeover times of lvsd and keepalived, same netns lab, same run (root).
 .PHONY: bench-failover

@@ -45,6 +45,7 @@ func (l *loader) vrrps(cfg *Config) {
 			}
 		}
 	}
+	l.syncGroups(cfg)
 }
 
 func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
@@ -117,6 +118,7 @@ func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
 	if v.Sync != nil {
 		l.sync(v, at.key("sync"))
 	}
+	l.vrrpHA(v, cfg, at)
 }
 
 // vrrpAddresses keeps one family per instance: a VRRPv3 advertisement

@@ -163,8 +163,19 @@ type inlineAction struct {
 
 // handle runs one event through the machine and performs what must happen
 // at once (mu held): adverts, transitions, and handing the slow actions to
-// the worker (or to slow, inline).
+// the worker (or to slow, inline). A member of a sync group then moves its
+// siblings (syncgroup.go).
 func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineAction) []inlineAction {
+	if in.m.cfg.ha.syncGroup == "" {
+		return ex.step(in, now, ev, slow)
+	}
+	before := in.m.syncView()
+	slow = ex.step(in, now, ev, slow)
+	return ex.syncAfter(in, now, before, slow)
+}
+
+// step is handle for one machine alone.
+func (ex *executor) step(in *instance, now time.Time, ev Event, slow []inlineAction) []inlineAction {
 	acts := in.m.Handle(now, ev, ex.buf[:0])
 	in.term.Store(in.m.term)
 	for i := range acts {
@@ -175,8 +186,15 @@ func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineA
 		case a.Kind == ActNotify:
 			in.log.Info("vrrp: state change", "instance", in.name, "from", a.Change.From.String(), "to", a.Change.To.String(), "priority", a.Change.Priority, "reason", a.Change.Reason)
 			in.changed(a.Change)
+		case a.Kind == ActCancel:
+			if in.ops != nil {
+				in.ops.cancel(a.Token)
+			}
 		case ex.inline || in.work == nil:
 			slow = append(slow, inlineAction{in, *a})
+		case a.Kind == ActResource:
+			in.logResource(a)
+			in.ops.push(*a)
 		default:
 			in.work.push(*a)
 		}
@@ -190,6 +208,10 @@ func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineA
 	if p := in.m.masterPriority; p != in.lastPrio {
 		in.lastPrio = p
 		in.met.master(p)
+	}
+	if in.stopped != nil && in.m.quiet() {
+		close(in.stopped)
+		in.stopped = nil
 	}
 	return slow
 }

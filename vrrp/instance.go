@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/proc"
 )
 
 // State is the state of one VRRP instance. Fault is keepalived's FAULT: a
@@ -113,6 +115,11 @@ type instance struct {
 	changed func(StateChange)
 	events  *queue
 	work    *worker
+	// ops runs the resources' commands, in order, off the timing path;
+	// exec runs one command (proc.Run; tests replace it).
+	ops     *opRunner
+	exec    func(context.Context, []string, proc.RunOptions) proc.Result
+	scripts map[string]*scriptRunner // the tracked scripts running, by name
 	life    lifecycle
 	// term mirrors the machine's, for the worker to skip stale
 	// announcements without the executor's lock.
@@ -129,6 +136,9 @@ type instance struct {
 	// gate checks received adverts against min_ttl and [vrrp.auth]
 	// before the executor's lock (auth_gate.go); it has its own.
 	gate gate
+	// stopped, when set, is closed once the machine is in Init with its
+	// resources stopped (shutdownWait).
+	stopped chan struct{}
 }
 
 // encodedAdvert is an advert for one destination, encoded once; a send
@@ -288,6 +298,9 @@ func (in *instance) do(a *Action, err *error) {
 		e := *err
 		*err = nil
 		in.ex.post(in, Event{Kind: EvDone, Token: a.Token, Err: e})
+	case ActResource:
+		in.logResource(a)
+		in.runResource(context.Background(), a)
 	}
 }
 
@@ -375,4 +388,12 @@ type InstanceStatus struct {
 	VIPs              []netip.Prefix `json:"vips"`
 	// Auth is [vrrp.auth] and what it rejected; nil without it.
 	Auth *AuthStatus `json:"auth,omitempty"`
+	// HA for the services (machine_track.go, machine_resources.go).
+	SyncGroup       string           `json:"sync_group,omitempty"`
+	Tracks          []TrackStatus    `json:"tracks,omitempty"`
+	Resources       []ResourceStatus `json:"resources,omitempty"`
+	ResourceFailure string           `json:"resource_failure,omitempty"`
+	HoldOffUntil    time.Time        `json:"hold_off_until,omitzero"`
+	// Releasing: leaving master, stopping the resources before resigning.
+	Releasing bool `json:"releasing,omitempty"`
 }

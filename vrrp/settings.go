@@ -33,6 +33,8 @@ type settings struct {
 	unicastTTL    int
 	minTTL        int
 	auth          authSettings
+	// HA for the services (settings_ha.go).
+	ha haSettings
 }
 
 // settingsOf copies a complete, validated config.VRRP.
@@ -56,6 +58,7 @@ func settingsOf(c *config.VRRP) (settings, error) {
 	for _, a := range c.UnicastPeers {
 		s.peers = append(s.peers, a.IP)
 	}
+	s.haOf(c)
 	return s, nil
 }
 

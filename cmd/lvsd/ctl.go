@@ -23,6 +23,8 @@ func init() {
 			func(a []string) string { return "/takeover/" + url.PathEscape(a[0]) }},
 		{"giveup", "hand a VRRP instance to the peer now, without waiting for a timeout", "INSTANCE",
 			func(a []string) string { return "/giveup/" + url.PathEscape(a[0]) }},
+		{"reset", "undo takeover or giveup, end a resource hold-off, and clear a failed resource stop once you have made sure the resource is stopped", "INSTANCE",
+			func(a []string) string { return "/reset/" + url.PathEscape(a[0]) }},
 		{"reload", "re-read the config; on any error the old config keeps running", "",
 			func(a []string) string { return "/reload" }},
 	} {

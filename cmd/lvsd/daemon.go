@@ -317,10 +317,15 @@ func (d *lvsdDaemon) run(ctx context.Context) error {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	d.log.Info("lvsd stopping")
 	stopComponents()
+	// Masters with resources stop them before they resign.
+	vrBound := 5 * time.Second
+	if d.vr != nil {
+		vrBound = max(vrBound, d.vr.StopBound())
+	}
 	select {
 	case <-vrDone:
-	case <-time.After(5 * time.Second):
-		d.log.Warn("VRRP did not stop within 5s")
+	case <-time.After(vrBound):
+		d.log.Warn("VRRP did not stop in time", "waited", vrBound)
 	}
 	wg.Wait()
 	d.shutdownKernel(d.config())

@@ -262,3 +262,10 @@ func (d *lvsdDaemon) Giveup(instance string) error {
 	}
 	return d.vr.Giveup(instance)
 }
+
+func (d *lvsdDaemon) Reset(instance string) error {
+	if d.vr == nil {
+		return errors.New("no VRRP instances on this director")
+	}
+	return d.vr.Reset(instance)
+}

@@ -103,6 +103,21 @@ type InstanceStatus struct {
 	// Auth is [vrrp.auth] (mode, key ids, never keys) and the adverts it
 	// accepted and dropped; absent without it.
 	Auth *vrrp.AuthStatus `json:"auth,omitempty"`
+	// Priority above is the effective one (moved by tracked weights);
+	// ConfiguredPriority is the config's.
+	ConfiguredPriority int      `json:"configured_priority"`
+	Faults             []string `json:"faults,omitempty"`
+	SyncGroup          string   `json:"sync_group,omitempty"`
+	// Tracks are the tracked scripts, interfaces and services with their
+	// weights; Resources the services the instance runs while master.
+	Tracks    []vrrp.TrackStatus    `json:"tracks,omitempty"`
+	Resources []vrrp.ResourceStatus `json:"resources,omitempty"`
+	// ResourceFailure is the last resource failure (a failed start, a
+	// status that failed, a failed stop); HoldOffUntil ends the hold-off
+	// it caused; Releasing: leaving master, stopping the resources first.
+	ResourceFailure string    `json:"resource_failure,omitempty"`
+	HoldOffUntil    time.Time `json:"hold_off_until,omitzero"`
+	Releasing       bool      `json:"releasing,omitempty"`
 }
 
 func init() {
@@ -157,10 +172,20 @@ func printStatus(w io.Writer, st StatusReport) {
 			if v.PreemptHeld && v.State == "backup" {
 				state += " (no preempt until first checks)"
 			}
+			switch {
+			case v.Releasing:
+				state += " (stopping resources)"
+			case !v.HoldOffUntil.IsZero():
+				state += " (hold-off until " + v.HoldOffUntil.Format(time.TimeOnly) + ")"
+			}
+			if v.SyncGroup != "" {
+				state += " [group " + v.SyncGroup + "]"
+			}
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, authWord(v.Auth), strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
 		printAuth(w, st.VRRP)
+		printHA(w, st.VRRP)
 	}
 	printGuard(w, st.EvictionGuard)
 	printAnnounce(w, st.Announce)

@@ -21,6 +21,14 @@ type vrrpInst struct {
 	notify  map[string]*notifyCmd // master, backup, fault, "" (generic)
 	sync    *table
 	auth    *table // [vrrp.auth], from auth_hmac (kauth.go)
+	// tracking (ktrack.go): [[vrrp.track_script]] and
+	// [[vrrp.track_interface]] tables, the weighted ones among them, the
+	// track_interface entries read before interface was known, and the
+	// sync group the instance joined.
+	tracks   []*table
+	weighted []weightedTrack
+	trackIfs []*node
+	group    string
 }
 
 type notifyCmd struct {
@@ -52,6 +60,9 @@ func (v *vrrpInst) table() *table {
 	}
 	if v.auth != nil {
 		t.add(v.auth)
+	}
+	for _, tr := range v.tracks {
+		t.add(tr)
 	}
 	return t
 }
@@ -146,11 +157,11 @@ func (m *kmap) vrrpInstance(b *node) {
 				}
 			}
 		case "track_interface":
-			m.trackInterfaces(n, v)
+			v.trackIfs = append(v.trackIfs, n.kids...)
 		case "track_script":
-			m.trackScripts(n)
+			m.trackScripts(n, v, "")
 		case "track_file", "track_process", "track_bfd", "track_src_ip":
-			m.drop(n, "%s", featTrackWeight.lacks())
+			m.drop(n, "%s", whyNoTrackKind)
 		case "dont_track_primary":
 			m.drop(n, "lvsd always tracks the instance's own interface")
 		case "version":
@@ -222,6 +233,7 @@ func (m *kmap) vrrpInstance(b *node) {
 			delete(v.fields, "unicast_ttl") // keepalived resets it too
 		}
 	}
+	m.trackInterfaces(v, "")
 	if _, ok := v.fields["checksum"]; !ok && m.checksumV2 {
 		v.set("checksum", "rfc9568", "v3_checksum_as_v2")
 	}
@@ -369,44 +381,6 @@ func (m *kmap) vips(b *node, v *vrrpInst) []string {
 	return out
 }
 
-func (m *kmap) trackInterfaces(b *node, v *vrrpInst) {
-	var ifs []string
-	for _, n := range b.kids {
-		if len(n.args()) >= 2 && n.arg(0) == "weight" {
-			w, err := strconv.Atoi(n.arg(1))
-			if err == nil && w != 0 {
-				m.drop(n, "weight %d: %s", w, featTrackWeight.lacks())
-				continue
-			}
-		}
-		ifs = append(ifs, n.key())
-	}
-	if len(ifs) > 0 {
-		v.set("track_interfaces", ifs)
-	}
-}
-
-func (m *kmap) trackScripts(b *node) {
-	for _, n := range b.kids {
-		if _, ok := m.scripts[n.key()]; !ok {
-			m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("track_script: no vrrp_script %q", n.key())})
-			continue
-		}
-		m.drop(n, "%s", featTrackScript.lacks())
-	}
-}
-
-func (m *kmap) vrrpScript(b *node) {
-	for _, n := range b.kids {
-		switch n.key() {
-		case "script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail":
-		default:
-			m.unknown(n, "vrrp_script")
-		}
-	}
-	m.drop(b, "%s; an exec check on a service that the instance tracks (track_services) can stand in for a script that tests a local service", featTrackScript.lacks())
-}
-
 func (m *kmap) authentication(b *node, v *vrrpInst) {
 	typ := ""
 	for _, n := range b.kids {
@@ -470,37 +444,6 @@ func (m *kmap) notifyScript(v *vrrpInst) {
 			m.changed(&node{pos: c.pos, words: []string{c.key}}, "run from lvsd's notify program, a /bin/sh script that picks it by state")
 		}
 	}
-}
-
-func (m *kmap) syncGroup(b *node) {
-	if !m.needArgs(b, 1, 1) {
-		return
-	}
-	for _, n := range b.kids {
-		switch n.key() {
-		case "group":
-			for _, i := range n.kids {
-				if _, ok := m.vrrpByID[i.key()]; !ok {
-					m.errs = append(m.errs, &Error{Pos: i.pos, Msg: fmt.Sprintf("vrrp_sync_group %s: no vrrp_instance %q", b.arg(0), i.key())})
-				}
-			}
-		case "notify_master", "notify_backup", "notify_fault", "notify", "notify_stop":
-			m.drop(n, "%s (the group's notify scripts go with it)", featSyncGroup.lacks())
-		case "track_interface", "track_script", "track_file", "track_process", "track_bfd", "global_tracking",
-			"sync_group_tracking_weight":
-			m.drop(n, "%s", featSyncGroup.lacks())
-		case "smtp_alert":
-			m.drop(n, whyNoEmail)
-		case "notify_priority_changes":
-			m.drop(n, "lvsd's notify runs on state changes, not on priority changes")
-		default:
-			// keepalived before 1.2 listed the instances directly in the block
-			if _, ok := m.vrrpByID[n.key()]; !ok || len(n.args()) > 0 || n.block {
-				m.unknown(n, "vrrp_sync_group")
-			}
-		}
-	}
-	m.drop(b, "%s: its instances are carried over one by one and may change state apart", featSyncGroup.lacks())
 }
 
 // finishVRRP applies what global_defs says about instances.
