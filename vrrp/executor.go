@@ -131,7 +131,7 @@ func (ex *executor) drainBeforeMasterDown() {
 	todo := ex.drain
 	ex.mu.Unlock()
 	for _, d := range todo {
-		for range 64 {
+		for range drainMax {
 			p, ok := d.pr.ReceivePending()
 			if !ok {
 				break
@@ -145,6 +145,12 @@ func (ex *executor) drainBeforeMasterDown() {
 	ex.mu.Unlock()
 }
 
+// drainMax bounds the adverts read per instance before a Master_Down
+// expiry. It is deep enough to get past a burst of forged adverts (a
+// flood the gate drops) queued ahead of the master's: at a few µs each,
+// 1024 cost the timing thread a few ms, and only when Master_Down is due.
+const drainMax = 1024
+
 type drainee struct {
 	in *instance
 	pr pendingReader
@@ -157,20 +163,38 @@ type inlineAction struct {
 
 // handle runs one event through the machine and performs what must happen
 // at once (mu held): adverts, transitions, and handing the slow actions to
-// the worker (or to slow, inline).
+// the worker (or to slow, inline). A member of a sync group then moves its
+// siblings (syncgroup.go).
 func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineAction) []inlineAction {
+	if in.m.cfg.ha.syncGroup == "" {
+		return ex.step(in, now, ev, slow)
+	}
+	before := in.m.syncView()
+	slow = ex.step(in, now, ev, slow)
+	return ex.syncAfter(in, now, before, slow)
+}
+
+// step is handle for one machine alone.
+func (ex *executor) step(in *instance, now time.Time, ev Event, slow []inlineAction) []inlineAction {
 	acts := in.m.Handle(now, ev, ex.buf[:0])
 	in.term.Store(in.m.term)
 	for i := range acts {
 		a := &acts[i]
 		switch {
 		case a.Kind == ActSend:
-			in.send(a.Priority)
+			in.send(now, a.Priority)
 		case a.Kind == ActNotify:
 			in.log.Info("vrrp: state change", "instance", in.name, "from", a.Change.From.String(), "to", a.Change.To.String(), "priority", a.Change.Priority, "reason", a.Change.Reason)
 			in.changed(a.Change)
+		case a.Kind == ActCancel:
+			if in.ops != nil {
+				in.ops.cancel(a.Token)
+			}
 		case ex.inline || in.work == nil:
 			slow = append(slow, inlineAction{in, *a})
+		case a.Kind == ActResource:
+			in.logResource(a)
+			in.ops.push(*a)
 		default:
 			in.work.push(*a)
 		}
@@ -184,6 +208,10 @@ func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineA
 	if p := in.m.masterPriority; p != in.lastPrio {
 		in.lastPrio = p
 		in.met.master(p)
+	}
+	if in.stopped != nil && in.m.quiet() {
+		close(in.stopped)
+		in.stopped = nil
 	}
 	return slow
 }

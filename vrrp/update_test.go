@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/internal/proc"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -169,6 +170,8 @@ type managerOpts struct {
 	// workers runs slow actions on the workers, as in production, rather
 	// than inline.
 	workers bool
+	// exec runs resource commands and tracked scripts (manager_ha_test.go).
+	exec func(context.Context, []string, proc.RunOptions) proc.Result
 }
 
 func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
@@ -203,6 +206,9 @@ func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
 	// effects on return. The workers have tests of their own
 	// (executor_test.go).
 	r.m.ex.inline = !o.workers
+	if o.exec != nil {
+		r.m.exec = o.exec
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.m.Run(ctx) }()

@@ -18,6 +18,8 @@ func (d *Daemon) Status() status.Report {
 	if rerr != nil {
 		st.ReloadErr = rerr.Error()
 	}
+	b := d.sched.Backlog()
+	st.Checks = status.CheckSchedule{Checks: b.Checks, Behind: b.Behind, BehindBy: b.Worst}
 	type key struct{ service, rs string }
 	probes := map[key]checks.TargetStatus{}
 	for _, t := range d.sched.Status() {
@@ -67,7 +69,9 @@ func (d *Daemon) Status() status.Report {
 
 func instanceStatus(v vrrp.InstanceStatus) status.Instance {
 	is := status.Instance{Name: v.Name, VRID: v.VRID, Interface: v.Interface, State: v.State,
-		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld}
+		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld,
+		ConfiguredPriority: v.Priority, Faults: v.Faults, SyncGroup: v.SyncGroup, Tracks: v.Tracks, Resources: v.Resources,
+		ResourceFailure: v.ResourceFailure, HoldOffUntil: v.HoldOffUntil, Releasing: v.Releasing, Auth: v.Auth}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())
 	}
