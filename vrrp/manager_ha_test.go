@@ -213,6 +213,12 @@ func TestManagerTrackScriptAndReload(t *testing.T) {
   weight = -30
 `
 	r, l := startHA(t, toml)
+	// The script's first run passes; its next is then on the clock (the
+	// runner arms it before it reports), so the advance below runs it.
+	waitUntil(t, "the script's first result", func() bool {
+		tr := r.status("ha").Tracks
+		return len(tr) == 1 && tr[0].State == "up"
+	})
 	l.set(l.fail, "/chk", true)
 	r.clock.Advance(4 * time.Second)
 	waitUntil(t, "master at 70", func() bool {

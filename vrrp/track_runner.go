@@ -68,10 +68,13 @@ func (m *Manager) runScript(ctx context.Context, in *instance, s scriptSettings)
 		if ctx.Err() != nil {
 			return
 		}
-		in.ex.post(in, Event{Kind: EvTrack, Track: s.key(), Up: res.Err == nil, Detail: res.String(), Duration: res.Duration})
-		// Every interval from the start of a run, as keepalived does.
+		// Every interval from the start of a run, as keepalived does. The
+		// next run is armed before the result is handed over, so whoever
+		// sees a result knows the next run is on the clock (a test's fake
+		// clock must not move past it before it is armed).
 		fire := make(chan struct{})
 		t := m.opts.Clock.AfterFunc(max(s.interval-res.Duration, 0), func() { close(fire) })
+		in.ex.post(in, Event{Kind: EvTrack, Track: s.key(), Up: res.Err == nil, Detail: res.String(), Duration: res.Duration})
 		select {
 		case <-ctx.Done():
 			t.Stop()
