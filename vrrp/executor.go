@@ -26,12 +26,13 @@ type executor struct {
 	// inline runs slow actions in the goroutine that caused them, after
 	// mu is released, instead of on workers: deterministic tests of the
 	// machine under a fake clock.
-	inline bool
-	wake   waker
-	ins    []*instance // instances whose deadlines count
-	armed  time.Time
-	buf    []Action
-	drain  []drainee // reused by tick
+	inline     bool
+	inlineBusy int // events whose inline actions are under way (finish)
+	wake       waker
+	ins        []*instance // instances whose deadlines count
+	armed      time.Time
+	buf        []Action
+	drain      []drainee // reused by tick
 }
 
 // waker wakes the executor once, d from now; stop cancels.
@@ -73,8 +74,7 @@ func (ex *executor) post(in *instance, ev Event) {
 	now := ex.clock.Now()
 	slow := ex.handle(in, now, ev, nil)
 	ex.rearm(now)
-	ex.mu.Unlock()
-	ex.runInline(slow)
+	ex.finish(slow)
 }
 
 // receive is post for an advert, after the checks that need the settings.
@@ -87,8 +87,7 @@ func (ex *executor) receive(in *instance, src netip.Addr, ad Advert) {
 	now := ex.clock.Now()
 	slow := ex.handle(in, now, Event{Kind: EvAdvert, Src: src, Advert: ad}, nil)
 	ex.rearm(now)
-	ex.mu.Unlock()
-	ex.runInline(slow)
+	ex.finish(slow)
 }
 
 // pendingReader is a Conn that can hand over a packet already queued in
@@ -111,8 +110,7 @@ func (ex *executor) tick() {
 		}
 	}
 	ex.rearm(now)
-	ex.mu.Unlock()
-	ex.runInline(slow)
+	ex.finish(slow)
 }
 
 // drainBeforeMasterDown reads, on the timing thread, the adverts that sit
@@ -216,12 +214,32 @@ func (ex *executor) step(in *instance, now time.Time, ev Event, slow []inlineAct
 	return slow
 }
 
-// runInline performs slow actions gathered without workers, in order.
-func (ex *executor) runInline(slow []inlineAction) {
+// finish releases mu and performs, in order, the slow actions gathered
+// without workers. While they run inlineBusy counts them: an event a
+// background goroutine posted (a link report, a script's result) performs
+// its actions on that goroutine, and a test waits until they are done
+// (idle) before it counts what a later step did.
+func (ex *executor) finish(slow []inlineAction) {
+	if len(slow) == 0 {
+		ex.mu.Unlock()
+		return
+	}
+	ex.inlineBusy++
+	ex.mu.Unlock()
 	var err error
 	for i := range slow {
 		slow[i].in.do(&slow[i].a, &err)
 	}
+	ex.mu.Lock()
+	ex.inlineBusy--
+	ex.mu.Unlock()
+}
+
+// idle says no slow actions are being performed inline.
+func (ex *executor) idle() bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.inlineBusy == 0
 }
 
 // rearm arms the wake-up for the earliest deadline (mu held).

@@ -131,6 +131,5 @@ func (ex *executor) resync() {
 	now := ex.clock.Now()
 	slow := ex.syncRecompute(now, nil)
 	ex.rearm(now)
-	ex.mu.Unlock()
-	ex.runInline(slow)
+	ex.finish(slow)
 }

@@ -225,7 +225,10 @@ func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
 	for _, c := range cfgs {
 		want = append(want, c.Name+"=backup")
 	}
-	waitUntil(t, "every instance backup", func() bool { return states(r.m) == strings.Join(want, " ") })
+	// Backup, and what entering it does (the VIPs a killed predecessor
+	// left are removed) done: inline, that runs on the goroutine that
+	// reported the links up, and must not count as a later step's.
+	waitUntil(t, "every instance backup", func() bool { return states(r.m) == strings.Join(want, " ") && r.m.ex.idle() })
 	return r
 }
 
