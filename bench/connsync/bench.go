@@ -22,6 +22,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
 )
 
 const (
@@ -49,7 +51,7 @@ type benchOpts struct {
 
 type trialResult struct {
 	arm      string
-	report   clientReport
+	report   heldconns.Report
 	takeover time.Duration // SIGKILL to the VIP on the backup
 	err      error
 }

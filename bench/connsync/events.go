@@ -22,28 +22,17 @@ package main
 // its 10 ms stream and its new connections saw.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
 	"github.com/lvsd/lvsd/director"
 )
-
-// eventRow is one event of one trial.
-type eventRow struct {
-	Trial  int          `json:"trial"`
-	Event  string       `json:"event"`
-	TookMS float64      `json:"took_ms"` // event to done (evicted, VIP moved)
-	Report clientReport `json:"report"`
-	Err    string       `json:"error,omitempty"`
-}
 
 const eventSettle = 5 * time.Second
 
@@ -59,7 +48,7 @@ func runEvents(o benchOpts) error {
 		for _, r := range rows {
 			if o.json {
 				b, _ := json.Marshal(r)
-				fmt.Printf("EVENT %s\n", b)
+				fmt.Printf("%s%s\n", heldconns.EventPrefix, b)
 			}
 			fmt.Printf("  trial %d %-7s survivors %3d/%-3d  took %6.0f ms  stream gap %6.0f ms  new connections %d/%d failed, gap %6.0f ms %s\n",
 				id, r.Event, r.Report.Survivors, r.Report.Total, r.TookMS, r.Report.GapMS, r.Report.NewFailed, r.Report.NewConns, r.Report.NewGapMS, r.Err)
@@ -75,7 +64,7 @@ func runEvents(o benchOpts) error {
 	return nil
 }
 
-func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
+func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
 	l := &lab{o: o, id: id, dir: filepath.Join(o.workdir, fmt.Sprintf("events%d", id))}
 	defer l.close()
 	defer func() {
@@ -110,11 +99,11 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 		return nil, err
 	}
 
-	client, reports, err := l.startEventClient()
+	client, err := heldconns.StartEvents(l.client, o.self, fmt.Sprintf("%s:%d", benchVIP, benchPort), o.conns)
 	if err != nil {
 		return nil, err
 	}
-	defer client.Process.Kill()
+	defer client.Kill()
 	master, backup := l.d1, l.d2
 	for _, ev := range o.events {
 		start := time.Now()
@@ -167,13 +156,13 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 		default:
 			return rows, fmt.Errorf("unknown event %q (want rs, kill, join or quorum)", ev)
 		}
-		row := eventRow{Trial: id, Event: ev}
+		row := heldconns.Event{Trial: id, Event: ev}
 		if err := waitUntil(60*time.Second, ev+" to be done", done); err != nil {
 			row.Err = err.Error()
 		}
 		row.TookMS = ms(time.Since(start))
 		time.Sleep(eventSettle)
-		if row.Report, err = reports(); err != nil {
+		if row.Report, err = client.Report(); err != nil {
 			return rows, err
 		}
 		rows = append(rows, row)
@@ -204,38 +193,4 @@ func serving(ns, rip string) bool {
 		}
 	}
 	return false
-}
-
-// startEventClient starts the client in its namespace and returns a
-// function that asks it for the report of the time since the last one.
-func (l *lab) startEventClient() (*exec.Cmd, func() (clientReport, error), error) {
-	cmd := exec.Command("ip", "netns", "exec", l.client, l.o.self, "client",
-		"-target", fmt.Sprintf("%s:%d", benchVIP, benchPort), "-n", fmt.Sprint(l.o.conns), "-probe", "0",
-		"-stream", "10ms", "-newconn", "50ms", "-settle", "1s", "-burst", "20", "-refill")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || lines.Text() != "READY" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, nil, fmt.Errorf("client could not open its connections: %q", lines.Text())
-	}
-	reports := func() (clientReport, error) {
-		var r clientReport
-		if err := cmd.Process.Signal(syscall.SIGUSR2); err != nil {
-			return r, err
-		}
-		if !lines.Scan() {
-			return r, fmt.Errorf("client gave no report")
-		}
-		return r, json.Unmarshal(lines.Bytes(), &r)
-	}
-	return cmd, reports, nil
 }

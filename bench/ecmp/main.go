@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
 )
 
 type options struct {
@@ -43,26 +45,6 @@ type options struct {
 
 // events are the events of both arms, in order.
 var events = []string{"rs", "kill", "join", "quorum"}
-
-// clientReport is bench/connsync's client report (client.go there).
-type clientReport struct {
-	Total     int     `json:"total"`
-	Survivors int     `json:"survivors"`
-	Timeouts  int     `json:"timeouts"`
-	GapMS     float64 `json:"gap_ms"`
-	NewConns  int     `json:"new_conns"`
-	NewFailed int     `json:"new_failed"`
-	NewGapMS  float64 `json:"new_gap_ms"`
-}
-
-// row is one event of one trial, in either arm (connsync's eventRow).
-type row struct {
-	Trial  int          `json:"trial"`
-	Event  string       `json:"event"`
-	TookMS float64      `json:"took_ms"`
-	Report clientReport `json:"report"`
-	Err    string       `json:"error,omitempty"`
-}
 
 func main() {
 	if err := runBench(os.Args[1:]); err != nil {
@@ -107,14 +89,14 @@ func runBench(args []string) error {
 
 	fmt.Printf("ecmp: %d held connections, events %s, %d rounds; ECMP: 3 directors, mh + sloppy_tcp, DR, BFD %v × %d; VRRP: lvsd pair with sync, adverts %v\n",
 		o.conns, strings.Join(events, ","), o.rounds, bfdInterval, bfdMult, o.advert)
-	results := map[string][]row{}
+	results := map[string][]heldconns.Event{}
 	for round := 0; round < o.rounds; round++ {
 		arms := []string{"ecmp", "vrrp"}
 		if round%2 == 1 {
 			slices.Reverse(arms)
 		}
 		for _, arm := range arms {
-			var rows []row
+			var rows []heldconns.Event
 			var err error
 			if arm == "ecmp" {
 				rows, err = runECMPTrial(o, round+1)
@@ -136,7 +118,7 @@ func runBench(args []string) error {
 
 // runVRRPTrial runs one trial of bench/connsync's lvsd pair in events mode
 // and reads its rows.
-func runVRRPTrial(o options, id int) ([]row, error) {
+func runVRRPTrial(o options, id int) ([]heldconns.Event, error) {
 	cmd := exec.Command(o.connsync, "bench", "-lvsd", o.lvsd, "-rounds", "1", "-conns", fmt.Sprint(o.conns), "-reals", "3",
 		"-advert", o.advert.String(), "-events", strings.Join(events, ","), "-json")
 	if o.verbose {
@@ -151,17 +133,17 @@ func runVRRPTrial(o options, id int) ([]row, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	var rows []row
+	var rows []heldconns.Event
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "EVENT ")
+		line, ok := strings.CutPrefix(sc.Text(), heldconns.EventPrefix)
 		if !ok {
 			if o.verbose || strings.Contains(sc.Text(), "error") {
 				fmt.Println("    connsync:", sc.Text())
 			}
 			continue
 		}
-		var r row
+		var r heldconns.Event
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return rows, err
 		}
@@ -188,7 +170,7 @@ func median(xs []float64) float64 {
 
 // summarize prints one line per event and arm: survivors summed over the
 // trials in which the event completed, times as medians.
-func summarize(results map[string][]row) error {
+func summarize(results map[string][]heldconns.Event) error {
 	fmt.Println("\nsummary (held connections surviving each event, summed over trials; times are medians):")
 	fmt.Printf("  %-7s %-5s %14s %12s %12s %16s %12s\n", "event", "arm", "survivors", "moved after", "stream gap", "new conns failed", "new gap")
 	ok := false

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
+
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
 )
 
 // settle is how long the held connections stay idle after an event before
@@ -19,7 +17,7 @@ const settle = 5 * time.Second
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // runECMPTrial puts the three directors through the events.
-func runECMPTrial(o options, id int) (rows []row, err error) {
+func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 	l := &lab{o: o, id: id, dir: filepath.Join(o.workdir, fmt.Sprintf("ecmp%d", id))}
 	defer l.close()
 	defer func() {
@@ -44,11 +42,12 @@ func runECMPTrial(o options, id int) (rows []row, err error) {
 	if err := waitUntil(90*time.Second, "the router to spread the VIP over d1, d2, d3", hops("d1", "d2", "d3")); err != nil {
 		return nil, err
 	}
-	client, report, err := l.startClient()
+	// bench/connsync's client, as connsync's events mode runs it.
+	client, err := heldconns.StartEvents(l.client, l.o.connsync, fmt.Sprintf("%s:%d", vip, port), l.o.conns)
 	if err != nil {
 		return nil, err
 	}
-	defer client.Process.Kill()
+	defer client.Kill()
 	d1, d2 := l.dirs[0], l.dirs[1]
 	for _, ev := range events {
 		start := time.Now()
@@ -90,51 +89,16 @@ func runECMPTrial(o options, id int) (rows []row, err error) {
 			start = time.Now()
 			done = hops("d2", "d3")
 		}
-		r := row{Trial: id, Event: ev}
+		r := heldconns.Event{Trial: id, Event: ev}
 		if err := waitUntil(60*time.Second, ev+" to be done", done); err != nil {
 			r.Err = err.Error()
 		}
 		r.TookMS = ms(time.Since(start))
 		time.Sleep(settle)
-		if r.Report, err = report(); err != nil {
+		if r.Report, err = client.Report(); err != nil {
 			return rows, err
 		}
 		rows = append(rows, r)
 	}
 	return rows, nil
-}
-
-// startClient runs bench/connsync's client in the client namespace, as
-// connsync's events mode does, and returns a function that asks for the
-// report of the time since the last one.
-func (l *lab) startClient() (*exec.Cmd, func() (clientReport, error), error) {
-	cmd := exec.Command("ip", "netns", "exec", l.client, l.o.connsync, "client",
-		"-target", fmt.Sprintf("%s:%d", vip, port), "-n", fmt.Sprint(l.o.conns), "-probe", "0",
-		"-stream", "10ms", "-newconn", "50ms", "-settle", "1s", "-burst", "20", "-refill")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || lines.Text() != "READY" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, nil, fmt.Errorf("client could not open its connections: %q", lines.Text())
-	}
-	report := func() (clientReport, error) {
-		var r clientReport
-		if err := cmd.Process.Signal(syscall.SIGUSR2); err != nil {
-			return r, err
-		}
-		if !lines.Scan() {
-			return r, fmt.Errorf("client gave no report")
-		}
-		return r, json.Unmarshal(lines.Bytes(), &r)
-	}
-	return cmd, report, nil
 }
