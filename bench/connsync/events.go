@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/bench/internal/heldconns"
+	"github.com/lvsd/lvsd/bench/internal/iplab"
 	"github.com/lvsd/lvsd/director"
 )
 
@@ -65,17 +66,17 @@ func runEvents(o benchOpts) error {
 }
 
 func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
-	l := &lab{o: o, id: id, dir: filepath.Join(o.workdir, fmt.Sprintf("events%d", id))}
-	defer l.close()
+	l := &lab{o: o, id: id, Lab: iplab.Lab{Dir: filepath.Join(o.workdir, fmt.Sprintf("events%d", id))}}
+	defer l.Close()
 	defer func() {
 		if o.verbose || err != nil {
 			for _, f := range []string{"d1.log", "d2.log"} {
-				b, _ := os.ReadFile(filepath.Join(l.dir, f))
+				b, _ := os.ReadFile(filepath.Join(l.Dir, f))
 				fmt.Printf("--- events trial %d %s\n%s", id, f, b)
 			}
 		}
 	}()
-	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := l.build(); err != nil {
@@ -85,15 +86,15 @@ func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitUntil(30*time.Second, "d1 to hold the VIP", func() bool { return holds(l.d1) }); err != nil {
+	if err := iplab.WaitUntil(30*time.Second, "d1 to hold the VIP", func() bool { return holds(l.d1) }); err != nil {
 		return nil, err
 	}
 	if _, err := l.startDirector("lvsd", l.d2, "d2", 100); err != nil {
 		return nil, err
 	}
-	if err := waitUntil(30*time.Second, "a backup sync daemon and the service on d2", func() bool {
-		d, _ := in(l.d2, "ipvsadm", "-L", "-n", "--daemon")
-		t, _ := in(l.d2, "ipvsadm", "-L", "-n")
+	if err := iplab.WaitUntil(30*time.Second, "a backup sync daemon and the service on d2", func() bool {
+		d, _ := iplab.In(l.d2, "ipvsadm", "-L", "-n", "--daemon")
+		t, _ := iplab.In(l.d2, "ipvsadm", "-L", "-n")
 		return strings.Contains(d, "backup sync daemon") && strings.Count(t, "-> 10.7.") == len(l.rs)
 	}); err != nil {
 		return nil, err
@@ -111,18 +112,18 @@ func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
 		switch ev {
 		case "rs":
 			last := len(l.rs) - 1
-			killGroup(l.echo[last])
+			iplab.KillGroup(l.echo[last])
 			rip := l.realAddrs()[last]
 			done = func() bool { return !serving(l.d1, rip) && !serving(l.d2, rip) }
 		case "kill":
 			if master != l.d1 {
 				return rows, fmt.Errorf("kill: d1 is not the master")
 			}
-			if err := l.ip("-n", l.name("sw"), "link", "set", "p0", "down"); err != nil {
+			if err := iplab.IP("-n", l.name("sw"), "link", "set", "p0", "down"); err != nil {
 				return rows, err
 			}
 			start = time.Now() // the exec above takes a while under TCG
-			killGroup(d1)
+			iplab.KillGroup(d1)
 			done = func() bool { return holds(l.d2) }
 			master, backup = l.d2, l.d1
 		case "join":
@@ -130,9 +131,9 @@ func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
 			for _, argv := range [][]string{
 				{"ipvsadm", "--stop-daemon", "master"}, {"ipvsadm", "--stop-daemon", "backup"}, {"ipvsadm", "-C"},
 			} {
-				_, _ = in(l.d1, argv...)
+				_, _ = iplab.In(l.d1, argv...)
 			}
-			if err := l.ip("-n", l.name("sw"), "link", "set", "p0", "up"); err != nil {
+			if err := iplab.IP("-n", l.name("sw"), "link", "set", "p0", "up"); err != nil {
 				return rows, err
 			}
 			if d1, err = l.startDirector("lvsd", l.d1, "d1", 150); err != nil {
@@ -145,7 +146,7 @@ func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
 			if master == l.d2 {
 				ip = "10.7.0.2"
 			}
-			if _, err := in(master, "nft", "add table inet connsync; add chain inet connsync out { type filter hook output priority 0; }; "+
+			if _, err := iplab.In(master, "nft", "add table inet connsync; add chain inet connsync out { type filter hook output priority 0; }; "+
 				"add rule inet connsync out ip saddr "+ip+" tcp dport 80 drop"); err != nil {
 				return rows, err
 			}
@@ -157,7 +158,7 @@ func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
 			return rows, fmt.Errorf("unknown event %q (want rs, kill, join or quorum)", ev)
 		}
 		row := heldconns.Event{Trial: id, Event: ev}
-		if err := waitUntil(60*time.Second, ev+" to be done", done); err != nil {
+		if err := iplab.WaitUntil(60*time.Second, ev+" to be done", done); err != nil {
 			row.Err = err.Error()
 		}
 		row.TookMS = ms(time.Since(start))

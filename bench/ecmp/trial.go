@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/bench/internal/heldconns"
+	"github.com/lvsd/lvsd/bench/internal/iplab"
 )
 
 // settle is how long the held connections stay idle after an event before
@@ -18,12 +19,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // runECMPTrial puts the three directors through the events.
 func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
-	l := &lab{o: o, id: id, dir: filepath.Join(o.workdir, fmt.Sprintf("ecmp%d", id))}
-	defer l.close()
+	l := &lab{o: o, id: id, Lab: iplab.Lab{Dir: filepath.Join(o.workdir, fmt.Sprintf("ecmp%d", id))}}
+	defer l.Close()
 	defer func() {
 		if o.verbose || err != nil {
 			for _, f := range []string{"rt-bird.log", "d1.log", "d2.log", "d3.log", "d2-bird.log"} {
-				b, _ := os.ReadFile(filepath.Join(l.dir, f))
+				b, _ := os.ReadFile(filepath.Join(l.Dir, f))
 				fmt.Printf("--- ecmp trial %d %s\n%s", id, f, b)
 			}
 		}
@@ -39,7 +40,7 @@ func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 	hops := func(want ...string) func() bool {
 		return func() bool { return slices.Equal(l.nexthops(), want) }
 	}
-	if err := waitUntil(90*time.Second, "the router to spread the VIP over d1, d2, d3", hops("d1", "d2", "d3")); err != nil {
+	if err := iplab.WaitUntil(90*time.Second, "the router to spread the VIP over d1, d2, d3", hops("d1", "d2", "d3")); err != nil {
 		return nil, err
 	}
 	// bench/connsync's client, as connsync's events mode runs it.
@@ -54,7 +55,7 @@ func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 		var done func() bool
 		switch ev {
 		case "rs":
-			killGroup(l.echo[2])
+			iplab.KillGroup(l.echo[2])
 			done = func() bool {
 				for _, d := range l.dirs {
 					if l.weight(d, "10.50.0.23") != 0 {
@@ -64,17 +65,17 @@ func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 				return true
 			}
 		case "kill":
-			if _, err := run("ip", "-n", l.sw, "link", "set", d2.port, "down"); err != nil {
+			if err := iplab.IP("-n", l.sw, "link", "set", d2.port, "down"); err != nil {
 				return rows, err
 			}
 			start = time.Now() // the exec above takes a while under TCG
-			killGroup(d2.lvsd)
-			killGroup(d2.bird)
+			iplab.KillGroup(d2.lvsd)
+			iplab.KillGroup(d2.bird)
 			done = hops("d1", "d3")
 		case "join":
 			// A fresh machine: nothing left in its IPVS table.
-			_, _ = in(d2.ns, "ipvsadm", "-C")
-			if _, err := run("ip", "-n", l.sw, "link", "set", d2.port, "up"); err != nil {
+			_, _ = iplab.In(d2.ns, "ipvsadm", "-C")
+			if err := iplab.IP("-n", l.sw, "link", "set", d2.port, "up"); err != nil {
 				return rows, err
 			}
 			if err := l.startDirector(d2); err != nil {
@@ -82,7 +83,7 @@ func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 			}
 			done = hops("d1", "d2", "d3")
 		case "quorum":
-			if _, err := in(d1.ns, "nft", "add table inet ecmp; add chain inet ecmp out { type filter hook output priority 0; }; "+
+			if _, err := iplab.In(d1.ns, "nft", "add table inet ecmp; add chain inet ecmp out { type filter hook output priority 0; }; "+
 				"add rule inet ecmp out ip saddr "+d1.ip+" tcp dport 80 drop"); err != nil {
 				return rows, err
 			}
@@ -90,7 +91,7 @@ func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 			done = hops("d2", "d3")
 		}
 		r := heldconns.Event{Trial: id, Event: ev}
-		if err := waitUntil(60*time.Second, ev+" to be done", done); err != nil {
+		if err := iplab.WaitUntil(60*time.Second, ev+" to be done", done); err != nil {
 			r.Err = err.Error()
 		}
 		r.TookMS = ms(time.Since(start))
