@@ -16,10 +16,10 @@ package main
 //     track_services gives the VIP up; done when the other director holds
 //     it.
 //
-// After each event the client's connections stay idle for settle (the dead
-// master's last sync records, if any, arrive meanwhile), then the client
-// reports: held connections that still exchange data, and the longest gap
-// its 10 ms stream and its new connections saw.
+// After each event the client's connections stay idle for heldconns.Settle
+// (the dead master's last sync records, if any, arrive meanwhile), then the
+// client reports: held connections that still exchange data, and the
+// longest gap its 10 ms stream and its new connections saw.
 
 import (
 	"context"
@@ -34,8 +34,6 @@ import (
 	"github.com/lvsd/lvsd/bench/internal/iplab"
 	"github.com/lvsd/lvsd/director"
 )
-
-const eventSettle = 5 * time.Second
 
 func runEvents(o benchOpts) error {
 	if o.forwarding != "dr" {
@@ -157,13 +155,8 @@ func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
 		default:
 			return rows, fmt.Errorf("unknown event %q (want rs, kill, join or quorum)", ev)
 		}
-		row := heldconns.Event{Trial: id, Event: ev}
-		if err := iplab.WaitUntil(60*time.Second, ev+" to be done", done); err != nil {
-			row.Err = err.Error()
-		}
-		row.TookMS = ms(time.Since(start))
-		time.Sleep(eventSettle)
-		if row.Report, err = client.Report(); err != nil {
+		row, err := client.Measure(id, ev, start, done)
+		if err != nil {
 			return rows, err
 		}
 		rows = append(rows, row)

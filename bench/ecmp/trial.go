@@ -11,12 +11,6 @@ import (
 	"github.com/lvsd/lvsd/bench/internal/iplab"
 )
 
-// settle is how long the held connections stay idle after an event before
-// the client reports, as in bench/connsync's events mode.
-const settle = 5 * time.Second
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 // runECMPTrial puts the three directors through the events.
 func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 	l := &lab{o: o, id: id, Lab: iplab.Lab{Dir: filepath.Join(o.workdir, fmt.Sprintf("ecmp%d", id))}}
@@ -90,13 +84,8 @@ func runECMPTrial(o options, id int) (rows []heldconns.Event, err error) {
 			start = time.Now()
 			done = hops("d2", "d3")
 		}
-		r := heldconns.Event{Trial: id, Event: ev}
-		if err := iplab.WaitUntil(60*time.Second, ev+" to be done", done); err != nil {
-			r.Err = err.Error()
-		}
-		r.TookMS = ms(time.Since(start))
-		time.Sleep(settle)
-		if r.Report, err = client.Report(); err != nil {
+		r, err := client.Measure(id, ev, start, done)
+		if err != nil {
 			return rows, err
 		}
 		rows = append(rows, r)

@@ -13,6 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
+
+	"github.com/lvsd/lvsd/bench/internal/iplab"
 )
 
 // Report is what the client prints as one JSON line when told to report.
@@ -90,6 +93,27 @@ func (c *Client) Report() (Report, error) {
 		return r, fmt.Errorf("client gave no report")
 	}
 	return r, json.Unmarshal(c.lines.Bytes(), &r)
+}
+
+// Settle is how long the held connections stay idle after an event is
+// done before the client reports: a dead master's last sync records, if
+// any, arrive meanwhile.
+const Settle = 5 * time.Second
+
+// Measure is the end of one event, the same in every arm: it waits up to
+// 60 s for done (a timeout is the Event's Err, not an error), lets the
+// connections settle and reads the client's report. TookMS runs from
+// start until done held.
+func (c *Client) Measure(trial int, event string, start time.Time, done func() bool) (Event, error) {
+	e := Event{Trial: trial, Event: event}
+	if err := iplab.WaitUntil(60*time.Second, event+" to be done", done); err != nil {
+		e.Err = err.Error()
+	}
+	e.TookMS = float64(time.Since(start)) / float64(time.Millisecond)
+	time.Sleep(Settle)
+	var err error
+	e.Report, err = c.Report()
+	return e, err
 }
 
 // Kill ends the client.
