@@ -25,6 +25,7 @@ import (
 
 	"github.com/lvsd/lvsd/bench/internal/heldconns"
 	"github.com/lvsd/lvsd/bench/internal/iplab"
+	"github.com/lvsd/lvsd/bench/internal/median"
 )
 
 const (
@@ -128,18 +129,6 @@ func runBench(args []string) error {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func summarize(results map[string][]trialResult) error {
 	type agg struct{ surv, total, gap, takeover []float64 }
 	a := map[string]*agg{}
@@ -164,14 +153,14 @@ func summarize(results map[string][]trialResult) error {
 			continue
 		}
 		fmt.Printf("  %-10s survivors %4.1f/%.0f (min %.0f)  takeover %6.0f ms  stream gap %6.0f ms\n",
-			arm, median(g.surv), median(g.total), slices.Min(g.surv), median(g.takeover), median(g.gap))
+			arm, median.Of(g.surv), median.Of(g.total), slices.Min(g.surv), median.Of(g.takeover), median.Of(g.gap))
 	}
 	l, k := a["lvsd"], a["keepalived"]
 	if l == nil || k == nil || len(l.surv) == 0 || len(k.surv) == 0 {
 		return fmt.Errorf("an arm has no successful trial")
 	}
-	if median(k.surv) > 0 {
-		fmt.Printf("  ratio lvsd/keepalived: survivors %.2f  stream gap %.2f\n", median(l.surv)/median(k.surv), median(l.gap)/median(k.gap))
+	if median.Of(k.surv) > 0 {
+		fmt.Printf("  ratio lvsd/keepalived: survivors %.2f  stream gap %.2f\n", median.Of(l.surv)/median.Of(k.surv), median.Of(l.gap)/median.Of(k.gap))
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/bench/internal/heldconns"
+	"github.com/lvsd/lvsd/bench/internal/median"
 )
 
 type options struct {
@@ -156,18 +157,6 @@ func runVRRPTrial(o options, id int) ([]heldconns.Event, error) {
 	return rows, nil
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // summarize prints one line per event and arm: survivors summed over the
 // trials in which the event completed, times as medians.
 func summarize(results map[string][]heldconns.Event) error {
@@ -201,7 +190,7 @@ func summarize(results map[string][]heldconns.Event) error {
 				pct = 100 * float64(surv) / float64(total)
 			}
 			fmt.Printf("  %-7s %-5s %5d/%-4d %3.0f%% %9.0f ms %9.0f ms %9d/%-6d %9.0f ms\n",
-				ev, arm, surv, total, pct, median(took), median(gap), newFail, newN, median(newGap))
+				ev, arm, surv, total, pct, median.Of(took), median.Of(gap), newFail, newN, median.Of(newGap))
 			if silent > 0 {
 				fmt.Printf("  %-7s %-5s   (%d of the lost went silent for 15 s rather than being reset)\n", "", "", silent)
 			}
