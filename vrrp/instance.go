@@ -157,7 +157,7 @@ func (in *instance) rebuildAdverts() {
 	if !c.source.IsValid() {
 		return
 	}
-	ad := Advert{VRID: c.vrid, Interval: c.interval, Addrs: c.vipAddrs()}
+	ad := Advert{VRID: c.vrid, Interval: c.interval, Addrs: c.vipAddrs(), Version: uint8(c.version), V2Auth: c.v2Auth}
 	for _, dst := range c.destinations() {
 		b, err := ad.Encode(c.source, dst, c.checksum)
 		if err != nil {
