@@ -59,6 +59,9 @@ func TestV2ReceiveFilters(t *testing.T) {
 			r := newRig(t, s, nil, m)
 			r.in.start()
 			r.in.handle(Packet{Src: kaSrc4, Dst: GroupV4, TTL: 255, Payload: mustHex(t, tt.payload)})
+			if st := r.in.status(); st.Version != 2 || st.AuthPass != (tt.pass != "") {
+				t.Errorf("status: version %d, auth_pass %v", st.Version, st.AuthPass)
+			}
 			received := counterValue(m.receivedTotal.WithLabelValues(s.name))
 			switch tt.reason {
 			case "":

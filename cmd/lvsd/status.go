@@ -103,6 +103,10 @@ type InstanceStatus struct {
 	// Auth is [vrrp.auth] (mode, key ids, never keys) and the adverts it
 	// accepted and dropped; absent without it.
 	Auth *vrrp.AuthStatus `json:"auth,omitempty"`
+	// Version is the VRRP version spoken (3, or 2 to pair with keepalived);
+	// AuthPass: version 2 with a clear-text auth_pass.
+	Version  int  `json:"version"`
+	AuthPass bool `json:"auth_pass,omitempty"`
 	// Priority above is the effective one (moved by tracked weights);
 	// ConfiguredPriority is the config's.
 	ConfiguredPriority int      `json:"configured_priority"`
@@ -181,7 +185,7 @@ func printStatus(w io.Writer, st StatusReport) {
 			if v.SyncGroup != "" {
 				state += " [group " + v.SyncGroup + "]"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, authWord(v.Auth), strings.Join(v.VIPs, ","))
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, authWord(&v), strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
 		printAuth(w, st.VRRP)
@@ -225,8 +229,13 @@ func printStatus(w io.Writer, st StatusReport) {
 
 // authWord is an instance's AUTH column: "-" without [vrrp.auth], else
 // the mode and the key that signs.
-func authWord(a *vrrp.AuthStatus) string {
+func authWord(v *InstanceStatus) string {
+	a := v.Auth
 	switch {
+	case v.Version == 2 && v.AuthPass:
+		return "v2 auth_pass (clear text)"
+	case v.Version == 2:
+		return "v2, none"
 	case a == nil:
 		return "-"
 	case a.ActiveKey == 0:
