@@ -35,6 +35,8 @@ type vrrpInst struct {
 	advertAt *node
 	pass     string
 	passAt   *node
+	// advertised is how many addresses keepalived's adverts carry.
+	advertised int
 }
 
 type notifyCmd struct {
@@ -229,6 +231,11 @@ func (m *kmap) vrrpInstance(b *node) {
 	}
 	if len(vips) > 0 {
 		v.set("vips", vips)
+		if v.advertised != len(vips) {
+			m.drop(b, "keepalived puts all %d addresses of virtual_ipaddress in its adverts, duplicates included, and lvsd %d; "+
+				"keepalived drops adverts that carry another count, so while it runs as backup beside this lvsd both become master: "+
+				"list each address once in keepalived.conf before the swap", v.advertised, len(vips))
+		}
 	}
 	if _, ok := v.fields["unicast_peers"]; !ok {
 		if _, ttl := v.fields["unicast_ttl"]; ttl {
@@ -326,15 +333,18 @@ func (m *kmap) vips(b *node, v *vrrpInst) []string {
 			m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("virtual_ipaddress: invalid address %q", addr)})
 			continue
 		}
+		fam := "inet"
+		if p.Addr().Is6() {
+			fam = "inet6"
+		}
+		if v.family == "" || fam == v.family {
+			v.advertised++ // keepalived sends duplicates too
+		}
 		if first, dup := seen[p.Addr()]; dup {
 			m.ignore(n, "the same address as line %d: listed once", first.Line)
 			continue
 		}
 		seen[p.Addr()] = n.pos
-		fam := "inet"
-		if p.Addr().Is6() {
-			fam = "inet6"
-		}
 		if v.family == "" {
 			v.family = fam
 		} else if fam != v.family {
