@@ -220,6 +220,14 @@ func (s *requestStream) runs(bad func(streamResult) bool) (runs []streamGap, tot
 	return runs, len(s.results)
 }
 
+func failedOf(gaps []streamGap) int {
+	n := 0
+	for _, g := range gaps {
+		n += g.n
+	}
+	return n
+}
+
 // swapConns are long-lived connections through the VIP, opened together.
 type swapConns struct {
 	name  string
@@ -389,6 +397,8 @@ func rollingSwap(t *testing.T, backupStop syscall.Signal) {
 		return in
 	}
 	gaps, total := stream.runs(func(r streamResult) bool { return r.err != nil })
+	t.Logf("request stream: %d requests from %s to %s, %d failed in %d gaps", total, phases[0].at.Format("15:04:05"),
+		phases[len(phases)-1].at.Format("15:04:05"), failedOf(gaps), len(gaps))
 	for _, g := range gaps {
 		t.Logf("gap during %q: %d of %d requests failed from %s until %s (first: %v)", during(g.from), g.n, total,
 			g.from.Format("15:04:05.000"), g.to.Format("15:04:05.000"), g.first)
