@@ -76,7 +76,7 @@ func instanceStatus(v vrrp.InstanceStatus) InstanceStatus {
 		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld,
 		ConfiguredPriority: v.Priority, Faults: v.Faults, SyncGroup: v.SyncGroup, Tracks: v.Tracks, Resources: v.Resources,
 		ResourceFailure: v.ResourceFailure, HoldOffUntil: v.HoldOffUntil, Releasing: v.Releasing, Auth: v.Auth,
-			Version: v.Version, AuthPass: v.AuthPass}
+		Version: v.Version, AuthPass: v.AuthPass}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())
 	}
