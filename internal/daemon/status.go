@@ -71,7 +71,8 @@ func instanceStatus(v vrrp.InstanceStatus) status.Instance {
 	is := status.Instance{Name: v.Name, VRID: v.VRID, Interface: v.Interface, State: v.State,
 		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld,
 		ConfiguredPriority: v.Priority, Faults: v.Faults, SyncGroup: v.SyncGroup, Tracks: v.Tracks, Resources: v.Resources,
-		ResourceFailure: v.ResourceFailure, HoldOffUntil: v.HoldOffUntil, Releasing: v.Releasing, Auth: v.Auth}
+		ResourceFailure: v.ResourceFailure, HoldOffUntil: v.HoldOffUntil, Releasing: v.Releasing, Auth: v.Auth,
+		Version: v.Version, AuthPass: v.AuthPass}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())
 	}
