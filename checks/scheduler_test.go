@@ -3,9 +3,9 @@ package checks
 import (
 	"context"
 	"fmt"
-	"slices"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
