@@ -54,8 +54,10 @@ type Target struct {
 	Previous string
 }
 
-// Transition reports that a real server became healthy or unhealthy, or
-// that a healthy server's dynamic weight changed.
+// Transition reports that a real server became healthy or unhealthy, that
+// a healthy server's dynamic weight changed, or that a server down for a
+// silence answers with a failure now, or the other way round (see
+// ServerAnswered).
 type Transition struct {
 	Service, RealServer string
 	Healthy             bool
@@ -153,6 +155,9 @@ type target struct {
 	// doubt is whether the target's checks are in doubt, as last reported
 	// (doubt.go).
 	doubt bool
+	// downAnswered: the server's latest down verdict was an answer
+	// (ServerAnswered), not a silence.
+	downAnswered bool
 }
 
 // slot is one check of one target: the hysteresis state over a probe that
@@ -492,8 +497,18 @@ func (s *Scheduler) evaluate(t *target, reason string) (Transition, bool) {
 	if !changed {
 		if health == Down && t.reason != reason && reason != "" {
 			t.reason = reason
+			// A server down for a silence that now answers with a failure
+			// (or the other way round) is reported again: the director's
+			// eviction guard may hold a silent failure, never an answer.
+			if class := ReasonClass(reason); class != "ok" && ServerAnswered(class) != t.downAnswered {
+				t.downAnswered = ServerAnswered(class)
+				return Transition{Service: t.Service, RealServer: t.RealServer, Healthy: false, Reason: reason, Weight: weight}, true
+			}
 		}
 		return Transition{}, false
+	}
+	if health == Down {
+		t.downAnswered = ServerAnswered(ReasonClass(reason))
 	}
 	t.health, t.weight, t.reason = health, weight, reason
 	s.metrics.transition(t)
@@ -580,7 +595,7 @@ func (s *Scheduler) buildTarget(spec Target, old *target, used map[string]*probe
 	}
 	previous := map[string][]*slot{}
 	if old != nil {
-		t.health, t.weight, t.reason, t.lastFailureClass, t.doubt = old.health, old.weight, old.reason, old.lastFailureClass, old.doubt
+		t.health, t.weight, t.reason, t.lastFailureClass, t.doubt, t.downAnswered = old.health, old.weight, old.reason, old.lastFailureClass, old.doubt, old.downAnswered
 		for _, sl := range old.slots {
 			previous[sl.probe.key] = append(previous[sl.probe.key], sl)
 		}

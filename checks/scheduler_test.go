@@ -244,6 +244,55 @@ func TestSchedulerDoubtWhileFailingBelowFall(t *testing.T) {
 	}
 }
 
+// scriptedChecker returns whatever result the test last set.
+type scriptedChecker struct {
+	mu sync.Mutex
+	r  Result
+}
+
+func (c *scriptedChecker) set(r Result) {
+	c.mu.Lock()
+	c.r = r
+	c.mu.Unlock()
+}
+
+func (c *scriptedChecker) Check(context.Context) Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r
+}
+
+// A server down for a silence that then answers with a failure is
+// reported again, with the answer: the eviction guard may hold the one and
+// must apply the other at once. Another failure of the same kind is not
+// reported.
+func TestSchedulerReportsAnAnswerAfterASilence(t *testing.T) {
+	h := newHarness(t)
+	sc := &scriptedChecker{r: Result{Healthy: true, Reason: "ok: fine", Weight: -1}}
+	h.s.newChecker = func(*config.Check, netip.AddrPort) (Checker, error) { return sc, nil }
+	const rs = "10.0.0.1:80"
+	h.s.Update([]Target{tgt("web", rs, true, tcpCheck(1, 1))})
+	h.tick(1)
+	// A silence other than a timeout, which the fake clock's jumps would
+	// make inconclusive (judgeTimeout).
+	sc.set(failf("unreachable", "no route"))
+	h.tick(1)
+	sc.set(failf("unreachable", "no route again"))
+	h.tick(1)
+	sc.set(failf("refused", "connection refused"))
+	h.tick(1)
+	sc.set(failf("status", "got 500"))
+	h.tick(1)
+	var got []string
+	for len(h.transitions) > 0 {
+		tr := <-h.transitions
+		got = append(got, fmt.Sprintf("%v %s", tr.Healthy, ReasonClass(tr.Reason)))
+	}
+	if want := []string{"false unreachable", "false refused"}; !slices.Equal(got, want) {
+		t.Errorf("transitions %v, want %v", got, want)
+	}
+}
+
 func TestSchedulerRiseFall(t *testing.T) {
 	h := newHarness(t)
 	const rs = "10.0.0.1:80"
