@@ -2,11 +2,14 @@ package checks
 
 // A real server's checks are in doubt while the latest run of one of them
 // said nothing conclusive: it timed out while lvsd itself was late
-// (judgeTimeout), or it failed fewer times in a row than fall. The server
-// may be failing; lvsd cannot tell yet. The director's eviction guard
-// needs to know: a failure it holds to see whether it is one of many must
-// not be applied as a lone one while lvsd's own lateness keeps the verdicts
-// on other servers back (director/guard.go).
+// (judgeTimeout), or, for a server not down, it failed fewer times in a
+// row than fall. The server may be failing, or recovered; lvsd cannot tell
+// yet. The director's eviction guard needs to know: a failure it holds to
+// see whether it is one of many must not be applied as a lone one while
+// lvsd's own lateness keeps the verdicts on other servers back, and a
+// failure it held while lvsd was in trouble must not be applied as "still
+// down" while lvsd was too late to judge the server again
+// (director/guard.go).
 
 // Doubt reports that the checks of a real server fell into doubt or came
 // out of it.
@@ -20,14 +23,12 @@ type Doubt struct {
 // transitions, after the transitions of the same result, and may block.
 func WithDoubt(f func(Doubt)) Option { return func(s *Scheduler) { s.onDoubt = f } }
 
-// inDoubt says whether t's checks are in doubt: it is not down, and one of
-// its checks last ran inconclusively or is failing but not yet fall times.
+// inDoubt says whether t's checks are in doubt: one of them last ran
+// inconclusively, or t is not down and one is failing but not yet fall
+// times.
 func (t *target) inDoubt() bool {
-	if t.health == Down {
-		return false
-	}
 	for _, sl := range t.slots {
-		if sl.inconclusive || sl.failures > 0 && sl.health != Down {
+		if sl.inconclusive || t.health != Down && sl.failures > 0 && sl.health != Down {
 			return true
 		}
 	}

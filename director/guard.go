@@ -44,8 +44,9 @@ import (
 //     never left the table), when the server answers with a failure (rule
 //     1), once lvsd has been out of trouble long enough for the checks to
 //     judge the server again (rise × interval + timeout of its slowest
-//     check, at least one window) and they still find it down (applied),
-//     and in any case after max_hold (applied).
+//     check, at least one window) and they still find it down (applied;
+//     not while its checks are in doubt, as lvsd was too late to judge it
+//     again), and in any case after max_hold (applied).
 //
 // Holding keeps a server with the health and weight it had: the table stays
 // as it was last known to be good. guard is pure state: the Director calls
@@ -130,9 +131,10 @@ type guard struct {
 	failing      map[string]int
 	failingAll   int
 	failingPools int
-	// doubt is the servers whose checks are in doubt (SetDoubt); waiting
-	// says a held failure waits for them, so a doubt that ends should
-	// wake the guard.
+	// doubt is the servers whose checks are in doubt (SetDoubt), true for
+	// those that may be failing unseen (not down already); waiting says a
+	// held failure waits for a doubt, so one that ends should wake the
+	// guard.
 	doubt   map[rsID]bool
 	waiting bool
 
@@ -227,21 +229,29 @@ func (g *guard) rename(renames map[string]string) {
 	}
 	g.recentAt = at
 	doubt := make(map[rsID]bool, len(g.doubt))
-	for id := range g.doubt {
-		doubt[move(id)] = true
+	for id, unseen := range g.doubt {
+		doubt[move(id)] = unseen
 	}
 	g.doubt = doubt
 }
 
-// setDoubt records whether the checks of id are in doubt. It reports
-// whether a held failure waits for doubts to end and this one did.
-func (g *guard) setDoubt(id rsID, doubt bool) bool {
+// setDoubt records whether the checks of id are in doubt, and whether it
+// is down already (a failure applied). It reports whether a held failure
+// waits for doubts to end and this one did.
+func (g *guard) setDoubt(id rsID, doubt, down bool) bool {
 	if doubt {
-		g.doubt[id] = true
+		g.doubt[id] = !down
 		return false
 	}
 	delete(g.doubt, id)
 	return g.waiting
+}
+
+// setDown tells a server in doubt is down now, or no longer.
+func (g *guard) setDown(id rsID, down bool) {
+	if _, ok := g.doubt[id]; ok {
+		g.doubt[id] = !down
+	}
 }
 
 func (g *guard) recount() {
@@ -388,8 +398,8 @@ func (g *guard) massOf(pool, all, pools int, p string) bool {
 func (g *guard) undecided() (map[string]int, int) {
 	per := map[string]int{}
 	all := 0
-	for id := range g.doubt {
-		if !g.in(id) {
+	for id, unseen := range g.doubt {
+		if unseen && !g.in(id) {
 			per[id.service]++
 			all++
 		}
@@ -459,6 +469,13 @@ func (g *guard) due(now time.Time) ([]released, time.Time) {
 			}
 		case g.fault == "":
 			end = g.clearSince.Add(max(h.rejudge, g.cfg.window))
+			if _, doubt := g.doubt[id]; doubt && !now.Before(end) {
+				// The checks had their time but lvsd was too late to
+				// use it: wait for a verdict (setDoubt wakes the guard).
+				end = expiry
+				g.waiting = true
+				h.why = "lvsd is out of trouble but was too late to judge the server again; waiting for its checks"
+			}
 		}
 		if !now.Before(end) || !now.Before(expiry) {
 			outcome := outcomeApplied

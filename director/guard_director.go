@@ -64,7 +64,8 @@ func (d *Director) heldLocked(id rsID, h Health, again bool) {
 func (d *Director) SetDoubt(service, realserver string, doubt bool) {
 	d.mu.Lock()
 	id := rsID{service, realserver}
-	wake := d.state[id] != nil && d.guard.setDoubt(id, doubt)
+	st := d.state[id]
+	wake := st != nil && d.guard.setDoubt(id, doubt, st.health.Known && !st.health.Healthy)
 	d.mu.Unlock()
 	if wake {
 		d.Trigger() // Run looks at the guard again
@@ -86,7 +87,7 @@ func (d *Director) releaseLocked(rel []released) {
 		if st == nil || cs == nil {
 			continue
 		}
-		d.applyHealthLocked(cs, st, r.verdict, now)
+		d.applyHealthLocked(cs, r.id, st, r.verdict, now)
 		if len(names) < 5 {
 			names = append(names, r.id.service+"/"+r.id.realserver)
 		}

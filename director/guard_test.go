@@ -61,7 +61,9 @@ func (s *guardSim) failOne(pool string, i int, cause Cause) {
 
 // doubt says the checks of server i of pool are in doubt, or no longer.
 func (s *guardSim) doubt(pool string, i int, on bool) {
-	s.g.setDoubt(rsID{pool, rs(i)}, on)
+	id := rsID{pool, rs(i)}
+	_, down := s.out[id]
+	s.g.setDoubt(id, on, down)
 }
 
 func (s *guardSim) healthy(pool string, i int) {
@@ -257,6 +259,34 @@ func TestGuardRule(t *testing.T) {
 			}
 			s.tick(time.Second)
 			s.want(s.evicted("a")[outcomeApplied] == 3 && s.held() == 0, "a applied: only a's own doubt is left, and a pool alone is no mass failure")
+		},
+	}, {
+		name: "a down server in doubt does not make a lone failure look like one of many", pools: three,
+		run: func(s *guardSim) {
+			s.fail("b", 1, CauseSilent) // down long ago, applied
+			s.tick(2 * window)
+			s.doubt("b", 0, true) // its probes time out, inconclusively
+			s.fault = "checks: 400 probes behind schedule"
+			s.fail("a", 3, CauseSilent)
+			s.tick(window)
+			s.want(s.evicted("a")[outcomeApplied] == 3 && s.held() == 0, "a applied after its window")
+		},
+	}, {
+		// Rule 4 with lvsd late: the checks had rise × interval to judge
+		// the held server again, but every run was inconclusive.
+		name: "a held failure is not applied as still down while lvsd was too late to judge the server again", pools: three,
+		run: func(s *guardSim) {
+			s.fault = "fds: 1000 of 1024 open files"
+			for _, p := range []string{"a", "b", "c"} {
+				s.fail(p, 4, CauseSilent)
+			}
+			s.fault = ""
+			s.doubt("a", 0, true)
+			s.tick(3 * window)
+			s.want(s.held() == 1 && s.g.held[rsID{"a", rs(0)}] != nil, "a/0 still held while in doubt; the others applied")
+			s.doubt("a", 0, false) // a conclusive failure at last
+			s.tick(time.Second)
+			s.want(s.out[rsID{"a", rs(0)}] == outcomeApplied && s.held() == 0, "a/0 applied once judged")
 		},
 	}, {
 		name: "doubts do not hold a failure while lvsd is fine", pools: three,
