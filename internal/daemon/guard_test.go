@@ -246,9 +246,11 @@ func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
 	// ends closes its socket, and the next one to ask may get it and pass.
 	// So each server is held some of the time, up again in between, and
 	// never out of the table; the test watches until it has seen every
-	// one held for a local failure.
+	// one held for a local failure. A server is held after fall failures
+	// in a row, and at a load of 30 a probe finds a free descriptor often
+	// enough that one took more than 10 s (2 of 120 runs).
 	seen := map[string]bool{}
-	g.eventually("every server held for a local failure", func() error {
+	g.eventuallyWithin(time.Minute, "every server held for a local failure", func() error {
 		gs := g.d.dir.GuardStatus() // in-process: the control socket needs a descriptor too
 		for _, h := range gs.Held {
 			if h.Service == "web" || !strings.HasPrefix(h.Reason, "local: ") {

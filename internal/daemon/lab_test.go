@@ -189,7 +189,13 @@ func (l *lab) write(text string) {
 // eventually retries cond for up to 10 s; the last error fails the test.
 func (l *lab) eventually(what string, cond func() error) {
 	l.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	l.eventuallyWithin(10*time.Second, what, cond)
+}
+
+// eventuallyWithin is eventually with another bound.
+func (l *lab) eventuallyWithin(bound time.Duration, what string, cond func() error) {
+	l.t.Helper()
+	deadline := time.Now().Add(bound)
 	for {
 		err := cond()
 		if err == nil {
