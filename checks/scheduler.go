@@ -277,6 +277,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.running.Lock() // every probe has returned and sent its result
 	close(s.results)
+	s.stalls.close()
 	s.running.Unlock()
 	<-applied
 	return nil
