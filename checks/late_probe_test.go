@@ -32,8 +32,10 @@ func TestGoroutineProbeHeldPastDeadlineIsInconclusive(t *testing.T) {
 	const interval, timeout = time.Second, 100 * time.Millisecond
 	runs := make(chan ProbeRun, 100)
 	transitions := make(chan Transition, 100)
+	doubts := make(chan Doubt, 100)
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(nil, func(tr Transition) { transitions <- tr }, WithProbeHook(func(r ProbeRun) { runs <- r }))
+	s := NewScheduler(nil, func(tr Transition) { transitions <- tr }, WithProbeHook(func(r ProbeRun) { runs <- r }),
+		WithDoubt(func(d Doubt) { doubts <- d }))
 	if err := s.RegisterMetrics(reg); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +66,11 @@ func TestGoroutineProbeHeldPastDeadlineIsInconclusive(t *testing.T) {
 	if !first.Inconclusive || ReasonClass(first.Result.Reason) != "timeout" {
 		t.Fatalf("run held past its deadline: %q (inconclusive %v), want an inconclusive timeout", first.Result.Reason, first.Inconclusive)
 	}
+	// Doubts are delivered before the probe hook runs (the retry may
+	// have reported since).
+	if len(doubts) == 0 || !(<-doubts).InDoubt {
+		t.Errorf("after the inconclusive run: no report that the server is in doubt")
+	}
 	// Retried at once, not at its next turn; then up (or, on a machine
 	// busy enough to stall lvsd again, inconclusive again, never down).
 	for i := 0; ; i++ {
@@ -87,6 +94,14 @@ func TestGoroutineProbeHeldPastDeadlineIsInconclusive(t *testing.T) {
 		if tr := <-transitions; !tr.Healthy {
 			t.Errorf("server that answers taken down: %+v", tr)
 		}
+	}
+	var last *Doubt
+	for len(doubts) > 0 {
+		d := <-doubts
+		last = &d
+	}
+	if last == nil || last.InDoubt {
+		t.Errorf("after the healthy run: no report that the server is out of doubt (last %+v)", last)
 	}
 	families, err := reg.Gather()
 	if err != nil {

@@ -54,8 +54,10 @@ type Target struct {
 	Previous string
 }
 
-// Transition reports that a real server became healthy or unhealthy, or
-// that a healthy server's dynamic weight changed.
+// Transition reports that a real server became healthy or unhealthy, that
+// a healthy server's dynamic weight changed, or that a server down for a
+// silence answers with a failure now, or the other way round (see
+// ServerAnswered).
 type Transition struct {
 	Service, RealServer string
 	Healthy             bool
@@ -100,6 +102,7 @@ func WithProbeHook(f func(ProbeRun)) Option { return func(s *Scheduler) { s.hook
 type Scheduler struct {
 	log          *slog.Logger
 	onTransition func(Transition)
+	onDoubt      func(Doubt) // nil: nobody asks
 	clock        Clock
 	hook         func(ProbeRun)
 	newChecker   func(*config.Check, netip.AddrPort) (Checker, error)
@@ -149,6 +152,12 @@ type target struct {
 	reason string // why the target has its current health
 	// lastFailureClass is the reason class exported as an info metric.
 	lastFailureClass string
+	// doubt is whether the target's checks are in doubt, as last reported
+	// (doubt.go).
+	doubt bool
+	// downAnswered: the server's latest down verdict was an answer
+	// (ServerAnswered), not a silence.
+	downAnswered bool
 }
 
 // slot is one check of one target: the hysteresis state over a probe that
@@ -161,7 +170,9 @@ type slot struct {
 	successes, failures int
 	last                Result
 	lastAt              time.Time
-	duration            prometheus.Observer // nil until the first result with metrics on
+	// inconclusive: the probe's latest run was inconclusive (doubt.go).
+	inconclusive bool
+	duration     prometheus.Observer // nil until the first result with metrics on
 }
 
 type probe struct {
@@ -266,6 +277,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.running.Lock() // every probe has returned and sent its result
 	close(s.results)
+	s.stalls.close()
 	s.running.Unlock()
 	<-applied
 	return nil
@@ -383,7 +395,15 @@ func (s *Scheduler) apply(f finished) {
 	// A connect check may start a little early (wakeSlack); only lateness is lag.
 	s.metrics.probed(max(f.start.Sub(f.due), 0), f.skipped, f.result, f.inconclusive)
 	if f.inconclusive {
+		var doubts []Doubt
+		for _, sl := range f.probe.slots {
+			sl.inconclusive = true
+			doubts = redoubt(sl.target, doubts)
+		}
+		s.deliverMu.Lock()
 		s.mu.Unlock()
+		s.deliverDoubts(doubts)
+		s.deliverMu.Unlock()
 		s.log.Debug("probe inconclusive: lvsd was late, not the server", "type", f.probe.typ, "addr", f.probe.addr, "reason", f.result.Reason)
 		if s.hook != nil {
 			s.hook(ProbeRun{Type: f.probe.typ, Addr: f.probe.addr, Due: f.due, Start: f.start, Result: f.result, Inconclusive: true})
@@ -391,15 +411,20 @@ func (s *Scheduler) apply(f finished) {
 		return
 	}
 	var transitions []Transition
+	var doubts []Doubt
 	for _, sl := range f.probe.slots {
+		sl.inconclusive = false
 		if tr, ok := s.observe(sl, f.result, f.end); ok {
 			transitions = append(transitions, tr)
 		}
+		doubts = redoubt(sl.target, doubts)
 	}
-	if len(transitions) > 0 {
+	if len(transitions) > 0 || len(doubts) > 0 {
+		// A server judged down leaves doubt after its verdict is in.
 		s.deliverMu.Lock()
 		s.mu.Unlock()
 		s.deliver(transitions)
+		s.deliverDoubts(doubts)
 		s.deliverMu.Unlock()
 	} else {
 		s.mu.Unlock()
@@ -473,8 +498,18 @@ func (s *Scheduler) evaluate(t *target, reason string) (Transition, bool) {
 	if !changed {
 		if health == Down && t.reason != reason && reason != "" {
 			t.reason = reason
+			// A server down for a silence that now answers with a failure
+			// (or the other way round) is reported again: the director's
+			// eviction guard may hold a silent failure, never an answer.
+			if class := ReasonClass(reason); class != "ok" && ServerAnswered(class) != t.downAnswered {
+				t.downAnswered = ServerAnswered(class)
+				return Transition{Service: t.Service, RealServer: t.RealServer, Healthy: false, Reason: reason, Weight: weight}, true
+			}
 		}
 		return Transition{}, false
+	}
+	if health == Down {
+		t.downAnswered = ServerAnswered(ReasonClass(reason))
 	}
 	t.health, t.weight, t.reason = health, weight, reason
 	s.metrics.transition(t)
@@ -494,6 +529,7 @@ func (s *Scheduler) Update(targets []Target) {
 	next := make(map[targetKey]*target, len(targets))
 	used := map[string]*probe{}
 	var transitions []Transition
+	var doubts []Doubt
 	for _, spec := range targets {
 		key := targetKey{spec.Service, spec.RealServer}
 		if _, dup := next[key]; dup {
@@ -512,6 +548,7 @@ func (s *Scheduler) Update(targets []Target) {
 		if tr, ok := s.evaluate(t, "ok: checks changed by reload"); ok {
 			transitions = append(transitions, tr)
 		}
+		doubts = redoubt(t, doubts)
 	}
 	s.qmu.Lock()
 	for key, p := range s.probes {
@@ -547,6 +584,7 @@ func (s *Scheduler) Update(targets []Target) {
 	s.deliverMu.Lock()
 	s.mu.Unlock()
 	s.deliver(transitions)
+	s.deliverDoubts(doubts)
 	s.deliverMu.Unlock()
 }
 
@@ -558,7 +596,7 @@ func (s *Scheduler) buildTarget(spec Target, old *target, used map[string]*probe
 	}
 	previous := map[string][]*slot{}
 	if old != nil {
-		t.health, t.weight, t.reason, t.lastFailureClass = old.health, old.weight, old.reason, old.lastFailureClass
+		t.health, t.weight, t.reason, t.lastFailureClass, t.doubt, t.downAnswered = old.health, old.weight, old.reason, old.lastFailureClass, old.doubt, old.downAnswered
 		for _, sl := range old.slots {
 			previous[sl.probe.key] = append(previous[sl.probe.key], sl)
 		}
@@ -572,6 +610,7 @@ func (s *Scheduler) buildTarget(spec Target, old *target, used map[string]*probe
 			kept := prev[0]
 			previous[p.key] = prev[1:]
 			sl.health, sl.successes, sl.failures, sl.last, sl.lastAt = kept.health, kept.successes, kept.failures, kept.last, kept.lastAt
+			sl.inconclusive = kept.inconclusive
 		}
 		p.slots = append(p.slots, sl)
 		t.slots = append(t.slots, sl)

@@ -101,7 +101,10 @@ func TestConnectLoop(t *testing.T) {
 		}
 		var last ProbeRun
 		for _, r := range got {
-			if c := ReasonClass(r.Result.Reason); c != class {
+			// A goroutine probe (replies) that timed out while lvsd
+			// itself was late says nothing about the server: it is
+			// inconclusive, not counted, and not judged here either.
+			if c := ReasonClass(r.Result.Reason); c != class && !(r.Inconclusive && c == "timeout") {
 				t.Errorf("%s: result %q, want class %s", addr, r.Result.Reason, class)
 			}
 			if r.Result.Duration <= 0 {

@@ -2,8 +2,10 @@ package checks
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,6 +183,114 @@ func up(service, rs string) Transition {
 }
 func down(service, rs string) Transition {
 	return Transition{Service: service, RealServer: rs, Healthy: false, Weight: -1}
+}
+
+// A server failing fewer times in a row than fall is in doubt: the eviction
+// guard must not count it fine. It leaves doubt when it is judged down,
+// after that verdict, or when a check passes.
+func TestSchedulerDoubtWhileFailingBelowFall(t *testing.T) {
+	h := newHarness(t)
+	// One channel, so the order of transitions and doubts shows.
+	type event struct {
+		what string
+		on   bool
+	}
+	events := make(chan event, 100)
+	h.s.onTransition = func(tr Transition) { events <- event{"transition", tr.Healthy} }
+	h.s.onDoubt = func(d Doubt) { events <- event{"doubt", d.InDoubt} }
+	const rs = "10.0.0.1:80"
+	h.fakes.set(rs, true)
+	h.s.Update([]Target{tgt("web", rs, true, tcpCheck(1, 3))})
+	next := func() (string, bool) {
+		select {
+		case e := <-events:
+			return e.what, e.on
+		default:
+			return "", false
+		}
+	}
+	h.tick(1)
+	if what, _ := next(); what != "" {
+		t.Fatalf("a passing check reported %s", what)
+	}
+	h.fakes.set(rs, false)
+	h.tick(1)
+	if what, on := next(); what != "doubt" || !on {
+		t.Fatalf("first failure of fall 3: got %s %v, want in doubt", what, on)
+	}
+	h.tick(1)
+	if what, _ := next(); what != "" {
+		t.Fatalf("second failure reported %s", what)
+	}
+	h.tick(1)
+	if what, healthy := next(); what != "transition" || healthy {
+		t.Fatalf("third failure: got %s %v, want the down verdict first", what, healthy)
+	}
+	if what, on := next(); what != "doubt" || on {
+		t.Fatalf("judged down: got %s %v, want out of doubt after the verdict", what, on)
+	}
+	h.fakes.set(rs, true)
+	h.tick(1)
+	h.fakes.set(rs, false)
+	h.tick(1)
+	h.fakes.set(rs, true)
+	h.tick(1)
+	var got []string
+	for what, on := next(); what != ""; what, on = next() {
+		got = append(got, fmt.Sprintf("%s %v", what, on))
+	}
+	if want := []string{"transition true", "doubt true", "doubt false"}; !slices.Equal(got, want) {
+		t.Errorf("up, one failure, a pass: %v, want %v", got, want)
+	}
+}
+
+// scriptedChecker returns whatever result the test last set.
+type scriptedChecker struct {
+	mu sync.Mutex
+	r  Result
+}
+
+func (c *scriptedChecker) set(r Result) {
+	c.mu.Lock()
+	c.r = r
+	c.mu.Unlock()
+}
+
+func (c *scriptedChecker) Check(context.Context) Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r
+}
+
+// A server down for a silence that then answers with a failure is
+// reported again, with the answer: the eviction guard may hold the one and
+// must apply the other at once. Another failure of the same kind is not
+// reported.
+func TestSchedulerReportsAnAnswerAfterASilence(t *testing.T) {
+	h := newHarness(t)
+	sc := &scriptedChecker{r: Result{Healthy: true, Reason: "ok: fine", Weight: -1}}
+	h.s.newChecker = func(*config.Check, netip.AddrPort) (Checker, error) { return sc, nil }
+	const rs = "10.0.0.1:80"
+	h.s.Update([]Target{tgt("web", rs, true, tcpCheck(1, 1))})
+	h.tick(1)
+	// A silence other than a timeout, which the fake clock's jumps would
+	// make inconclusive (judgeTimeout).
+	sc.set(failf("unreachable", "no route"))
+	h.tick(1)
+	sc.set(failf("unreachable", "no route again"))
+	h.tick(1)
+	sc.set(failf("refused", "connection refused"))
+	h.tick(1)
+	sc.set(failf("status", "got 500"))
+	h.tick(1)
+	var got []string
+	for len(h.transitions) > 0 {
+		tr := <-h.transitions
+		got = append(got, fmt.Sprintf("%v %s", tr.Healthy, ReasonClass(tr.Reason)))
+	}
+	if want := []string{"false unreachable", "false refused"}; !slices.Equal(got, want) {
+		t.Errorf("transitions %v, want %v", got, want)
+	}
 }
 
 func TestSchedulerRiseFall(t *testing.T) {

@@ -31,15 +31,22 @@ import (
 //     of many, and held on only if, within the window, more than threshold
 //     percent of its pool or of all real servers have failed silently, and
 //     those failures are not confined to its own pool (unless that pool is
-//     the only one). Otherwise it is applied when the window ends. So one
-//     pool that fails while the others are fine is taken out, at most one
-//     window late, whatever state lvsd is in.
+//     the only one). Otherwise it is applied when the window ends, unless
+//     the servers whose checks are in doubt (lvsd was late, so a run said
+//     nothing; or a check is failing but not yet fall times) could still
+//     make it one of many: then it waits until they are decided. lvsd's
+//     own lateness spreads the verdicts of one mass event over more than
+//     the window, and must not turn its first failures into lone ones. So
+//     one pool that fails while the others are fine is taken out, one
+//     window late or once lvsd can tell the others are fine, whatever
+//     state lvsd is in.
 //  4. A held failure ends when the checks report the server healthy (it
 //     never left the table), when the server answers with a failure (rule
 //     1), once lvsd has been out of trouble long enough for the checks to
 //     judge the server again (rise × interval + timeout of its slowest
-//     check, at least one window) and they still find it down (applied),
-//     and in any case after max_hold (applied).
+//     check, at least one window) and they still find it down (applied;
+//     not while its checks are in doubt, as lvsd was too late to judge it
+//     again), and in any case after max_hold (applied).
 //
 // Holding keeps a server with the health and weight it had: the table stays
 // as it was last known to be good. guard is pure state: the Director calls
@@ -124,6 +131,12 @@ type guard struct {
 	failing      map[string]int
 	failingAll   int
 	failingPools int
+	// doubt is the servers whose checks are in doubt (SetDoubt), true for
+	// those that may be failing unseen (not down already); waiting says a
+	// held failure waits for a doubt, so one that ends should wake the
+	// guard.
+	doubt   map[rsID]bool
+	waiting bool
 
 	external   string    // why lvsd is in trouble, from its own monitor; "" if it is not
 	localUntil time.Time // a local probe failure keeps lvsd in trouble until then
@@ -134,7 +147,8 @@ type guard struct {
 }
 
 func newGuard() *guard {
-	return &guard{poolSize: map[string]int{}, recentAt: map[rsID]time.Time{}, held: map[rsID]*held{}, failing: map[string]int{}}
+	return &guard{poolSize: map[string]int{}, recentAt: map[rsID]time.Time{}, held: map[rsID]*held{}, failing: map[string]int{},
+		doubt: map[rsID]bool{}}
 }
 
 // configure takes a new config and the servers it has (pool -> servers).
@@ -177,6 +191,11 @@ func (g *guard) configure(cfg guardConfig, pools map[string][]string) []released
 			delete(g.recentAt, id)
 		}
 	}
+	for id := range g.doubt {
+		if !live[id] {
+			delete(g.doubt, id)
+		}
+	}
 	g.recount()
 	sortReleased(out)
 	return out
@@ -209,6 +228,30 @@ func (g *guard) rename(renames map[string]string) {
 		at[move(id)] = t
 	}
 	g.recentAt = at
+	doubt := make(map[rsID]bool, len(g.doubt))
+	for id, unseen := range g.doubt {
+		doubt[move(id)] = unseen
+	}
+	g.doubt = doubt
+}
+
+// setDoubt records whether the checks of id are in doubt, and whether it
+// is down already (a failure applied). It reports whether a held failure
+// waits for doubts to end and this one did.
+func (g *guard) setDoubt(id rsID, doubt, down bool) bool {
+	if doubt {
+		g.doubt[id] = !down
+		return false
+	}
+	delete(g.doubt, id)
+	return g.waiting
+}
+
+// setDown tells a server in doubt is down now, or no longer.
+func (g *guard) setDown(id rsID, down bool) {
+	if _, ok := g.doubt[id]; ok {
+		g.doubt[id] = !down
+	}
 }
 
 func (g *guard) recount() {
@@ -334,14 +377,46 @@ func (g *guard) hold(id rsID, h Health, rejudge time.Duration, now time.Time, ma
 // not confined to its own pool, and describes it.
 func (g *guard) mass(id rsID) (bool, string) {
 	p := id.service
-	pool := g.failing[p]*100 > g.cfg.threshold*g.poolSize[p]
-	all := g.failingAll*100 > g.cfg.threshold*g.total
-	spread := g.failingPools >= 2 || len(g.poolSize) == 1
-	if !(pool || all) || !spread {
+	if !g.massOf(g.failing[p], g.failingAll, g.failingPools, p) {
 		return false, ""
 	}
 	return true, fmt.Sprintf("mass failure while lvsd is in trouble: %d of %d servers of %s, %d of %d in all, in %d pools, within %s",
 		g.failing[p], g.poolSize[p], p, g.failingAll, g.total, g.failingPools, g.cfg.window)
+}
+
+// massOf is the rule of mass: failing servers of pool p, failing ones in
+// all and the pools they are in.
+func (g *guard) massOf(pool, all, pools int, p string) bool {
+	inPool := pool*100 > g.cfg.threshold*g.poolSize[p]
+	inAll := all*100 > g.cfg.threshold*g.total
+	spread := pools >= 2 || len(g.poolSize) == 1
+	return (inPool || inAll) && spread
+}
+
+// undecided counts the servers in doubt that are not failing already, per
+// pool and in all.
+func (g *guard) undecided() (map[string]int, int) {
+	per := map[string]int{}
+	all := 0
+	for id, unseen := range g.doubt {
+		if unseen && !g.in(id) {
+			per[id.service]++
+			all++
+		}
+	}
+	return per, all
+}
+
+// couldBeMass reports whether the failure of id would be part of a mass
+// failure if every server in doubt (per, all: undecided) failed too.
+func (g *guard) couldBeMass(id rsID, per map[string]int, all int) bool {
+	pools := g.failingPools
+	for p, n := range per {
+		if n > 0 && g.failing[p] == 0 {
+			pools++
+		}
+	}
+	return g.massOf(g.failing[id.service]+per[id.service], g.failingAll+all, pools, id.service)
 }
 
 // forget ends the hold of id, if any, because the checks call the server
@@ -365,6 +440,9 @@ func (g *guard) due(now time.Time) ([]released, time.Time) {
 			next = t
 		}
 	}
+	g.waiting = false
+	var per map[string]int // undecided, counted once when first needed
+	var all int
 	for id, h := range g.held {
 		if !h.mass && g.fault != "" {
 			if m, why := g.mass(id); m {
@@ -376,8 +454,28 @@ func (g *guard) due(now time.Time) ([]released, time.Time) {
 		switch {
 		case !h.mass:
 			end = h.since.Add(g.cfg.window)
+			if now.Before(end) || g.fault == "" || len(g.doubt) == 0 {
+				break
+			}
+			if per == nil {
+				per, all = g.undecided()
+			}
+			if g.couldBeMass(id, per, all) {
+				// Wait for the doubts to end (setDoubt wakes the guard)
+				// or max_hold; the director also looks every second.
+				end = expiry
+				g.waiting = true
+				h.why = fmt.Sprintf("lvsd is in trouble and was too late to judge %d other servers; waiting for their checks to see whether this failure is one of many", all)
+			}
 		case g.fault == "":
 			end = g.clearSince.Add(max(h.rejudge, g.cfg.window))
+			if _, doubt := g.doubt[id]; doubt && !now.Before(end) {
+				// The checks had their time but lvsd was too late to
+				// use it: wait for a verdict (setDoubt wakes the guard).
+				end = expiry
+				g.waiting = true
+				h.why = "lvsd is out of trouble but was too late to judge the server again; waiting for its checks"
+			}
 		}
 		if !now.Before(end) || !now.Before(expiry) {
 			outcome := outcomeApplied

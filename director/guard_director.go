@@ -56,6 +56,22 @@ func (d *Director) heldLocked(id rsID, h Health, again bool) {
 	d.log.Debug("eviction guard: holding a failed check", args...)
 }
 
+// SetDoubt records whether the checks of a real server are in doubt: the
+// latest run of one of them said nothing conclusive because lvsd itself
+// was late, or it is failing but not yet fall times. The eviction guard
+// does not apply a held failure as a lone one while servers in doubt could
+// still make it one of many. Unknown names are ignored.
+func (d *Director) SetDoubt(service, realserver string, doubt bool) {
+	d.mu.Lock()
+	id := rsID{service, realserver}
+	st := d.state[id]
+	wake := st != nil && d.guard.setDoubt(id, doubt, st.health.Known && !st.health.Healthy)
+	d.mu.Unlock()
+	if wake {
+		d.Trigger() // Run looks at the guard again
+	}
+}
+
 // releaseLocked applies the failures the guard let go of.
 func (d *Director) releaseLocked(rel []released) {
 	if len(rel) == 0 {
@@ -71,7 +87,7 @@ func (d *Director) releaseLocked(rel []released) {
 		if st == nil || cs == nil {
 			continue
 		}
-		d.applyHealthLocked(cs, st, r.verdict, now)
+		d.applyHealthLocked(cs, r.id, st, r.verdict, now)
 		if len(names) < 5 {
 			names = append(names, r.id.service+"/"+r.id.realserver)
 		}

@@ -59,6 +59,13 @@ func (s *guardSim) failOne(pool string, i int, cause Cause) {
 	}
 }
 
+// doubt says the checks of server i of pool are in doubt, or no longer.
+func (s *guardSim) doubt(pool string, i int, on bool) {
+	id := rsID{pool, rs(i)}
+	_, down := s.out[id]
+	s.g.setDoubt(id, on, down)
+}
+
 func (s *guardSim) healthy(pool string, i int) {
 	id := rsID{pool, rs(i)}
 	if _, gone := s.out[id]; !gone {
@@ -212,6 +219,82 @@ func TestGuardRule(t *testing.T) {
 				}
 			}
 			s.want(s.evicted("")[outcomeApplied] == 12, "each applied after its window: %v", s.evicted(""))
+		},
+	}, {
+		// A mass event whose verdicts lvsd's own lateness spreads over more
+		// than the window: a's first server fails, the rest of the table is
+		// in doubt (its probes timed out while lvsd was late), and their
+		// verdicts come in only after the first failure's window.
+		name: "failures of one mass event spread past the window by lvsd's lateness: held as one", pools: three,
+		run: func(s *guardSim) {
+			s.fault = "checks: 400 probes behind schedule"
+			for _, p := range []string{"a", "b", "c"} {
+				for i := range 4 {
+					s.doubt(p, i, true)
+				}
+			}
+			s.failOne("a", 0, CauseSilent)
+			s.tick(3 * window)
+			s.want(len(s.out) == 0 && s.held() == 1, "the first failure waits while lvsd cannot judge the others")
+			for _, p := range []string{"a", "b", "c"} {
+				s.fail(p, 4, CauseSilent)
+			}
+			s.tick(window)
+			s.want(len(s.out) == 0 && s.held() == 12, "all 12 held as one mass failure")
+			s.want(strings.Contains(s.g.status().Held[0].Why, "mass failure"), "a/0 held as part of the mass failure: %q", s.g.status().Held[0].Why)
+		},
+	}, {
+		name: "one pool fails while the others are in doubt: applied once they are decided fine", pools: three,
+		run: func(s *guardSim) {
+			s.fault = "checks: 400 probes behind schedule"
+			for i := range 4 {
+				s.doubt("b", i, true)
+			}
+			s.doubt("a", 3, true)
+			s.fail("a", 3, CauseSilent)
+			s.tick(2 * window)
+			s.want(len(s.out) == 0 && s.held() == 3, "a held while b, in doubt, could make it a mass failure")
+			for i := range 4 {
+				s.doubt("b", i, false) // b's checks pass again
+			}
+			s.tick(time.Second)
+			s.want(s.evicted("a")[outcomeApplied] == 3 && s.held() == 0, "a applied: only a's own doubt is left, and a pool alone is no mass failure")
+		},
+	}, {
+		name: "a down server in doubt does not make a lone failure look like one of many", pools: three,
+		run: func(s *guardSim) {
+			s.fail("b", 1, CauseSilent) // down long ago, applied
+			s.tick(2 * window)
+			s.doubt("b", 0, true) // its probes time out, inconclusively
+			s.fault = "checks: 400 probes behind schedule"
+			s.fail("a", 3, CauseSilent)
+			s.tick(window)
+			s.want(s.evicted("a")[outcomeApplied] == 3 && s.held() == 0, "a applied after its window")
+		},
+	}, {
+		// Rule 4 with lvsd late: the checks had rise × interval to judge
+		// the held server again, but every run was inconclusive.
+		name: "a held failure is not applied as still down while lvsd was too late to judge the server again", pools: three,
+		run: func(s *guardSim) {
+			s.fault = "fds: 1000 of 1024 open files"
+			for _, p := range []string{"a", "b", "c"} {
+				s.fail(p, 4, CauseSilent)
+			}
+			s.fault = ""
+			s.doubt("a", 0, true)
+			s.tick(3 * window)
+			s.want(s.held() == 1 && s.g.held[rsID{"a", rs(0)}] != nil, "a/0 still held while in doubt; the others applied")
+			s.doubt("a", 0, false) // a conclusive failure at last
+			s.tick(time.Second)
+			s.want(s.out[rsID{"a", rs(0)}] == outcomeApplied && s.held() == 0, "a/0 applied once judged")
+		},
+	}, {
+		name: "doubts do not hold a failure while lvsd is fine", pools: three,
+		run: func(s *guardSim) {
+			s.doubt("b", 0, true)
+			s.doubt("c", 0, true)
+			s.fail("a", 4, CauseSilent)
+			s.want(s.evicted("a")["at once"] == 4 && s.held() == 0, "a evicted at once")
 		},
 	}, {
 		name: "a held server the checks call healthy never leaves", pools: three,

@@ -71,13 +71,14 @@ func (d *Director) setHealth(service, realserver string, h Health) {
 		}
 		d.metrics.released(outcome)
 	}
-	d.applyHealthLocked(cs, st, h, now)
+	d.applyHealthLocked(cs, id, st, h, now)
 	d.Trigger()
 }
 
-func (d *Director) applyHealthLocked(cs *compiledService, st *rsState, h Health, now time.Time) {
+func (d *Director) applyHealthLocked(cs *compiledService, id rsID, st *rsState, h Health, now time.Time) {
 	wasDown := st.health.Known && !st.health.Healthy
 	st.health = h
+	d.guard.setDown(id, h.Known && !h.Healthy)
 	if wasDown && h.Healthy {
 		st.warmSince = now
 	}

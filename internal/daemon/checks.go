@@ -23,6 +23,14 @@ func (p *checksPart) verdict(t checks.Transition) {
 		Cause: causeOf(t.Reason), Reason: t.Reason})
 }
 
+// doubt is the scheduler's doubt callback: the eviction guard waits for
+// servers in doubt before it calls a failure a lone one.
+func (p *checksPart) doubt(d checks.Doubt) {
+	if p.dir != nil {
+		p.dir.SetDoubt(d.Service, d.RealServer, d.InDoubt)
+	}
+}
+
 // apply points the checks at cfg: renamed services (new name -> old) keep
 // their checks' state. A real server without checks is healthy, as in
 // keepalived: that is its verdict, given again on every apply, so one

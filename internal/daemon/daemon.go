@@ -132,7 +132,7 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 		}
 	}
 	d.checks = &checksPart{dir: d.dir}
-	d.sched = checks.NewScheduler(log, d.checks.verdict)
+	d.sched = checks.NewScheduler(log, d.checks.verdict, checks.WithDoubt(d.checks.doubt))
 	d.checks.sched = d.sched
 	// The eviction guard counts lvsd in trouble when its checks fall
 	// behind their schedule (guard.checks_behind).

@@ -1,59 +1,34 @@
 package daemon
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/config"
-	"github.com/lvsd/lvsd/director"
 	"github.com/lvsd/lvsd/internal/hostres"
 )
 
 // switchable is a real server whose behaviour a test sets: it answers
-// 200, answers 500, or hangs until the probe gives up (a silent failure,
-// as an overloaded director sees a healthy server).
+// 200 ("ok"), answers 500 ("fail"), or hangs until the probe gives up
+// ("hang": a silent failure, as an overloaded director sees a healthy
+// server).
 type switchable struct {
 	addr string
-	mode atomic.Value // "ok", "fail", "hang"
-}
-
-func newSwitchable(t *testing.T) *switchable {
-	s := &switchable{}
-	s.mode.Store("ok")
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch s.mode.Load() {
-		case "fail":
-			http.Error(w, "broken", http.StatusInternalServerError)
-		case "hang":
-			<-r.Context().Done()
-		default:
-			w.Write([]byte("ok\n"))
-		}
-	}))
-	t.Cleanup(srv.Close)
-	s.addr = strings.TrimPrefix(srv.URL, "http://")
-	return s
+	set  func(mode string)
 }
 
 // guardLab runs the daemon with pools a, b and c of two switchable
 // servers each, beside the lab's web service, and lvsd's own trouble
-// under the test's control.
+// under the test's control. Every real server, the web service's too,
+// runs in another process (remote_test.go).
 type guardLab struct {
 	*lab
 	pools map[string][]*switchable
@@ -77,14 +52,15 @@ func (f *faultVar) get() (string, bool) {
 	return f.why, f.why != ""
 }
 
+// startGuardLab starts the lab; with no options, lvsd's trouble is the
+// test's to set (g.fault).
 func startGuardLab(t *testing.T, opts ...Option) *guardLab {
-	return startGuardLabOn(t, func() *switchable { return newSwitchable(t) }, opts...)
-}
-
-// startGuardLabOn is startGuardLab with the pools' servers from server.
-func startGuardLabOn(t *testing.T, server func() *switchable, opts ...Option) *guardLab {
 	g := &guardLab{pools: map[string][]*switchable{}}
+	remote := serversElsewhere(t, 8)
 	c := newLabConfig(t)
+	good, bad := remote.server(6), remote.server(7)
+	bad.set("fail")
+	c.Good, c.Bad = good.addr, bad.addr
 	var extra strings.Builder
 	extra.WriteString(`
 [director.eviction_guard]
@@ -106,8 +82,8 @@ port = 80
   rise = 1
   fall = 2
 `, name, 20+i)
-		for range 2 {
-			s := server()
+		for j := range 2 {
+			s := remote.server(2*i + j)
 			g.pools[name] = append(g.pools[name], s)
 			fmt.Fprintf(&extra, "\n  [[service.realserver]]\n  address = %q\n", s.addr)
 		}
@@ -127,7 +103,7 @@ port = 80
 
 func (g *guardLab) set(pool, mode string) {
 	for _, s := range g.pools[pool] {
-		s.mode.Store(mode)
+		s.set(mode)
 	}
 }
 
@@ -263,40 +239,42 @@ func TestGuardDoesNotHoldOnePoolThatReallyFails(t *testing.T) {
 func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
 	// The servers run in another process, as real servers do: they go on
 	// accepting while lvsd has no descriptor left.
-	remote := serversElsewhere(t, 6)
-	g := startGuardLabOn(t, func() *switchable {
-		s := &switchable{addr: remote[0]}
-		remote = remote[1:]
-		return s
-	}, func(*host) {}) // lvsd's own sampler, not a simulated fault
+	g := startGuardLab(t, func(*host) {}) // lvsd's own sampler, not a simulated fault
 	all := []string{"a", "b", "c"}
 	release := exhaustFileDescriptors(t)
-	g.judged(checks.Down, all...)
-	var gs director.GuardStatus
-	g.eventually("every server held", func() error {
-		gs = g.d.dir.GuardStatus() // in-process: the control socket needs a descriptor too
+	// Descriptors come and go while lvsd is short of them: a probe that
+	// ends closes its socket, and the next one to ask may get it and pass.
+	// So each server is held some of the time, up again in between, and
+	// never out of the table; the test watches until it has seen every
+	// one held for a local failure. A server is held after fall failures
+	// in a row, and at a load of 30 a probe finds a free descriptor often
+	// enough that one took more than 10 s (2 of 120 runs).
+	seen := map[string]bool{}
+	g.eventuallyWithin(time.Minute, "every server held for a local failure", func() error {
+		gs := g.d.dir.GuardStatus() // in-process: the control socket needs a descriptor too
+		for _, h := range gs.Held {
+			if h.Service == "web" || !strings.HasPrefix(h.Reason, "local: ") {
+				continue
+			}
+			seen[h.Service+"/"+h.RealServer] = true
+			if !strings.HasPrefix(gs.Fault, "fds: ") && !strings.HasPrefix(gs.Fault, "probes: ") {
+				t.Errorf("holding %s/%s with fault %q, want lvsd short of file descriptors", h.Service, h.RealServer, gs.Fault)
+			}
+		}
+		for _, p := range all {
+			if n := g.inKernel(p); n != 2 {
+				t.Fatalf("pool %s: %d servers in the kernel, want 2", p, n)
+			}
+		}
 		for _, p := range all {
 			for _, s := range g.pools[p] {
-				if !slicesContainsHeld(gs.Held, p, s.addr) {
-					return fmt.Errorf("%s/%s not held: %+v", p, s.addr, gs)
+				if !seen[p+"/"+s.addr] {
+					return fmt.Errorf("%s/%s not yet held for a local failure; seen %v", p, s.addr, seen)
 				}
 			}
 		}
 		return nil
 	})
-	for _, h := range gs.Held {
-		if h.Service != "web" && !strings.HasPrefix(h.Reason, "local: ") {
-			t.Errorf("held %s/%s for %q, want a local failure", h.Service, h.RealServer, h.Reason)
-		}
-	}
-	if !strings.HasPrefix(gs.Fault, "fds: ") && !strings.HasPrefix(gs.Fault, "probes: ") {
-		t.Errorf("fault %q, want lvsd short of file descriptors", gs.Fault)
-	}
-	for _, p := range all {
-		if n := g.inKernel(p); n != 2 {
-			t.Errorf("pool %s: %d servers in the kernel, want 2", p, n)
-		}
-	}
 	release()
 	g.judged(checks.Up, all...)
 	g.eventually("holds ended", func() error {
@@ -313,69 +291,6 @@ func TestGuardHoldsWhenLvsdRunsOutOfFileDescriptors(t *testing.T) {
 	if n := g.scrape().count("lvsd_eviction_guard_released_total", "outcome", "applied"); n != 0 {
 		t.Errorf("%v held failures applied, want none", n)
 	}
-}
-
-// serversElsewhere starts n HTTP servers answering 200 in a child
-// process (this test binary, see init) and returns their addresses.
-func serversElsewhere(t *testing.T, n int) []string {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", serversEnv, n))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close() // the child exits when its stdin closes
-		cmd.Wait()
-	})
-	var addrs []string
-	sc := bufio.NewScanner(stdout)
-	for len(addrs) < n && sc.Scan() {
-		addrs = append(addrs, sc.Text())
-	}
-	if len(addrs) < n {
-		t.Fatalf("child servers: %d addresses (%v)", len(addrs), sc.Err())
-	}
-	return addrs
-}
-
-const serversEnv = "LVSD_TEST_HTTP_SERVERS"
-
-// init turns this test binary into serversElsewhere's child.
-func init() {
-	n, err := strconv.Atoi(os.Getenv(serversEnv))
-	if err != nil || n <= 0 {
-		return
-	}
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		fmt.Println(l.Addr())
-		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
-	}
-	io.Copy(io.Discard, os.Stdin)
-	os.Exit(0)
-}
-
-func slicesContainsHeld(held []director.HeldStatus, service, rs string) bool {
-	for _, h := range held {
-		if h.Service == service && h.RealServer == rs {
-			return true
-		}
-	}
-	return false
 }
 
 // exhaustFileDescriptors lowers RLIMIT_NOFILE to a little above what is

@@ -14,9 +14,8 @@ import (
 
 // lowerPeer is a segment with a live master of priority 100 on it: every
 // conn receives that master's advert every 50 ms. The advert says 200 ms,
-// which a backup adopts: its Master_Down_Interval (about 0.7 s) then
-// outlasts a stall of this machine under load, yet ends long before the
-// slow check's first verdict.
+// which a backup adopts: its Master_Down_Interval (about 0.7 s) then ends
+// long before the slow check's first verdict.
 type lowerPeer struct{ t *testing.T }
 
 func (p lowerPeer) Open(iface string, source netip.Addr, multicast bool) (vrrp.Conn, error) {
@@ -27,31 +26,73 @@ func (p lowerPeer) Open(iface string, source netip.Addr, multicast bool) (vrrp.C
 		p.t.Fatal(err)
 	}
 	return &peerConn{pkt: vrrp.Packet{Src: src, Dst: vrrp.GroupV4, TTL: 255, Payload: payload},
-		tick: time.NewTicker(50 * time.Millisecond), closed: make(chan struct{})}, nil
+		every: 50 * time.Millisecond, next: time.Now(), closed: make(chan struct{})}, nil
 }
 
 func (lowerPeer) Announce(string, []netip.Prefix) error { return nil }
 
+// peerConn is a backup's socket beside that master. The master's adverts
+// arrive by the wall clock, one every 50 ms, whether or not lvsd runs to
+// read them, as a real peer's queue in the kernel; like the raw socket it
+// hands over one already there without waiting (ReceivePending), which
+// the executor asks for before it lets Master_Down expire. An advert made
+// by a goroutine of this process would instead stall with lvsd, and a
+// stall of the test binary longer than Master_Down_Interval would look
+// like a dead master.
 type peerConn struct {
 	pkt    vrrp.Packet
-	tick   *time.Ticker
+	every  time.Duration
+	mu     sync.Mutex
+	next   time.Time // when the next advert arrives
 	once   sync.Once
 	closed chan struct{}
+}
+
+// take takes the advert that has arrived by now, if one has, or says how
+// long until one does. Adverts missed meanwhile are one: they all say the
+// same.
+func (c *peerConn) take() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if wait := c.next.Sub(now); wait > 0 {
+		return wait, false
+	}
+	c.next = now.Add(c.every)
+	return 0, true
 }
 
 func (c *peerConn) Send([]byte, netip.Addr) error { return nil }
 
 func (c *peerConn) Receive() (vrrp.Packet, error) {
-	select {
-	case <-c.tick.C:
-		return c.pkt, nil
-	case <-c.closed:
-		return vrrp.Packet{}, net.ErrClosed
+	for {
+		wait, ok := c.take()
+		if ok {
+			return c.pkt, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-c.closed:
+			t.Stop()
+			return vrrp.Packet{}, net.ErrClosed
+		}
 	}
 }
 
+// ReceivePending is the raw socket's: an advert already queued, at once.
+func (c *peerConn) ReceivePending() (vrrp.Packet, bool) {
+	select {
+	case <-c.closed:
+		return vrrp.Packet{}, false
+	default:
+	}
+	_, ok := c.take()
+	return c.pkt, ok
+}
+
 func (c *peerConn) Close() error {
-	c.once.Do(func() { c.tick.Stop(); close(c.closed) })
+	c.once.Do(func() { close(c.closed) })
 	return nil
 }
 

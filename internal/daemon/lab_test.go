@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,7 +189,13 @@ func (l *lab) write(text string) {
 // eventually retries cond for up to 10 s; the last error fails the test.
 func (l *lab) eventually(what string, cond func() error) {
 	l.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	l.eventuallyWithin(10*time.Second, what, cond)
+}
+
+// eventuallyWithin is eventually with another bound.
+func (l *lab) eventuallyWithin(bound time.Duration, what string, cond func() error) {
+	l.t.Helper()
+	deadline := time.Now().Add(bound)
 	for {
 		err := cond()
 		if err == nil {
@@ -339,14 +347,32 @@ func pairs(kv []string) map[string]string {
 	return out
 }
 
+// freeLoopbackAddr returns a loopback address free now, for a listener the
+// daemon opens later. The port is below the kernel's ephemeral range, which
+// port 0 listeners and outgoing connections of every process on the host
+// draw from: one of those took a port freed this way while the daemon
+// started (1 of 480 runs, six copies of the tests at once).
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	for range 100 {
+		port := 10000 + rand.IntN(max(low-10000, 1))
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		ln.Close()
+		return ln.Addr().String()
+	}
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
 
 // fakeAddrs records which VIPs are on which interface, and every change
