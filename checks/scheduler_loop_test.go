@@ -228,3 +228,26 @@ func TestConnectLoopHandsOverFailuresAtOnce(t *testing.T) {
 		t.Errorf("%d batches once a pass waited %s, want 1", n, flushWindow)
 	}
 }
+
+// The loop never sets its alarm for the timeout of a connect that has
+// landed: nearly all land long before it, and a wakeup for each would cost
+// as much as the turns themselves. A connect still under way keeps its.
+func TestConnectLoopWakesNotForLandedTimeouts(t *testing.T) {
+	l := &connectLoop{s: NewScheduler(nil, nil)}
+	now := time.Now()
+	landed := &probe{flight: flight{gen: 1}}                 // its connect came back
+	followed := &probe{flight: flight{gen: 3, live: true}}   // landed, and connecting again since
+	connecting := &probe{flight: flight{gen: 2, live: true}} // still under way
+	l.timeouts.Push(expiry{now.Add(100 * time.Millisecond), landed, 1})
+	l.timeouts.Push(expiry{now.Add(200 * time.Millisecond), followed, 0})
+	l.due.Push(dueProbe{now.Add(time.Second), landed})
+	l.expire(now)
+	if got, want := l.nextWake(), now.Add(time.Second); !got.Equal(want) {
+		t.Errorf("next wake at +%s, want +%s, the next turn: the landed connects' timeouts are no reason to wake", got.Sub(now), want.Sub(now))
+	}
+	l.timeouts.Push(expiry{now.Add(700 * time.Millisecond), connecting, 2})
+	l.expire(now)
+	if got, want := l.nextWake(), now.Add(700*time.Millisecond); !got.Equal(want) {
+		t.Errorf("next wake at +%s, want +%s, the timeout of the connect under way", got.Sub(now), want.Sub(now))
+	}
+}
