@@ -77,6 +77,9 @@ func (d *Director) setHealth(service, realserver string, h Health) {
 
 func (d *Director) applyHealthLocked(cs *compiledService, st *rsState, h Health, now time.Time) {
 	wasDown := st.health.Known && !st.health.Healthy
+	if st.health.Known != h.Known || st.health.Healthy != h.Healthy {
+		st.since = now
+	}
 	st.health = h
 	if wasDown && h.Healthy {
 		st.warmSince = now

@@ -114,30 +114,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	d := m.d
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var kernel []KernelService
-	if d.passMu.TryLock() {
-		var err error
-		kernel, err = d.ipvs.Dump(ctx)
-		d.passMu.Unlock()
-		if err != nil {
-			m.scrapeErrors.Inc()
-			return
-		}
-	} else {
-		// A pass is running (a big apply can take seconds): serve the table
-		// as the last pass left it rather than stall the scrape.
-		d.mu.Lock()
-		for _, ks := range d.last {
-			kernel = append(kernel, *ks)
-		}
-		d.mu.Unlock()
+	kernel, names, err := d.readKernel(ctx)
+	if err != nil {
+		m.scrapeErrors.Inc()
+		return
 	}
-	d.mu.Lock()
-	names := make(map[ServiceKey]*compiledService, len(d.services))
-	for _, cs := range d.services {
-		names[cs.svc.Key] = cs
-	}
-	d.mu.Unlock()
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -166,6 +147,34 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			counter(m.beBytesOut, dst.Stats.BytesOut, cs.name, rs)
 		}
 	}
+}
+
+// readKernel reads the kernel's table now, with the services lvsd knows
+// by key. While a pass runs (a big apply can take seconds) it returns the
+// table as the last pass left it rather than wait.
+func (d *Director) readKernel(ctx context.Context) ([]KernelService, map[ServiceKey]*compiledService, error) {
+	var kernel []KernelService
+	if d.passMu.TryLock() {
+		var err error
+		kernel, err = d.ipvs.Dump(ctx)
+		d.passMu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+	} else {
+		d.mu.Lock()
+		for _, ks := range d.last {
+			kernel = append(kernel, *ks)
+		}
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	names := make(map[ServiceKey]*compiledService, len(d.services))
+	for _, cs := range d.services {
+		names[cs.svc.Key] = cs
+	}
+	d.mu.Unlock()
+	return kernel, names, nil
 }
 
 // realserverName names a kernel destination by config: its "ip:port", or

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lvsd/lvsd/config"
 	"github.com/lvsd/lvsd/director"
+	"github.com/lvsd/lvsd/internal/status"
 )
 
 // connSync runs the kernel's IPVS connection-sync daemons in step with
@@ -31,6 +32,7 @@ type syncFollower interface {
 	OnState(instance string, master bool)
 	Update(cfg *config.Config)
 	Close(ctx context.Context) error
+	Status(ctx context.Context) (director.SyncStatus, error)
 }
 
 func newConnSync(log *slog.Logger, opts director.SyncOptions) *connSync {
@@ -114,6 +116,29 @@ func (s *connSync) Prepare(c *change) (func(), error) {
 			s.follower.OnState(inst, s.master[inst])
 		}
 	}, nil
+}
+
+// status is connection sync for the status document; nil without
+// [vrrp.sync].
+func (s *connSync) status(ctx context.Context) *status.Sync {
+	s.mu.Lock()
+	f := s.follower
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	st, err := f.Status(ctx)
+	if st.Instance == "" && err == nil {
+		return nil // [vrrp.sync] was removed: both daemons stopped
+	}
+	out := &status.Sync{Instance: st.Instance, Master: st.Master, Daemons: []status.SyncDaemon{}}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	for _, d := range st.Daemons {
+		out.Daemons = append(out.Daemons, status.SyncDaemon{State: d.State, Wanted: d.Wanted, Running: d.Running, Interface: d.Interface, SyncID: d.SyncID})
+	}
+	return out
 }
 
 // close stops the sync daemons, letting the master's drain finish.
