@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lvsd/lvsd/config"
 	"github.com/lvsd/lvsd/director"
 	"github.com/lvsd/lvsd/internal/status"
@@ -151,5 +153,32 @@ func (s *connSync) close(ctx context.Context) {
 	}
 	if err := f.Close(ctx); err != nil {
 		s.log.Warn("stopping sync daemons", "err", err)
+	}
+}
+
+// syncUpDesc is connection sync's metric: the alert on a sync daemon that
+// should run and does not reads it.
+var syncUpDesc = prometheus.NewDesc("lvsd_sync_daemon_up",
+	"1 if the kernel runs the IPVS sync daemon of this state, 0 if lvsd wants it running and it does not; absent when neither.",
+	[]string{"state"}, nil)
+
+// Describe implements prometheus.Collector.
+func (s *connSync) Describe(ch chan<- *prometheus.Desc) { ch <- syncUpDesc }
+
+// Collect implements prometheus.Collector: it asks the kernel now, so a
+// daemon stopped behind lvsd's back shows at the next scrape.
+func (s *connSync) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+	defer cancel()
+	st := s.status(ctx)
+	if st == nil || st.Error != "" {
+		return
+	}
+	for _, d := range st.Daemons {
+		up := 0.0
+		if d.Running {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(syncUpDesc, prometheus.GaugeValue, up, d.State)
 	}
 }

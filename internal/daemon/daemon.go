@@ -103,6 +103,9 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 		h.fault = d.fault.fault
 	}
 	d.sync = newConnSync(log, h.sync)
+	if err := reg.Register(d.sync); err != nil {
+		return nil, fmt.Errorf("connection sync metrics: %w", err)
+	}
 
 	// VRRP before the director, which tells it which tracked services
 	// are down. Without instances the manager opens no socket and
