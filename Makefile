@@ -10,11 +10,13 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 # Real peers the tests run against (keepalived, slapd, dnsmasq, BIRD for the
 # active-active directors and their router), the tools they drive (ipvsadm,
 # ip, nft, dig, curl), what the IPVS VM is built from (qemu, busybox, kmod,
-# cpio) and a C toolchain for `go test -race`.
+# cpio), a C toolchain for `go test -race`, the browser the status page is
+# tested in (chromium) and the Prometheus that checks the alert rules and
+# scrapes lvsd in the VM e2e (prometheus, with promtool).
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
-	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables
+	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables chromium prometheus
 
-.PHONY: all deps build lint unit e2e test demo clean deb deb-test
+.PHONY: all deps build lint unit alerts e2e test demo clean deb deb-test
 
 all: build
 
@@ -46,10 +48,17 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt -w needed on:"; echo "$$unformatted"; exit 1; fi
 
 # Tests that need IPVS skip themselves here; `make e2e` runs them in a VM.
+# The status page's browser test must not skip for want of chromium here.
 unit:
-	$(GO) test -race ./...
+	LVSD_REQUIRE_BROWSER=1 $(GO) test -race ./...
 
-test: deps lint unit deb-test e2e
+# The alert rules shipped beside the dashboard: valid, and each alert fires
+# on the series that should fire it and not on healthy ones.
+alerts:
+	promtool check rules examples/prometheus/lvsd-alerts.yml
+	promtool test rules examples/prometheus/lvsd-alerts.test.yml
+
+test: deps lint unit alerts deb-test e2e
 
 # The Debian package: bin/lvsd_VERSION_amd64.deb (packaging/deb/build.sh),
 # checked with lintian, which must report no errors.

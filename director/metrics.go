@@ -25,6 +25,7 @@ type metrics struct {
 	svcConns, svcPktsIn, svcPktsOut, svcBytesIn, svcBytesOut *prometheus.Desc
 	beActive, beInact, beWeight, beConns                     *prometheus.Desc
 	bePktsIn, bePktsOut, beBytesIn, beBytesOut               *prometheus.Desc
+	svcQuorum                                                *prometheus.Desc
 }
 
 func newMetrics() *metrics {
@@ -55,6 +56,8 @@ func newMetrics() *metrics {
 		}),
 		releasedVec: newReleasedVec(),
 		guard:       newGuardCollector(),
+		svcQuorum: prometheus.NewDesc("lvsd_service_quorum_up",
+			"1 while the service has its quorum of live real servers (or has no quorum set), 0 while below it (the sorry server, if any, takes over).", svc, nil),
 		svcConns:    prometheus.NewDesc("lvsd_service_connections_total", "Connections scheduled by the virtual service (kernel counter).", svc, nil),
 		svcPktsIn:   prometheus.NewDesc("lvsd_service_incoming_packets_total", "Packets in to the virtual service (kernel counter).", svc, nil),
 		svcPktsOut:  prometheus.NewDesc("lvsd_service_outgoing_packets_total", "Packets out of the virtual service (kernel counter).", svc, nil),
@@ -103,7 +106,7 @@ func (m *metrics) op(k OpKind, err error) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.svcConns, m.svcPktsIn, m.svcPktsOut, m.svcBytesIn, m.svcBytesOut, m.beActive, m.beInact, m.beWeight, m.beConns, m.bePktsIn, m.bePktsOut, m.beBytesIn, m.beBytesOut} {
+	for _, d := range []*prometheus.Desc{m.svcConns, m.svcPktsIn, m.svcPktsOut, m.svcBytesIn, m.svcBytesOut, m.beActive, m.beInact, m.beWeight, m.beConns, m.bePktsIn, m.bePktsOut, m.beBytesIn, m.beBytesOut, m.svcQuorum} {
 		ch <- d
 	}
 }
@@ -115,15 +118,31 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	kernel, names, err := d.readKernel(ctx)
-	if err != nil {
-		m.scrapeErrors.Inc()
-		return
-	}
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(desc *prometheus.Desc, v int, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v), labels...)
+	}
+	// Quorum is the director's, for every configured service, in the
+	// kernel or not.
+	d.mu.Lock()
+	quorum := make(map[string]bool, len(d.services))
+	for _, cs := range d.services {
+		p := d.pools[cs.name]
+		quorum[cs.name] = p == nil || !p.set || p.up
+	}
+	d.mu.Unlock()
+	for name, up := range quorum {
+		v := 0
+		if up {
+			v = 1
+		}
+		gauge(m.svcQuorum, v, name)
+	}
+	if err != nil {
+		m.scrapeErrors.Inc()
+		return
 	}
 	for _, ks := range kernel {
 		cs := names[ks.Key]
