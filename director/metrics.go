@@ -29,6 +29,20 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
+	m := newMetricsUninitialised()
+	// Every kind and result starts at 0, so a rate of errors reads 0
+	// (data) rather than nothing before the first error.
+	for k := OpNewService; k <= OpDelService; k++ {
+		m.ops.WithLabelValues(k.String())
+		m.opErrors.WithLabelValues(k.String())
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.passes.WithLabelValues(r)
+	}
+	return m
+}
+
+func newMetricsUninitialised() *metrics {
 	svc := []string{"service"}
 	be := []string{"service", "realserver"}
 	return &metrics{

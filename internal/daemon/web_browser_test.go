@@ -314,9 +314,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Error("the token is in the daemon's log")
 	}
 
-	// The artifact: a screenshot of the page as it stands (one server
-	// down, one drained).
-	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	// The artifact: a screenshot of the whole page as it stands (one
+	// server down, one drained, one killed).
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}

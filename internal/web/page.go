@@ -151,6 +151,16 @@ func server(service string, rs status.RealServer, now time.Time, actions bool) s
 	if rs.HeldByGuard {
 		sv.Flags = append(sv.Flags, "held by the eviction guard")
 	}
+	if len(sv.Flags) == 0 {
+		switch {
+		case rs.KernelWeight > 0:
+			sv.Flags = append(sv.Flags, "in service")
+		case rs.KernelWeight == 0:
+			sv.Flags = append(sv.Flags, "weight 0")
+		default:
+			sv.Flags = append(sv.Flags, "out of the table")
+		}
+	}
 	// The state a change of which marks the row: not the counters.
 	sv.State = strings.Join(append([]string{rs.Health}, sv.Flags...), ",")
 	if rs.Address != "sorry" {
