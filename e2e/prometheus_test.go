@@ -10,6 +10,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -34,9 +35,13 @@ const (
 	promVRID   = 60
 	promVIP    = "10.40.0.100"
 	promMetric = 9910
-	// rateInterval stands for Grafana's $__rate_interval: four scrapes of
-	// 1 s would do; 15 s leaves room for the VM's stalls.
-	rateInterval = "15s"
+	// scrapeInterval is long enough for a scrape (a dump of the kernel
+	// table) to finish under the VM's emulated CPU on a loaded host: a
+	// scrape that times out marks every series of the target stale.
+	scrapeInterval = 5 * time.Second
+	// rateInterval stands for Grafana's $__rate_interval, which is at
+	// least four scrape intervals.
+	rateInterval = "30s"
 )
 
 // promDirectorConfig is the ecmp lab's config of d with a metrics listener
@@ -61,18 +66,33 @@ func (l *ecmpLab) startPromDirector(d *ecmpDirector, priority int) {
 	d.lvsd = d.ns.Start(lab.Bin(l.t, "lvsd"), "run", "-config", cfg)
 }
 
-// vrrpState is vi1's state on d, from `lvsd status -json`.
-func (l *ecmpLab) vrrpState(d *ecmpDirector) string {
-	out, err := exec.Command(lab.Bin(l.t, "lvsd"), "status", "-json", "-socket", l.path(d.name+".sock")).Output()
-	if err != nil {
-		return ""
-	}
+// statusOf is `lvsd status -json` of d; ok is false while d does not answer.
+func (l *ecmpLab) statusOf(d *ecmpDirector) (status.Report, bool) {
 	var st status.Report
-	if json.Unmarshal(out, &st) != nil {
-		return ""
+	out, err := exec.Command(lab.Bin(l.t, "lvsd"), "status", "-json", "-socket", l.path(d.name+".sock")).Output()
+	return st, err == nil && json.Unmarshal(out, &st) == nil
+}
+
+// vrrpState is vi1's state on d.
+func (l *ecmpLab) vrrpState(d *ecmpDirector) string {
+	if st, ok := l.statusOf(d); ok && st.Instance("vi1") != nil {
+		return st.Instance("vi1").State
 	}
-	if in := st.Instance("vi1"); in != nil {
-		return in.State
+	return ""
+}
+
+// drops is how many VRRP packets vi1 on d dropped for reason.
+func (l *ecmpLab) drops(d *ecmpDirector, reason string) uint64 {
+	if st, ok := l.statusOf(d); ok && st.Instance("vi1") != nil {
+		return st.Instance("vi1").Drops[reason]
+	}
+	return 0
+}
+
+// health is the health of real server rs of echo on d.
+func (l *ecmpLab) health(d *ecmpDirector, rs string) string {
+	if st, ok := l.statusOf(d); ok && st.RealServer("echo", rs) != nil {
+		return st.RealServer("echo", rs).Health
 	}
 	return ""
 }
@@ -97,23 +117,23 @@ func startPrometheus(t *testing.T, l *ecmpLab, targets []string) *prometheus {
 		quoted[i] = fmt.Sprintf("%q", tg)
 	}
 	cfg := l.write("prometheus.yml", fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
+  scrape_interval: %[3]s
+  scrape_timeout: %[3]s
+  evaluation_interval: %[3]s
 rule_files:
-  - %q
+  - %[1]q
 scrape_configs:
   - job_name: lvsd
     static_configs:
-      - targets: [%s]
-`, rules, strings.Join(quoted, ", ")))
+      - targets: [%[2]s]
+`, rules, strings.Join(quoted, ", "), scrapeInterval))
 	data := l.path("prometheus-data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	p := &prometheus{t: t, ns: l.rt}
 	p.proc = l.rt.Start(bin, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+promAddr)
-	hc := l.rt.HTTPClient(10 * time.Second)
+	hc := l.rt.HTTPClient(30 * time.Second)
 	p.client = func(path string, q url.Values) (json.RawMessage, error) {
 		resp, err := hc.Get("http://" + promAddr + path + "?" + q.Encode())
 		if err != nil {
@@ -163,6 +183,31 @@ func (p *prometheus) query(expr string) (int, error) {
 		return 0, err
 	}
 	return len(vec), nil
+}
+
+// queryRange evaluates expr over [start, end] as Grafana draws a panel
+// (a range query) and returns how many series have at least one point.
+func (p *prometheus) queryRange(expr string, start, end time.Time) (int, error) {
+	data, err := p.client("/api/v1/query_range", url.Values{"query": {expr},
+		"start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {fmt.Sprint(int(scrapeInterval.Seconds()))}})
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		Result []struct {
+			Values []json.RawMessage `json:"values"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range r.Result {
+		if len(s.Values) > 0 {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // dashboardQueries reads every PromQL expression of the shipped dashboard:
@@ -288,6 +333,7 @@ func TestPrometheusDashboardAndAlerts(t *testing.T) {
 
 	targets := []string{fmt.Sprintf("%s:%d", d1.ip, promMetric), fmt.Sprintf("%s:%d", d2.ip, promMetric)}
 	prom := startPrometheus(t, l, targets)
+	promStart := time.Now()
 	waitFor(t, time.Minute, "prometheus scrapes both directors", func() bool {
 		n, err := prom.query(`up{job="lvsd"} == 1`)
 		return err == nil && n == 2
@@ -312,7 +358,14 @@ func TestPrometheusDashboardAndAlerts(t *testing.T) {
 	// fails over (SIGTERM: it resigns) and comes back (preempts).
 	dead := "10.40.0.23:80"
 	l.rsProc[2].Stop()
-	forgeAdvert(t, l.rt, "10.40.0.1")
+	waitFor(t, time.Minute, "both directors drop a forged advert for its TTL (status drops)", func() bool {
+		forgeAdvert(t, l.rt, "10.40.0.1")
+		return l.drops(d1, "ttl") > 0 && l.drops(d2, "ttl") > 0
+	})
+	// A reload, for the dashboard's reload annotation.
+	if out, err := exec.Command(lab.Bin(t, "lvsd"), "reload", "-socket", l.path(d2.name+".sock")).CombinedOutput(); err != nil {
+		t.Fatalf("lvsd reload on d2: %v: %s", err, out)
+	}
 	d1.lvsd.Stop()
 	waitFor(t, time.Minute, "d2 takes over", func() bool { return l.vrrpState(d2) == "master" })
 	waitFor(t, time.Minute, "prometheus saw d2 master", func() bool {
@@ -321,6 +374,38 @@ func TestPrometheusDashboardAndAlerts(t *testing.T) {
 	})
 	l.startPromDirector(d1, 150)
 	waitFor(t, time.Minute, "d1 master again", func() bool { return l.vrrpState(d1) == "master" && l.vrrpState(d2) == "backup" })
+	waitFor(t, time.Minute, "prometheus saw d1 master again", func() bool {
+		n, err := prom.query(fmt.Sprintf(`lvsd_vrrp_state{instance="%s", vrrp_instance="vi1"} == 2`, targets[0]))
+		return err == nil && n == 1
+	})
+
+	// The status page of both directors against the real table, over
+	// HTTP, and once in Chromium.
+	want := map[string]string{"10.40.0.21:80": "up", "10.40.0.22:80": "up", dead: "down"}
+	waitFor(t, time.Minute, "d1 judged every real server again", func() bool {
+		return l.health(d1, dead) == "down" && l.health(d1, "10.40.0.21:80") == "up" && l.health(d1, "10.40.0.22:80") == "up"
+	})
+	for _, tg := range targets {
+		checkStatusPage(t, l.rt, tg, want)
+	}
+	start := time.Now()
+	dom, err := chromiumDOM(t, l.rt, l.dir, "http://"+targets[1]+"/", 4*time.Minute)
+	switch {
+	case errors.Is(err, errNoChromium):
+		t.Log("chromium is not installed: the status page was checked over HTTP only")
+	case err != nil:
+		t.Errorf("the status page in Chromium: %v", err)
+	default:
+		t.Logf("Chromium rendered the status page of d2 in %v", time.Since(start).Round(time.Second))
+		for rs, health := range want {
+			if err := rowReads(dom, rs, health); err != nil {
+				t.Errorf("the status page in Chromium: %v", err)
+			}
+		}
+		if !strings.Contains(dom, `id="live" class="live">`) {
+			t.Errorf("in Chromium the page's script did not run (no live marker):\n%s", lastLines(dom, 40))
+		}
+	}
 
 	// Every dashboard query returns data; they are retried while the rate
 	// windows fill after the failover.
@@ -339,27 +424,27 @@ func TestPrometheusDashboardAndAlerts(t *testing.T) {
 		clear(empty)
 		for _, w := range where {
 			expr := grafanaExpr(queries[w])
-			if n, err := prom.query(expr); err != nil || n == 0 {
+			if n, err := prom.queryRange(expr, promStart, time.Now()); err != nil || n == 0 {
 				empty[w] = fmt.Sprintf("%s: %d series, %v", expr, n, err)
 			}
 		}
 		if len(empty) == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Second) // the next scrape; the loop waits on the queries themselves
+		time.Sleep(scrapeInterval) // the next scrape; the loop waits on the queries themselves
 	}
 	for _, w := range where {
 		if e, ok := empty[w]; ok {
 			t.Errorf("dashboard %s returns no data: %s", w, e)
 		}
 	}
-	t.Logf("%d dashboard queries evaluated in Prometheus, %d without data", len(queries), len(empty))
+	t.Logf("%d dashboard queries evaluated in Prometheus over the test's %v, %d without data", len(queries), time.Since(promStart).Round(time.Second), len(empty))
 
 	// What the events left in Prometheus: the failover and the drop.
 	for _, c := range []struct{ what, expr string }{
 		{"d2 was master during the failover", fmt.Sprintf(`max_over_time(lvsd_vrrp_state{instance="%s"}[10m]) == 2`, targets[1])},
 		{"d1 is master again", fmt.Sprintf(`lvsd_vrrp_state{instance="%s"} == 2`, targets[0])},
-		{"the forged advert was dropped for its TTL", `lvsd_vrrp_drops_total{reason="ttl"} > 0`},
+		{"the forged advert was dropped for its TTL", `max_over_time(lvsd_vrrp_drops_total{reason="ttl"}[10m]) > 0`},
 		{"the dead real server is down", fmt.Sprintf(`lvsd_realserver_up{realserver=%q} == 0`, dead)},
 		{"the last failure names it", fmt.Sprintf(`lvsd_check_last_failure_info{realserver=%q} == 1`, dead)},
 	} {
