@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"math"
 	"strings"
 	"testing"
@@ -129,5 +131,19 @@ func TestStatusForThePage(t *testing.T) {
 	}
 	if table := l.statusTable(); !strings.Contains(table, "vi1") {
 		t.Errorf("lvsd status table:\n%s", table)
+	}
+
+	// The metrics listener serves the page and the CSV beside /metrics
+	// and /status.
+	for path, want := range map[string]string{"/": `<span class="word down">down</span>`, "/status.csv": c.Bad + ",down,"} {
+		resp, err := http.Get("http://" + l.metrics + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %s, want %q in:\n%s", path, resp.Status, want, body)
+		}
 	}
 }
