@@ -60,9 +60,17 @@ func newCSRF() *csrf {
 	return &csrf{token: base64.RawURLEncoding.EncodeToString(m.Sum(nil)), cop: http.NewCrossOriginProtection()}
 }
 
-func (c *csrf) check(r *http.Request) error {
+// check refuses a request another site made the browser send, and one
+// without the page's token. A request that carries the action token in
+// its Authorization header needs no page token: a browser never adds that
+// header by itself, and another site cannot make it add one (that takes a
+// CORS preflight lvsd never answers), so such a request is a script's.
+func (c *csrf) check(r *http.Request, web config.Web) error {
 	if err := c.cop.Check(r); err != nil {
 		return fmt.Errorf("cross-site request: %w", err)
+	}
+	if web.Auth() == "token" && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		return nil
 	}
 	got := r.Header.Get("X-CSRF-Token")
 	if got == "" {
@@ -121,7 +129,7 @@ func (h *handler) serveAction(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusForbidden, "the status page is read-only here: [director.web] actions are off", args, verb)
 		return
 	}
-	if err := h.csrf.check(r); err != nil {
+	if err := h.csrf.check(r, settings); err != nil {
 		h.refuse(w, r, http.StatusForbidden, err.Error(), args, verb)
 		return
 	}

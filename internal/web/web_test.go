@@ -222,8 +222,9 @@ func TestTokenActions(t *testing.T) {
 		hdr  []string
 		want int
 	}{
-		{"no CSRF token", drain, []string{"Authorization", "Bearer " + testToken}, 403},
-		{"wrong CSRF token", url.Values{"service": {"web"}, "realserver": {"10.0.0.1:80"}, "csrf_token": {"x" + csrf}}, []string{"Authorization", "Bearer " + testToken}, 403},
+		{"no CSRF token, token in the form", url.Values{"service": {"web"}, "realserver": {"10.0.0.1:80"}, "token": {testToken}}, nil, 403},
+		{"wrong CSRF token", url.Values{"service": {"web"}, "realserver": {"10.0.0.1:80"}, "csrf_token": {"x" + csrf}, "token": {testToken}}, nil, 403},
+		{"wrong bearer token, no CSRF token", drain, []string{"Authorization", "Bearer " + testToken + "x"}, 401},
 		{"cross-site", withCSRF, []string{"Authorization", "Bearer " + testToken, "Sec-Fetch-Site", "cross-site"}, 403},
 		{"other origin", withCSRF, []string{"Authorization", "Bearer " + testToken, "Sec-Fetch-Site", "", "Origin", "http://evil.example"}, 403},
 		{"no token", withCSRF, nil, 401},
@@ -240,12 +241,16 @@ func TestTokenActions(t *testing.T) {
 	if code, body := s.post(t, "/actions/drain", withCSRF, "Authorization", "Bearer "+testToken); code != 200 {
 		t.Fatalf("drain with token: %d %s", code, body)
 	}
+	// A script: the token in the Authorization header, no page token.
+	if code, body := s.post(t, "/actions/undrain", drain, "Authorization", "Bearer "+testToken, "Sec-Fetch-Site", ""); code != 200 {
+		t.Fatalf("undrain by a script with the token: %d %s", code, body)
+	}
 	// The form field, as the no-script confirmation page sends it.
 	withToken := url.Values{"instance": {"vi1"}, "csrf_token": {csrf}, "token": {testToken}}
 	if code, body := s.post(t, "/actions/giveup", withToken, "Accept", "text/html"); code != http.StatusSeeOther {
 		t.Fatalf("give up with the token field: %d %s", code, body)
 	}
-	if got, want := s.d.called(), []string{"drain web 10.0.0.1:80 true", "giveup vi1"}; !slices.Equal(got, want) {
+	if got, want := s.d.called(), []string{"drain web 10.0.0.1:80 true", "drain web 10.0.0.1:80 false", "giveup vi1"}; !slices.Equal(got, want) {
 		t.Errorf("verbs = %v, want %v", got, want)
 	}
 	if strings.Contains(s.logs.String(), testToken) {
