@@ -54,9 +54,13 @@ func (e *ExecSettings) Describe() string {
 
 func (e *ExecSettings) DedupKey() string { return dedupKey(e) }
 
-// execWaitDelay is how long Wait waits for output pipes after the process
-// group was killed; a grandchild that left the group could hold them open.
-const execWaitDelay = time.Second
+// execWaitDelay is how long Wait waits for output pipes after the script
+// exited or its process group was killed; a grandchild that left the group
+// could hold them open. Short: a timeout returned later than its deadline
+// by more than probeTolerance (at least 20 ms) reads as lvsd being late,
+// and does not count (judgeTimeout); held open pipes must not turn a
+// hung script's every timeout into that.
+const execWaitDelay = 10 * time.Millisecond
 
 // execChecker runs a command in its own process group; exit 0 is healthy.
 type execChecker struct {

@@ -20,7 +20,7 @@ type metrics struct {
 	// probesOK and probesFailed are probes' two series, resolved once:
 	// a label lookup hashes and locks on every one of thousands of
 	// probes a second.
-	probesOK, probesFailed prometheus.Counter
+	probesOK, probesFailed, probesInconclusive prometheus.Counter
 }
 
 // RegisterMetrics creates the scheduler's metrics on reg. Call it before
@@ -46,12 +46,12 @@ func (s *Scheduler) RegisterMetrics(reg prometheus.Registerer) error {
 		}, []string{"service", "realserver", "reason"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "lvsd_check_schedule_lag_seconds",
-			Help:    "Delay between a probe's due time and its start (0 for a probe started early to share a wakeup).",
+			Help:    "Delay between a probe's due time and its start (0 for a probe started early to share a wakeup); a late start stretches the check's interval (lvsd_check_behind_schedule).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 10),
 		}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lvsd_check_probes_total",
-			Help: "Probes run, by result.",
+			Help: "Probes run, by result: ok, fail, or inconclusive (timed out while lvsd itself was late; not counted towards rise or fall).",
 		}, []string{"result"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lvsd_check_probes_skipped_total",
@@ -59,8 +59,9 @@ func (s *Scheduler) RegisterMetrics(reg prometheus.Registerer) error {
 		}),
 	}
 	m.probesOK, m.probesFailed = m.probes.WithLabelValues("ok"), m.probes.WithLabelValues("fail")
+	m.probesInconclusive = m.probes.WithLabelValues("inconclusive")
 	var errs []error
-	for _, c := range []prometheus.Collector{m.up, m.duration, m.transitions, m.lastFailure, m.lag, m.probes, m.skipped} {
+	for _, c := range []prometheus.Collector{m.up, m.duration, m.transitions, m.lastFailure, m.lag, m.probes, m.skipped, newBacklogCollector(s)} {
 		errs = append(errs, reg.Register(c))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -105,7 +106,7 @@ func (m *metrics) transition(t *target) {
 	m.track(t)
 }
 
-func (m *metrics) probed(lag time.Duration, skipped int, r Result) {
+func (m *metrics) probed(lag time.Duration, skipped int, r Result, inconclusive bool) {
 	if m == nil {
 		return
 	}
@@ -113,9 +114,12 @@ func (m *metrics) probed(lag time.Duration, skipped int, r Result) {
 	if skipped > 0 {
 		m.skipped.Add(float64(skipped))
 	}
-	if r.Healthy {
+	switch {
+	case inconclusive:
+		m.probesInconclusive.Inc()
+	case r.Healthy:
 		m.probesOK.Inc()
-	} else {
+	default:
 		m.probesFailed.Inc()
 	}
 }

@@ -69,6 +69,10 @@ type ProbeRun struct {
 	Addr       netip.AddrPort
 	Due, Start time.Time
 	Result     Result
+	// Inconclusive: the probe timed out while lvsd itself was late, so
+	// its result said nothing about the server and was not counted
+	// towards rise or fall (see judgeTimeout).
+	Inconclusive bool
 }
 
 // Option configures a Scheduler.
@@ -118,9 +122,17 @@ type Scheduler struct {
 	// them: a mutex taken by every probe instead convoys under contention.
 	results chan []finished
 	// loop runs connect-only TCP probes, nil when they run as goroutines
-	// (a fake clock, or no epoll).
+	// (no epoll). It runs on the scheduler's clock, injected ones too.
 	loop    *connectLoop
 	metrics *metrics
+	// epoch is the clock's time at construction: probes keep their
+	// schedule for Backlog as offsets from it.
+	epoch  time.Time
+	stalls stallWatch
+	// holdLoop and holdProbe, set by tests only, hold up the connect loop
+	// (see connectLoop.hold) and a goroutine probe just after its start.
+	holdLoop  func(l *connectLoop, now time.Time)
+	holdProbe func(p *probe, deadline time.Time)
 
 	// deliverMu keeps transitions in the order state changed: it is taken
 	// before mu is released, and held while the callback runs.
@@ -165,6 +177,15 @@ type probe struct {
 	tcp               *tcpChecker // set when connectLoop can run the probe
 	removed           atomic.Bool
 	slots             []*slot
+	// lastLate is how late (ns, negative: early) the latest turn started;
+	// actBy when lvsd must next act on the probe: while it waits, when its
+	// next turn is due; while a turn runs, that turn's deadline (ns after
+	// the scheduler's epoch). Written by the probe's runner, read by Backlog.
+	lastLate, actBy atomic.Int64
+	// inconclusive: the latest run was inconclusive (judgeTimeout).
+	// Owned by the probe's runner, one at a time.
+	inconclusive bool
+	flight       flight // the connect loop's connect under way
 }
 
 // NewScheduler returns a scheduler that reports transitions to onTransition.
@@ -189,6 +210,8 @@ func NewScheduler(logger *slog.Logger, onTransition func(Transition), opts ...Op
 	for _, o := range opts {
 		o(s)
 	}
+	s.epoch = s.clock.Now()
+	s.stalls.clock = s.clock
 	return s
 }
 
@@ -203,18 +226,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return errors.New("checks: scheduler has already run")
 	}
 	s.started = true
-	if _, real := s.clock.(realClock); real {
-		loop, err := newConnectLoop(s)
-		if err != nil {
-			s.log.Warn("connect checks run as goroutines", "err", err)
-		} else {
-			s.loop = loop
-			s.running.RLock()
-			go func() {
-				defer s.running.RUnlock()
-				loop.run()
-			}()
-		}
+	if loop, err := newConnectLoop(s); err != nil {
+		s.log.Warn("connect checks run as goroutines", "err", err)
+	} else {
+		s.loop = loop
+		s.running.RLock()
+		go func() {
+			defer s.running.RUnlock()
+			loop.run()
+		}()
 	}
 	for _, p := range s.probes {
 		s.arm(p, p.due)
@@ -253,16 +273,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // finished is one probe run on its way to apply.
 type finished struct {
-	probe      *probe
-	due, start time.Time
-	end        time.Time
-	skipped    int
-	result     Result
+	probe        *probe
+	due, start   time.Time
+	end          time.Time
+	skipped      int
+	result       Result
+	inconclusive bool
 }
 
 // arm sets p's timer for due. qmu must be held.
 func (s *Scheduler) arm(p *probe, due time.Time) {
 	p.due = due
+	s.turnDue(p, due)
 	if s.loop != nil && p.tcp != nil {
 		s.loop.arm(p, due)
 		return
@@ -310,8 +332,15 @@ func (s *Scheduler) fire(p *probe, due time.Time) {
 		cancel() // halted between the check above and the Store
 	}
 	start := s.clock.Now()
+	s.turnStarted(p, due, start)
+	deadline := start.Add(p.timeout)
+	s.stalls.enter(start)
+	if s.holdProbe != nil {
+		s.holdProbe(p, deadline)
+	}
 	r := p.checker.Check(ctx)
 	end := s.clock.Now()
+	s.stalls.leave()
 	p.cancel.Store(nil)
 	if r.Duration == 0 {
 		r.Duration = end.Sub(start)
@@ -320,8 +349,20 @@ func (s *Scheduler) fire(p *probe, due time.Time) {
 		// A probe stopped by Update or shutdown says nothing about the server.
 		return
 	}
-	next, skipped := nextDue(due, p.interval, end)
-	s.results <- []finished{{probe: p, due: due, start: start, end: end, skipped: skipped, result: r}}
+	inconclusive := false
+	if !r.Healthy && ReasonClass(r.Reason) == "timeout" {
+		verdict, lateBy := s.judgeTimeout(start, deadline, end, p.timeout)
+		if !verdict {
+			inconclusive = true
+			r.Reason += fmt.Sprintf(" (inconclusive: lvsd itself was %s late)", lateBy.Round(time.Millisecond))
+		}
+	}
+	next, skipped := nextTurn(due, start, end, p.interval)
+	if inconclusive && !p.inconclusive {
+		next, skipped = end, 0 // retry at once, but not twice in a row
+	}
+	p.inconclusive = inconclusive
+	s.results <- []finished{{probe: p, due: due, start: start, end: end, skipped: skipped, result: r, inconclusive: inconclusive}}
 	// The next turn is armed only now, so runs of one probe never overlap
 	// and their results reach apply in order.
 	s.qmu.Lock()
@@ -340,7 +381,15 @@ func (s *Scheduler) apply(f finished) {
 		return
 	}
 	// A connect check may start a little early (wakeSlack); only lateness is lag.
-	s.metrics.probed(max(f.start.Sub(f.due), 0), f.skipped, f.result)
+	s.metrics.probed(max(f.start.Sub(f.due), 0), f.skipped, f.result, f.inconclusive)
+	if f.inconclusive {
+		s.mu.Unlock()
+		s.log.Debug("probe inconclusive: lvsd was late, not the server", "type", f.probe.typ, "addr", f.probe.addr, "reason", f.result.Reason)
+		if s.hook != nil {
+			s.hook(ProbeRun{Type: f.probe.typ, Addr: f.probe.addr, Due: f.due, Start: f.start, Result: f.result, Inconclusive: true})
+		}
+		return
+	}
 	var transitions []Transition
 	for _, sl := range f.probe.slots {
 		if tr, ok := s.observe(sl, f.result, f.end); ok {
@@ -479,6 +528,7 @@ func (s *Scheduler) Update(targets []Target) {
 				span = p.warmup
 			}
 			p.due = now.Add(time.Duration(rand.Int64N(int64(span))))
+			s.turnDue(p, p.due)
 			if s.started && !s.stopping.Load() {
 				s.arm(p, p.due)
 			}

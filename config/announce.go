@@ -19,7 +19,7 @@ const DefaultAnnounceDevice = "lvsd-anycast"
 func (l *loader) announce(cfg *Config) {
 	a := &cfg.Announce
 	at := loc{}.key("announce")
-	g := l.given[at.raw]
+	g := l.given[at.raw()]
 	if g.unset("device", a.Device == "") {
 		a.Device = DefaultAnnounceDevice
 	}
@@ -111,8 +111,8 @@ func (l *loader) announceWarnings(s *Service, at loc) {
 		}
 		for _, c := range r.Checks {
 			cat := l.locs[c].key("dynamic_weight")
-			if ws, ok := c.Settings.(weightSetter); ok && ws.SetsWeight() && !warned[cat.raw] {
-				warned[cat.raw] = true
+			if ws, ok := c.Settings.(weightSetter); ok && ws.SetsWeight() && !warned[cat.raw()] {
+				warned[cat.raw()] = true
 				l.warnf(cat, "each director sets the weight from its own probe, so directors hash connections differently while they disagree")
 			}
 		}
@@ -127,7 +127,7 @@ type weightSetter interface{ SetsWeight() bool }
 // warnf records a warning: valid, loaded, but reported by lvsd check and
 // logged at start and reload.
 func (l *loader) warnf(at loc, format string, args ...any) {
-	l.warns = append(l.warns, &Error{File: l.file, Line: l.index.lineOf(at.raw), Path: at.disp, Msg: fmt.Sprintf(format, args...), Warn: true})
+	l.warns = append(l.warns, &Error{File: l.file, Line: l.index.lineOf(at.raw()), Path: at.disp(), Msg: fmt.Sprintf(format, args...), Warn: true})
 }
 
 // validIfName is what the kernel accepts as an interface name.

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,23 +18,49 @@ import (
 // the tree ourselves reports every wrong type, unknown key and foreign
 // check key in one pass, each under its full path.
 
-// loc is where a value sits: disp is the path shown to people
-// (service[bdii].realserver[2].weight), raw the lineIndex key.
-type loc struct{ disp, raw string }
+// loc is where a value sits: disp() is the path shown to people
+// (service[bdii].realserver[2].weight), raw() the lineIndex key.
+//
+// A loc made by key keeps its last key apart until one of the two is
+// asked for: nearly every loc is made for a value that decodes or
+// validates fine and is never shown, and building both strings for each
+// key of a large file cost more than reading it.
+type loc struct {
+	headDisp, headRaw string // the whole path, or all but leaf
+	leaf              string
+	hasLeaf           bool
+}
 
 func (l loc) key(k string) loc {
-	d := k
-	if l.disp != "" {
-		d = l.disp + "." + k
-	}
-	return loc{disp: d, raw: join(l.raw, k)}
+	l = l.settled()
+	return loc{headDisp: l.headDisp, headRaw: l.headRaw, leaf: k, hasLeaf: true}
 }
 
 // elem is the i-th (0-based) element of an array, shown by label: a name
 // where the element has one, else its 1-based position.
 func (l loc) elem(i int, label string) loc {
-	return loc{disp: l.disp + "[" + label + "]", raw: join(l.raw, elemSeg(i))}
+	l = l.settled()
+	raw := "#" + strconv.Itoa(i) // elemSeg(i), joined below in one allocation
+	if l.headRaw != "" {
+		raw = l.headRaw + sep + raw
+	}
+	return loc{headDisp: l.headDisp + "[" + label + "]", headRaw: raw}
 }
+
+// settled returns l with its strings built.
+func (l loc) settled() loc {
+	if !l.hasLeaf {
+		return l
+	}
+	d := l.leaf
+	if l.headDisp != "" {
+		d = l.headDisp + "." + l.leaf
+	}
+	return loc{headDisp: d, headRaw: join(l.headRaw, l.leaf)}
+}
+
+func (l loc) disp() string { return l.settled().headDisp }
+func (l loc) raw() string  { return l.settled().headRaw }
 
 // keySet is the set of keys a table gave in the file. Defaults apply only
 // to keys not given, so an explicit 0 is validated instead of replaced.
@@ -58,24 +85,29 @@ type loader struct {
 }
 
 func newLoader(file, src string) *loader {
+	index := indexLines(src)
 	return &loader{
 		file:   file,
-		index:  indexLines(src),
+		index:  index,
 		failed: map[string]bool{},
-		given:  map[string]keySet{},
-		locs:   map[any]loc{},
+		given:  make(map[string]keySet, index.headers+1),
+		locs:   make(map[any]loc, index.headers),
 	}
 }
 
 // errorf records one error per key path: once a key is wrong, checks that
 // build on its value would only repeat the complaint.
 func (l *loader) errorf(at loc, format string, args ...any) {
-	if l.failed[at.raw] {
+	at = at.settled()
+	if l.failed[at.headRaw] {
 		return
 	}
-	l.failed[at.raw] = true
-	l.errs = append(l.errs, &Error{File: l.file, Line: l.index.lineOf(at.raw), Path: at.disp, Msg: fmt.Sprintf(format, args...)})
+	l.failed[at.headRaw] = true
+	l.errs = append(l.errs, &Error{File: l.file, Line: l.index.lineOf(at.headRaw), Path: at.headDisp, Msg: fmt.Sprintf(format, args...)})
 }
+
+// hasFailed reports whether at already has an error.
+func (l *loader) hasFailed(at loc) bool { return l.failed[at.raw()] }
 
 // adopt records the errors of a Validate method, whose paths are relative
 // to the table at.
@@ -100,28 +132,67 @@ func (l *loader) adopt(at loc, err error) {
 	}
 }
 
-func (l *loader) has(at loc, key string) bool { return l.given[at.raw][key] }
+func (l *loader) has(at loc, key string) bool { return l.given[at.raw()][key] }
+
+// keysOf returns the keys a table gave, or nil for a path that is no table.
+func (l *loader) keysOf(at loc) keySet { return l.given[at.raw()] }
 
 var (
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 	checkType           = reflect.TypeFor[Check]()
 )
 
+// typeInfo is what the decoder asks of a Go type, worked out once per type
+// rather than once per table: a file can hold thousands of tables.
+type typeInfo struct {
+	text   bool           // decoded from a string by UnmarshalText
+	table  bool           // a struct decoded from a TOML table
+	fields map[string]int // TOML key -> field index, for a struct
+	line   int            // index of the int field Line, or -1
+}
+
+var typeInfos sync.Map // reflect.Type -> *typeInfo
+
+func infoOf(t reflect.Type) *typeInfo {
+	if ti, ok := typeInfos.Load(t); ok {
+		return ti.(*typeInfo)
+	}
+	ti := &typeInfo{text: reflect.PointerTo(t).Implements(textUnmarshalerType), line: -1}
+	if t.Kind() == reflect.Struct {
+		ti.table = !ti.text
+		ti.fields = map[string]int{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if name != "" && name != "-" {
+				ti.fields[name] = i
+			}
+			if f.Name == "Line" && f.Type.Kind() == reflect.Int {
+				ti.line = i
+			}
+		}
+	}
+	v, _ := typeInfos.LoadOrStore(t, ti)
+	return v.(*typeInfo)
+}
+
 // decodeTable decodes a TOML table into the struct rv.
 func (l *loader) decodeTable(m map[string]any, rv reflect.Value, at loc) {
-	given := keySet{}
+	at = at.settled()
+	given := make(keySet, len(m))
 	for k := range m {
 		given[k] = true
 	}
-	l.given[at.raw] = given
-	if f := rv.FieldByName("Line"); f.IsValid() && f.Kind() == reflect.Int {
-		f.SetInt(int64(l.index.lineOf(at.raw)))
+	l.given[at.headRaw] = given
+	ti := infoOf(rv.Type())
+	if ti.line >= 0 {
+		rv.Field(ti.line).SetInt(int64(l.index.lineOf(at.headRaw)))
 	}
 	if rv.Type() == checkType {
 		l.decodeCheck(m, rv.Addr().Interface().(*Check), at)
 		return
 	}
-	fields := tomlFields(rv.Type())
+	fields := ti.fields
 	for _, k := range sortedKeys(m) {
 		f, ok := fields[k]
 		if !ok {
@@ -176,16 +247,27 @@ func (l *loader) unknownKey(at loc, key string, known map[string]int) {
 	l.errorf(at, "unknown key")
 }
 
+// stringDecoder is UnmarshalText from a string, for the value types:
+// it spares the two copies of the text that []byte costs.
+type stringDecoder interface{ decodeString(s string) error }
+
 // decodeValue stores v in rv and reports whether v had a usable shape.
 func (l *loader) decodeValue(v any, rv reflect.Value, at loc) bool {
 	t := rv.Type()
-	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+	if infoOf(t).text {
 		s, ok := v.(string)
 		if !ok {
 			l.errorf(at, "must be %s, not %s", textKind(t), tomlKind(v))
 			return false
 		}
-		if err := rv.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+		p := rv.Addr().Interface()
+		var err error
+		if sd, ok := p.(stringDecoder); ok {
+			err = sd.decodeString(s)
+		} else {
+			err = p.(encoding.TextUnmarshaler).UnmarshalText([]byte(s))
+		}
+		if err != nil {
 			l.errorf(at, "%s", err)
 			return false
 		}
@@ -250,14 +332,16 @@ func (l *loader) decodeValue(v any, rv reflect.Value, at loc) bool {
 }
 
 func (l *loader) decodeArray(v any, rv reflect.Value, at loc) bool {
+	at = at.settled()
 	elemType := rv.Type().Elem()
 	var elems []any
 	switch a := v.(type) {
 	case []any:
 		elems = a
 	case []map[string]any:
-		for _, e := range a {
-			elems = append(elems, e)
+		elems = make([]any, len(a))
+		for i, e := range a {
+			elems[i] = e
 		}
 	default:
 		if isTable(elemType) {
@@ -268,32 +352,39 @@ func (l *loader) decodeArray(v any, rv reflect.Value, at loc) bool {
 		return false
 	}
 	_, named := tomlFields(derefType(elemType))["name"]
-	out := reflect.MakeSlice(rv.Type(), 0, len(elems))
-	var where []loc
+	out := reflect.MakeSlice(rv.Type(), len(elems), len(elems))
+	kept := 0
+	where := make([]loc, 0, len(elems))
 	for i, e := range elems {
-		label := strconv.Itoa(i + 1)
+		label := ""
 		if m, ok := e.(map[string]any); ok && named {
 			if n, ok := m["name"].(string); ok && n != "" {
 				label = n
 			}
 		}
+		if label == "" {
+			label = strconv.Itoa(i + 1)
+		}
 		el := at.elem(i, label)
-		ev := reflect.New(elemType).Elem()
+		ev := out.Index(kept)
 		ok := l.decodeValue(e, ev, el)
 		if !ok {
 			// The array as a whole is now known to be wrong: checks on
 			// it ("at least one VIP") would only repeat the error.
-			l.failed[at.raw] = true
+			l.failed[at.headRaw] = true
 		}
 		// A table of the wrong shape is left out, so nothing later trips
 		// over a nil or half-made entry (tables keep their place in
 		// l.locs). A scalar keeps its place as a zero value, so positions
 		// in later messages still match the file.
 		if ok || !isTable(elemType) {
-			out = reflect.Append(out, ev)
+			kept++
 			where = append(where, el)
+		} else {
+			ev.SetZero()
 		}
 	}
+	out = out.Slice(0, kept)
 	rv.Set(out)
 	if isTable(elemType) {
 		for j := 0; j < out.Len(); j++ {
@@ -314,24 +405,15 @@ func derefType(t reflect.Type) reflect.Type {
 	return t
 }
 
-func isTable(t reflect.Type) bool {
-	t = derefType(t)
-	return t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(textUnmarshalerType)
-}
+func isTable(t reflect.Type) bool { return infoOf(derefType(t)).table }
 
-// tomlFields maps the TOML key of each decodable field to its index.
+// tomlFields maps the TOML key of each decodable field to its index. The
+// map is shared: callers must not change it.
 func tomlFields(t reflect.Type) map[string]int {
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
-	fields := map[string]int{}
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
-		if name != "" && name != "-" {
-			fields[name] = i
-		}
-	}
-	return fields
+	return infoOf(t).fields
 }
 
 func sortedKeys(m map[string]any) []string {

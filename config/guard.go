@@ -37,7 +37,7 @@ type EvictionGuard struct {
 func (g EvictionGuard) On() bool { return g.Threshold > 0 }
 
 func (l *loader) evictionGuard(g *EvictionGuard, at loc) {
-	given := l.given[at.raw]
+	given := l.given[at.raw()]
 	if given.unset("threshold", g.Threshold == 0) {
 		g.Threshold = 50
 	}

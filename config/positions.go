@@ -19,22 +19,49 @@ const sep = "\x1f"
 // elemSeg is the path segment of the i-th (0-based) element of an array.
 func elemSeg(i int) string { return "#" + strconv.Itoa(i) }
 
+// lineIndex is a tree of path segments rather than a map of whole paths:
+// a file of 500 services x 10 real servers has some 20,000 keys, and
+// building a path string for each one cost more than reading the file.
+// Segments are slices of the source, so recording a key allocates nothing.
 type lineIndex struct {
-	lines map[string]int // raw path -> 1-based line
+	nodes    map[edge]node
+	rootLine int32 // line of the path "" (a top-level key spelt "")
+	headers  int   // table headers seen, to size the decoder's maps
+}
+
+// edge is one segment below the node numbered parent (0 is the root).
+type edge struct {
+	parent int32
+	seg    string
+}
+
+// node is a path: its number and the line it was first seen on (0: only
+// ever passed through, as "a" is by the header [a.b]).
+type node struct {
+	id, line int32
 }
 
 // lineOf returns the line of path, or of its nearest ancestor that has
 // one: a missing key is reported at the header of the table that lacks it.
 func (x lineIndex) lineOf(path string) int {
+	if path == "" {
+		return int(x.rootLine)
+	}
+	id, line := int32(0), int32(0)
 	for {
-		if l, ok := x.lines[path]; ok {
-			return l
+		seg, rest, more := strings.Cut(path, sep)
+		n, ok := x.nodes[edge{id, seg}]
+		if !ok {
+			return int(line)
 		}
-		i := strings.LastIndex(path, sep)
-		if i < 0 {
-			return 0
+		id = n.id
+		if n.line > 0 {
+			line = n.line
 		}
-		path = path[:i]
+		if !more {
+			return int(line)
+		}
+		path = rest
 	}
 }
 
@@ -42,14 +69,72 @@ type scanner struct {
 	src    string
 	i      int
 	line   int
-	lines  map[string]int
-	arrays map[string]int // raw path of an array of tables -> elements so far
+	x      lineIndex
+	arrays map[int32]int // node of an array of tables -> elements so far
+	elems  []string      // elemSeg(i), made once per i
+	keyBuf []string
 }
 
 func indexLines(src string) lineIndex {
-	s := &scanner{src: src, line: 1, lines: map[string]int{}, arrays: map[string]int{}}
+	s := &scanner{
+		src:    src,
+		line:   1,
+		x:      lineIndex{nodes: make(map[edge]node, strings.Count(src, "\n")+1)},
+		arrays: map[int32]int{},
+	}
 	s.document()
-	return lineIndex{lines: s.lines}
+	return s.x
+}
+
+// child returns the node of segment seg below parent, making it if new.
+// As join does for strings, the empty segment at the root is the root.
+func (s *scanner) child(parent int32, seg string) int32 {
+	if parent == 0 && seg == "" {
+		return 0
+	}
+	e := edge{parent, seg}
+	if n, ok := s.x.nodes[e]; ok {
+		return n.id
+	}
+	id := int32(len(s.x.nodes) + 1)
+	s.x.nodes[e] = node{id: id}
+	return id
+}
+
+// elem returns the node of the n-th element of the array at parent.
+func (s *scanner) elem(parent int32, n int) int32 {
+	for len(s.elems) <= n {
+		s.elems = append(s.elems, elemSeg(len(s.elems)))
+	}
+	return s.child(parent, s.elems[n])
+}
+
+// record sets the line of the node seg below parent, unless it has one,
+// and returns the node.
+func (s *scanner) record(parent int32, seg string, line int) int32 {
+	if parent == 0 && seg == "" {
+		if s.x.rootLine == 0 {
+			s.x.rootLine = int32(line)
+		}
+		return 0
+	}
+	e := edge{parent, seg}
+	n, ok := s.x.nodes[e]
+	if !ok {
+		n = node{id: int32(len(s.x.nodes) + 1)}
+	} else if n.line > 0 {
+		return n.id
+	}
+	n.line = int32(line)
+	s.x.nodes[e] = n
+	return n.id
+}
+
+func (s *scanner) recordElem(parent int32, n, line int) int32 {
+	for len(s.elems) <= n {
+		s.elems = append(s.elems, elemSeg(len(s.elems)))
+	}
+	return s.record(parent, s.elems[n], line)
 }
 
 func (s *scanner) peek(k int) byte {
@@ -66,12 +151,6 @@ func (s *scanner) advance() {
 		s.line++
 	}
 	s.i++
-}
-
-func (s *scanner) record(path string, line int) {
-	if _, ok := s.lines[path]; !ok {
-		s.lines[path] = line
-	}
 }
 
 // skipSpace skips blanks and, with newlines set, line breaks and comments.
@@ -99,7 +178,7 @@ func (s *scanner) skipLine() {
 }
 
 func (s *scanner) document() {
-	table := ""
+	table := int32(0)
 	for {
 		s.skipSpace(true)
 		if s.eof() {
@@ -118,10 +197,11 @@ func (s *scanner) document() {
 	}
 }
 
-// header reads [a.b] or [[a.b]] and returns the raw path of the table it
+// header reads [a.b] or [[a.b]] and returns the node of the table it
 // opens. Each segment that names an array of tables refers to its latest
 // element, as TOML defines.
-func (s *scanner) header() string {
+func (s *scanner) header() int32 {
+	s.x.headers++
 	line := s.line
 	s.i++
 	array := s.peek(0) == '['
@@ -129,29 +209,30 @@ func (s *scanner) header() string {
 		s.i++
 	}
 	keys := s.key()
-	path := ""
+	path := int32(0)
 	for j, k := range keys {
-		path = join(path, k)
 		if j == len(keys)-1 {
 			break
 		}
+		path = s.child(path, k)
 		if n := s.arrays[path]; n > 0 {
-			path = join(path, elemSeg(n-1))
+			path = s.elem(path, n-1)
 		}
 	}
+	last := ""
+	if len(keys) > 0 {
+		last = keys[len(keys)-1]
+	}
+	path = s.record(path, last, line)
 	if !array {
-		s.record(path, line)
 		return path
 	}
 	n := s.arrays[path]
 	s.arrays[path] = n + 1
-	s.record(path, line)
-	path = join(path, elemSeg(n))
-	s.record(path, line)
-	return path
+	return s.recordElem(path, n, line)
 }
 
-func (s *scanner) keyValue(table string) {
+func (s *scanner) keyValue(table int32) {
 	line := s.line
 	keys := s.key()
 	if len(keys) == 0 {
@@ -159,8 +240,7 @@ func (s *scanner) keyValue(table string) {
 	}
 	path := table
 	for _, k := range keys {
-		path = join(path, k)
-		s.record(path, line)
+		path = s.record(path, k, line)
 	}
 	s.skipSpace(false)
 	if s.peek(0) != '=' {
@@ -170,9 +250,11 @@ func (s *scanner) keyValue(table string) {
 	s.value(path)
 }
 
-// key reads a possibly dotted, possibly quoted key.
+// key reads a possibly dotted, possibly quoted key. The slice it returns
+// is reused by the next call.
 func (s *scanner) key() []string {
-	var keys []string
+	keys := s.keyBuf[:0]
+	defer func() { s.keyBuf = keys[:0] }()
 	for {
 		s.skipSpace(false)
 		if s.eof() {
@@ -198,8 +280,25 @@ func (s *scanner) key() []string {
 	}
 }
 
+// quotedKey reads a quoted key; a backslash keeps the byte after it.
 func (s *scanner) quotedKey(q byte) string {
 	s.i++
+	start := s.i
+	for !s.eof() && s.src[s.i] != q && s.src[s.i] != '\n' {
+		if q == '"' && s.src[s.i] == '\\' {
+			s.i = start
+			return s.escapedKey(q)
+		}
+		s.i++
+	}
+	k := s.src[start:s.i]
+	if !s.eof() && s.src[s.i] == q {
+		s.i++
+	}
+	return k
+}
+
+func (s *scanner) escapedKey(q byte) string {
 	var b strings.Builder
 	for !s.eof() && s.src[s.i] != q && s.src[s.i] != '\n' {
 		if q == '"' && s.src[s.i] == '\\' && s.i+1 < len(s.src) {
@@ -220,7 +319,7 @@ func isBareKeyChar(c byte) bool {
 
 // value skips one value, recording the lines of array elements and of the
 // keys of inline tables under path.
-func (s *scanner) value(path string) {
+func (s *scanner) value(path int32) {
 	s.skipSpace(false)
 	if s.eof() {
 		return
@@ -239,8 +338,7 @@ func (s *scanner) value(path string) {
 				s.i++
 				return
 			}
-			elem := join(path, elemSeg(n))
-			s.record(elem, s.line)
+			elem := s.recordElem(path, n, s.line)
 			start := s.i
 			s.value(elem)
 			s.skipSpace(true)
@@ -266,8 +364,7 @@ func (s *scanner) value(path string) {
 			keys := s.key()
 			p := path
 			for _, k := range keys {
-				p = join(p, k)
-				s.record(p, line)
+				p = s.record(p, k, line)
 			}
 			s.skipSpace(false)
 			if s.peek(0) == '=' {

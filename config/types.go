@@ -18,6 +18,8 @@ type Config struct {
 	Announce Announce   `toml:"announce"`
 	VRRP     []VRRP     `toml:"vrrp"`
 	Services []*Service `toml:"service"`
+	// SyncGroups are keepalived's vrrp_sync_group (vrrp_syncgroup.go).
+	SyncGroups []SyncGroup `toml:"vrrp_sync_group"`
 
 	// Warnings are what Load found suspicious but valid (an active-active
 	// service whose scheduler breaks consistency, ...), in file order.
@@ -88,6 +90,24 @@ type VRRP struct {
 	GARPInterval Duration `toml:"garp_interval"` // default 0 (back to back)
 	GARPRefresh  Duration `toml:"garp_refresh"`  // default 0 (off)
 	Sync         *Sync    `toml:"sync"`
+	// UnicastTTL is the TTL (IPv6: hop limit) of unicast adverts, as
+	// keepalived's unicast_ttl; default 255. MinTTL drops unicast adverts
+	// that arrive with a lower one: 255 keeps RFC 5798's proof that the
+	// sender is on the link. Default 0, any. Multicast adverts are always
+	// sent with 255 and must arrive with it.
+	UnicastTTL int `toml:"unicast_ttl"`
+	MinTTL     int `toml:"min_ttl"`
+	// Auth signs and verifies adverts (vrrp_auth.go); nil: none.
+	Auth *VRRPAuth `toml:"auth"`
+	// HA for the services themselves (vrrp_resource.go, vrrp_track.go).
+	HoldOff        Duration      `toml:"hold_off"` // default 1m
+	Resources      []Resource    `toml:"resource"`
+	TrackScripts   []TrackScript `toml:"track_script"`
+	TrackInterface []TrackWeight `toml:"track_interface"`
+	TrackService   []TrackWeight `toml:"track_service"`
+	// SyncGroup is the vrrp_sync_group the instance belongs to, or "";
+	// set by Parse from SyncGroups.
+	SyncGroup string `toml:"-"`
 }
 
 // Sync configures the kernel IPVS connection-sync daemons for a VRRP instance.

@@ -40,7 +40,7 @@ func (l *loader) portRange(at loc, port, lo int) {
 
 func (l *loader) director(d *Director) {
 	at := loc{}.key("director")
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	if g.unset("name", d.Name == "") {
 		if h, err := os.Hostname(); err == nil {
 			d.Name = h
@@ -112,7 +112,7 @@ func (l *loader) services(cfg *Config) {
 }
 
 func (l *loader) service(s *Service, at loc) {
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	if g["name"] && !validName.MatchString(s.Name) {
 		l.errorf(at.key("name"), "invalid name %q (use letters, digits and . _ - : / @)", s.Name)
 	}
@@ -211,17 +211,17 @@ func (l *loader) service(s *Service, at loc) {
 	for _, c := range s.Checks {
 		l.check(c, s)
 	}
-	seen := map[string]*RealServer{}
+	seen := make(map[netip.AddrPort]*RealServer, len(s.RealServers))
 	for _, r := range s.RealServers {
 		l.realServer(r, s)
 		if !r.Address.IsValid() {
 			continue
 		}
-		if other, dup := seen[r.Key()]; dup {
-			l.errorf(l.locs[r], "duplicate of %s (%s, line %d)", l.locs[other].disp[len(at.disp)+1:], r.Key(), other.Line)
+		if other, dup := seen[r.AddrPort()]; dup {
+			l.errorf(l.locs[r], "duplicate of %s (%s, line %d)", l.locs[other].disp()[len(at.disp())+1:], r.Key(), other.Line)
 			continue
 		}
-		seen[r.Key()] = r
+		seen[r.AddrPort()] = r
 	}
 }
 
@@ -243,7 +243,7 @@ func (l *loader) schedFlags(s *Service, at loc) {
 
 func (l *loader) realServer(r *RealServer, s *Service) {
 	at := l.locs[r]
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	switch {
 	case !r.Address.IsValid():
 		l.errorf(at.key("address"), "required")
@@ -300,8 +300,8 @@ func (l *loader) realServer(r *RealServer, s *Service) {
 		c.Port = r.Port
 		// A zero port is only news for a fwmark or all-ports service;
 		// otherwise the service's or server's port already has an error.
-		portBroken := l.failed[at.key("port").raw] || l.failed[l.locs[s].key("port").raw]
-		if c.Port == 0 && c.Settings.Port() == PortRequired && !portBroken {
+		portBroken := func() bool { return l.hasFailed(at.key("port")) || l.hasFailed(l.locs[s].key("port")) }
+		if c.Port == 0 && c.Settings.Port() == PortRequired && !portBroken() {
 			l.errorf(l.locs[c].key("port"), "required: real server %s has no port to probe", r.Address.IP)
 		}
 	}
@@ -309,7 +309,7 @@ func (l *loader) realServer(r *RealServer, s *Service) {
 
 func (l *loader) check(c *Check, s *Service) {
 	at := l.locs[c]
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	if g["port"] && c.Port == 0 {
 		l.errorf(at.key("port"), "0 out of range 1..65535")
 	}

@@ -11,12 +11,15 @@ import (
 )
 
 // The value types decode from TOML strings through encoding.TextUnmarshaler,
-// so they work with any TOML or JSON decoder, not only with Load.
+// so they work with any TOML or JSON decoder, not only with Load (which
+// calls their decodeString directly, sparing the copies []byte costs).
 
 // UnmarshalText parses a Go duration such as "100ms" or "1m30s". Negative
 // durations are refused here because no lvsd setting has a use for one.
-func (d *Duration) UnmarshalText(text []byte) error {
-	v, err := time.ParseDuration(string(text))
+func (d *Duration) UnmarshalText(text []byte) error { return d.decodeString(string(text)) }
+
+func (d *Duration) decodeString(text string) error {
+	v, err := time.ParseDuration(text)
 	if err != nil {
 		return fmt.Errorf("invalid duration %q (want a number with a unit, such as \"500ms\" or \"5s\")", text)
 	}
@@ -33,8 +36,9 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 // UnmarshalText parses "10.0.0.1", "10.0.0.1:80", "2001:db8::1" or
 // "[2001:db8::1]:53". IPv4-mapped IPv6 addresses are unmapped so that a
 // family comparison never depends on how the operator spelled an address.
-func (a *Addr) UnmarshalText(text []byte) error {
-	s := string(text)
+func (a *Addr) UnmarshalText(text []byte) error { return a.decodeString(string(text)) }
+
+func (a *Addr) decodeString(s string) error {
 	host, portText := s, ""
 	if strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1 {
 		h, p, err := net.SplitHostPort(s)
@@ -84,8 +88,9 @@ func (a Addr) AddrPort() netip.AddrPort { return netip.AddrPortFrom(a.IP, uint16
 // UnmarshalText parses "192.0.2.10/24" or a bare address, which becomes a
 // host prefix. The host bits are kept: a VIP is an address on a subnet,
 // not the subnet.
-func (p *Prefix) UnmarshalText(text []byte) error {
-	s := string(text)
+func (p *Prefix) UnmarshalText(text []byte) error { return p.decodeString(string(text)) }
+
+func (p *Prefix) decodeString(s string) error {
 	if !strings.Contains(s, "/") {
 		ip, err := netip.ParseAddr(s)
 		if err != nil || ip.Zone() != "" {

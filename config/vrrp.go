@@ -22,7 +22,7 @@ func (l *loader) vrrps(cfg *Config) {
 		l.vrrp(v, cfg, at)
 		if v.Name != "" {
 			if other, dup := byName[v.Name]; dup {
-				l.errorf(at.key("name"), "duplicate vrrp name %q (first at line %d)", v.Name, l.index.lineOf(l.locs[other].raw))
+				l.errorf(at.key("name"), "duplicate vrrp name %q (first at line %d)", v.Name, l.index.lineOf(l.locs[other].raw()))
 			} else {
 				byName[v.Name] = v
 			}
@@ -45,10 +45,11 @@ func (l *loader) vrrps(cfg *Config) {
 			}
 		}
 	}
+	l.syncGroups(cfg)
 }
 
 func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	switch {
 	case v.Name == "":
 		l.errorf(at.key("name"), "required")
@@ -102,6 +103,8 @@ func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
 		l.errorf(at.key("garp_repeat"), "must not be negative")
 	}
 	l.vrrpAddresses(v, at)
+	l.vrrpTTL(v, at, g)
+	l.vrrpAuth(v, at.key("auth"))
 	for i, name := range v.TrackServices {
 		if cfg.Service(name) == nil {
 			l.errorf(at.key("track_services").elem(i, strconv.Itoa(i+1)), "unknown service %q", name)
@@ -115,6 +118,7 @@ func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
 	if v.Sync != nil {
 		l.sync(v, at.key("sync"))
 	}
+	l.vrrpHA(v, cfg, at)
 }
 
 // vrrpAddresses keeps one family per instance: a VRRPv3 advertisement
@@ -172,9 +176,28 @@ func (l *loader) vrrpAddresses(v *VRRP, at loc) {
 	}
 }
 
+// vrrpTTL checks unicast_ttl and min_ttl, which only unicast adverts have:
+// multicast ones always travel with 255 (RFC 5798 section 5.1.1.3).
+func (l *loader) vrrpTTL(v *VRRP, at loc, g keySet) {
+	if g.unset("unicast_ttl", v.UnicastTTL == 0) {
+		v.UnicastTTL = 255
+	} else if len(v.UnicastPeers) == 0 {
+		l.errorf(at.key("unicast_ttl"), "only applies with unicast_peers (multicast adverts go with TTL 255)")
+	}
+	if v.UnicastTTL < 1 || v.UnicastTTL > 255 {
+		l.errorf(at.key("unicast_ttl"), "%d out of range 1..255", v.UnicastTTL)
+	}
+	if g["min_ttl"] && len(v.UnicastPeers) == 0 {
+		l.errorf(at.key("min_ttl"), "only applies with unicast_peers (multicast adverts must arrive with TTL 255)")
+	}
+	if v.MinTTL < 0 || v.MinTTL > 255 {
+		l.errorf(at.key("min_ttl"), "%d out of range 0..255", v.MinTTL)
+	}
+}
+
 func (l *loader) sync(v *VRRP, at loc) {
 	s := v.Sync
-	g := l.given[at.raw]
+	g := l.keysOf(at)
 	if s.Interface == "" {
 		s.Interface = v.Interface
 	}

@@ -23,14 +23,14 @@ type advertLog struct {
 // adverts until close.
 func listenAdverts(h *host) (*advertLog, error) {
 	a := &advertLog{fd: -1, arrived: map[netip.Addr][]time.Time{}, done: make(chan struct{})}
-	err := h.do(func() error {
+	err := h.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, 112)
 		if err != nil {
 			return err
 		}
 		a.fd = fd
 		mreq := &unix.IPMreqn{Multiaddr: [4]byte{224, 0, 0, 18}}
-		if link, err := h.nl.LinkByName("eth0"); err == nil {
+		if link, err := h.Netlink().LinkByName("eth0"); err == nil {
 			mreq.Ifindex = int32(link.Attrs().Index)
 		}
 		return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)

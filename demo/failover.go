@@ -27,7 +27,7 @@ func crash(l *lab, m *measurements) bool {
 	// is dead still holds the VIP and forwards with its IPVS table.
 	t0 := time.Now()
 	m.crashAt = t0
-	if err := a.host.unplug(l.lan); err != nil {
+	if err := a.host.Unplug(l.lan, a.host.Role); err != nil {
 		n.fail("pulling %s's cable: %v", a.name, err)
 	}
 	a.lvsd.Kill()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lvsd/lvsd/checks"
 	"github.com/lvsd/lvsd/config"
+	ilab "github.com/lvsd/lvsd/internal/lab"
 	"github.com/vishvananda/netlink"
 )
 
@@ -59,7 +60,7 @@ type lab struct {
 	web         []*realServer
 	dns         *realServer
 	vip         netip.Addr
-	hosts       []*host
+	machines    ilab.Lab // deletes every namespace, last created first
 }
 
 // plan reads the two example configs and lays the lab out to match them:
@@ -147,12 +148,7 @@ func dnsRecord(s *config.Service) (name, answer string) {
 }
 
 func (l *lab) newHost(name string) (*host, error) {
-	h, err := newHost(name)
-	if err != nil {
-		return nil, err
-	}
-	l.hosts = append(l.hosts, h)
-	return h, nil
+	return ilab.NewNS(&l.machines, name)
 }
 
 // build creates every namespace and cable and starts the real servers.
@@ -161,7 +157,7 @@ func (l *lab) build() error {
 	if l.lan, err = l.newHost("lan"); err != nil {
 		return err
 	}
-	if err := l.lan.bridge(bridgeName); err != nil {
+	if err := l.lan.Bridge(bridgeName); err != nil {
 		return err
 	}
 	mask := segment.Bits()
@@ -186,14 +182,14 @@ func (l *lab) build() error {
 		// Direct routing: the real server accepts packets for the VIP,
 		// but must never answer ARP for it, or it would steal the VIP
 		// from the director.
-		if err := rs.host.addr("lo", l.vip.String()+"/32"); err != nil {
+		if err := rs.host.Addr("lo", l.vip.String()+"/32"); err != nil {
 			return err
 		}
 		for _, dev := range []string{"all", "eth0"} {
-			if err := rs.host.sysctl("net.ipv4.conf."+dev+".arp_ignore", "1"); err != nil {
+			if err := rs.host.Sysctl("net.ipv4.conf."+dev+".arp_ignore", "1"); err != nil {
 				return err
 			}
-			if err := rs.host.sysctl("net.ipv4.conf."+dev+".arp_announce", "2"); err != nil {
+			if err := rs.host.Sysctl("net.ipv4.conf."+dev+".arp_announce", "2"); err != nil {
 				return err
 			}
 		}
@@ -215,7 +211,7 @@ func (l *lab) build() error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("dns1: dnsmasq does not answer %s A on %s: %v (log: %s)", name, l.dns.addr, err, l.dns.proc.tail(5))
+			return fmt.Errorf("dns1: dnsmasq does not answer %s A on %s: %v (log: %s)", name, l.dns.addr, err, l.dns.proc.Tail(5))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -226,7 +222,7 @@ func (l *lab) build() error {
 // cycle: the old namespace (its stale VIP, IPVS table and sync daemons) stays
 // unreachable until teardown.
 func (l *lab) rebootDirectorHost(d *director) error {
-	if err := d.host.detach(); err != nil {
+	if err := d.host.Detach(); err != nil {
 		return err
 	}
 	return l.bootDirectorHost(d)
@@ -243,14 +239,14 @@ func (l *lab) bootDirectorHost(d *director) error {
 }
 
 func (l *lab) attach(h *host, addr netip.Addr, bits int) error {
-	if err := h.plug(l.lan, bridgeName); err != nil {
+	if err := h.Plug(l.lan, bridgeName, h.Role); err != nil {
 		return err
 	}
-	return h.addr("eth0", netip.PrefixFrom(addr, bits).String())
+	return h.Addr("eth0", netip.PrefixFrom(addr, bits).String())
 }
 
 func (l *lab) startServer(rs *realServer) error {
-	p, err := rs.host.start(rs.name, l.logDir, nil, rs.argv...)
+	p, err := start(rs.host, rs.name, l.logDir, nil, rs.argv...)
 	if err != nil {
 		return err
 	}
@@ -266,7 +262,7 @@ func (l *lab) startServer(rs *realServer) error {
 // requests.
 func (l *lab) startLvsd(d *director) error {
 	l.journal.forget(d.name)
-	p, err := d.host.start("lvsd-"+d.name, l.logDir, func(line string) {
+	p, err := start(d.host, "lvsd-"+d.name, l.logDir, func(line string) {
 		if e, ok := parseEvent(d.name, line); ok {
 			l.journal.add(e)
 		}
@@ -294,20 +290,17 @@ func (l *lab) lvsdCommand(d *director, args ...string) (string, error) {
 // teardown stops every process and deletes every namespace.
 func (l *lab) teardown() {
 	l.procs.stopAll()
-	for i := len(l.hosts) - 1; i >= 0; i-- {
-		l.hosts[i].destroy()
-	}
-	l.hosts = nil
+	l.machines.Close()
 }
 
 // arpOfVIP says which machine the client's neighbour entry for the VIP
 // points at, for explaining a failure.
 func (l *lab) arpOfVIP() string {
-	link, err := l.client.nl.LinkByName("eth0")
+	link, err := l.client.Netlink().LinkByName("eth0")
 	if err != nil {
 		return err.Error()
 	}
-	neighs, err := l.client.nl.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
+	neighs, err := l.client.Netlink().NeighList(link.Attrs().Index, netlink.FAMILY_V4)
 	if err != nil {
 		return err.Error()
 	}
@@ -317,7 +310,7 @@ func (l *lab) arpOfVIP() string {
 		}
 		owner := "an unknown machine"
 		for _, d := range l.dirs {
-			if dl, err := d.host.nl.LinkByName("eth0"); err == nil && dl.Attrs().HardwareAddr.String() == nb.HardwareAddr.String() {
+			if dl, err := d.host.Netlink().LinkByName("eth0"); err == nil && dl.Attrs().HardwareAddr.String() == nb.HardwareAddr.String() {
 				owner = d.name
 			}
 		}

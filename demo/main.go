@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	ilab "github.com/lvsd/lvsd/internal/lab"
 )
 
 func main() {
@@ -147,11 +149,11 @@ func runHere(root, bin string) int {
 		return 2
 	}
 	defer lock.Close()
-	if left, err := removeLeftovers(); err != nil {
+	if left, err := ilab.RemoveLeftovers(); err != nil {
 		fmt.Fprintln(os.Stderr, "lvsd-demo:", err)
 		return 2
 	} else if len(left) > 0 {
-		n.say("removed namespaces an interrupted run left behind: %v", left)
+		n.say("removed namespaces that killed runs left behind: %v", left)
 	}
 	logDir, err := os.MkdirTemp("", "lvsd-demo-")
 	if err != nil {
@@ -180,7 +182,7 @@ func runHere(root, bin string) int {
 	if !ok {
 		for _, d := range l.dirs {
 			if d.lvsd != nil {
-				n.say("last lines of %s's log (%s):\n%s", d.name, d.lvsd.log, indent(d.lvsd.tail(25)))
+				n.say("last lines of %s's log (%s):\n%s", d.name, d.lvsd.Log, indent(d.lvsd.Tail(25)))
 			}
 		}
 	}

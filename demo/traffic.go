@@ -30,7 +30,7 @@ func newClient(h *host, vip string, timeout time.Duration) *client {
 		url: "http://" + vip + "/",
 		http: &http.Client{
 			Timeout:   timeout,
-			Transport: &http.Transport{DialContext: h.dial, DisableKeepAlives: true},
+			Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true},
 		},
 	}
 }
@@ -139,7 +139,7 @@ type stream struct {
 }
 
 func (c *client) startStream(server, name string, every, timeout time.Duration) (*stream, error) {
-	conn, err := c.h.dial(context.Background(), "udp", server)
+	conn, err := c.h.DialContext(context.Background(), "udp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +306,7 @@ func failedOutside(results []result, from, to time.Time) []result {
 func (c *client) queryDNS(server, name string, timeout time.Duration) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	conn, err := c.h.dial(ctx, "udp", server)
+	conn, err := c.h.DialContext(ctx, "udp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +342,7 @@ func waitTCP(h *host, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := h.dial(ctx, "tcp", addr)
+		conn, err := h.DialContext(ctx, "tcp", addr)
 		cancel()
 		if err == nil {
 			conn.Close()

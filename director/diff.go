@@ -27,10 +27,18 @@ func diff(desired map[ServiceKey]*desiredService, kernel []KernelService, owned 
 		have[kernel[i].Key] = &kernel[i]
 	}
 	keys := make([]ServiceKey, 0, len(desired))
-	for k := range desired {
+	newSvcs, newDests := 0, 0
+	for k, ds := range desired {
 		keys = append(keys, k)
+		if have[k] == nil {
+			newSvcs, newDests = newSvcs+1, newDests+len(ds.dests)
+		}
 	}
 	slices.SortFunc(keys, compareKeys)
+	// Services the kernel lacks come whole: size their lists up front
+	// rather than grow slices of 400-byte ops by doubling.
+	byKind[OpNewService] = make([]Op, 0, newSvcs)
+	byKind[OpNewDest] = make([]Op, 0, newDests)
 	for _, k := range keys {
 		ds := desired[k]
 		ks, ok := have[k]
@@ -74,7 +82,11 @@ func diff(desired map[ServiceKey]*desiredService, kernel []KernelService, owned 
 			add(Op{Kind: OpDelService, Service: ks.Service, OldSvc: ks.Service})
 		}
 	}
-	var ops []Op
+	n := 0
+	for _, l := range byKind {
+		n += len(l)
+	}
+	ops := make([]Op, 0, n) // an Op is some 400 bytes: copy each once
 	for _, l := range byKind {
 		ops = append(ops, l...)
 	}

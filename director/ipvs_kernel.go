@@ -35,6 +35,13 @@ type Moby struct {
 	h *ipvs.Handle
 }
 
+// MemoryBackend reports whether LVSD_IPVS_BACKEND=memory asks for an
+// in-memory IPVS table (the Fake) instead of the kernel's: for benchmarks
+// and tests of everything around the table (checks, VRRP, reloads) on hosts
+// whose kernel has no IPVS. Nothing is forwarded, the IPVS sysctls are
+// left alone and connection sync cannot start.
+func MemoryBackend() bool { return os.Getenv("LVSD_IPVS_BACKEND") == "memory" }
+
 // HasIPVS reports whether the running kernel has IPVS loaded.
 func HasIPVS() bool {
 	_, err := os.Stat("/proc/net/ip_vs")

@@ -78,8 +78,12 @@ const (
 func OpenKernel() (IPVS, error) { return OpenKernelAt("") }
 
 // OpenKernelAt opens the IPVS table of the network namespace at
-// netnsPath (e.g. /run/netns/NAME; "" = the current one).
+// netnsPath (e.g. /run/netns/NAME; "" = the current one), or an empty
+// in-memory one under LVSD_IPVS_BACKEND=memory (see MemoryBackend).
 func OpenKernelAt(netnsPath string) (IPVS, error) {
+	if MemoryBackend() {
+		return NewFake(), nil
+	}
 	if os.Getenv("LVSD_IPVS_BACKEND") == "moby" {
 		return OpenMobyAt(netnsPath)
 	}
@@ -133,25 +137,37 @@ func (n *Kernel) Close() error { return unix.Close(n.fd) }
 
 // message frames one genetlink request.
 func (n *Kernel) message(buf []byte, cmd uint8, flags uint16, attrs []byte) ([]byte, uint32) {
-	n.seq++
-	h := make([]byte, unix.NLMSG_HDRLEN+4)
-	binary.NativeEndian.PutUint32(h[0:], uint32(len(h)+len(attrs)))
-	binary.NativeEndian.PutUint16(h[4:], n.family)
-	binary.NativeEndian.PutUint16(h[6:], flags|unix.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(h[8:], n.seq)
-	h[16], h[17] = cmd, 1 // genl cmd, version
-	buf = append(buf, h...)
+	start := len(buf)
+	buf = n.header(buf, cmd, flags)
 	buf = append(buf, attrs...)
-	for len(buf)%4 != 0 {
-		buf = append(buf, 0)
-	}
-	return buf, n.seq
+	return n.seal(buf, start), n.seq
 }
 
-// Apply implements IPVS: ops go out in batches, one sendmsg each; every
-// op gets its own ack, so every failure is reported against its own op.
+// header starts a genetlink request at the end of buf with the next
+// sequence number; seal sets its length once the attributes follow.
+func (n *Kernel) header(buf []byte, cmd uint8, flags uint16) []byte {
+	n.seq++
+	buf = binary.NativeEndian.AppendUint32(buf, 0) // length, set by seal
+	buf = binary.NativeEndian.AppendUint16(buf, n.family)
+	buf = binary.NativeEndian.AppendUint16(buf, flags|unix.NLM_F_REQUEST)
+	buf = binary.NativeEndian.AppendUint32(buf, n.seq)
+	buf = binary.NativeEndian.AppendUint32(buf, 0) // port id: the kernel's
+	return append(buf, cmd, 1, 0, 0)               // genl cmd, version, reserved
+}
+
+func (n *Kernel) seal(buf []byte, start int) []byte {
+	binary.NativeEndian.PutUint32(buf[start:], uint32(len(buf)-start))
+	return pad(buf)
+}
+
+// Apply implements IPVS: ops go out in batches, one sendmsg each. The
+// kernel runs a batch's requests in order and answers a failed one with
+// its error whether asked to or not, so only the last request of a batch
+// asks for an ack: when it comes, every error of the batch is in, each
+// against its own op, and a batch costs one read instead of one per op.
 func (n *Kernel) Apply(ctx context.Context, ops []Op) []error {
 	errs := make([]error, len(ops))
+	var buf []byte
 	for start := 0; start < len(ops); start += netlinkBatch {
 		end := min(start+netlinkBatch, len(ops))
 		if err := ctx.Err(); err != nil {
@@ -160,37 +176,43 @@ func (n *Kernel) Apply(ctx context.Context, ops []Op) []error {
 			}
 			return errs
 		}
-		var buf []byte
-		seqs := make(map[uint32]int, end-start)
+		buf = buf[:0]
+		first := n.seq + 1
 		for i := start; i < end; i++ {
-			cmd, attrs := encodeOp(ops[i])
-			var seq uint32
-			buf, seq = n.message(buf, cmd, unix.NLM_F_ACK, attrs)
-			seqs[seq] = i
+			var flags uint16
+			if i == end-1 {
+				flags = unix.NLM_F_ACK
+			}
+			buf = n.appendOp(buf, ops[i], flags)
 		}
+		last := n.seq
 		if err := unix.Sendto(n.fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			for i := start; i < end; i++ {
 				errs[i] = fmt.Errorf("netlink send: %w", err)
 			}
 			continue
 		}
-		for len(seqs) > 0 {
+		for acked := false; !acked; {
 			msgs, err := n.receive()
 			if err != nil {
-				for _, i := range seqs {
-					errs[i] = err
+				// Without the final ack nothing says which of the rest
+				// were applied: the next pass's dump will.
+				for i := start; i < end; i++ {
+					if errs[i] == nil {
+						errs[i] = err
+					}
 				}
 				break
 			}
 			for _, m := range msgs {
-				i, ok := seqs[m.Header.Seq]
-				if !ok || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
-					continue
+				seq := m.Header.Seq
+				if seq-first > last-first || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
+					continue // not an answer to this batch (seq wraps, hence the unsigned range test)
 				}
-				delete(seqs, m.Header.Seq)
 				if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
-					errs[i] = syscall.Errno(-code)
+					errs[start+int(seq-first)] = syscall.Errno(-code)
 				}
+				acked = acked || seq == last
 			}
 		}
 	}
@@ -277,66 +299,75 @@ func (n *Kernel) Dump(ctx context.Context) ([]KernelService, error) {
 	return out, nil
 }
 
+// Attributes are appended to the request in place (see netlink_attrs.go)
+// rather than built by netlink.AttributeEncoder, which allocates for
+// every attribute: a table of 5,000 servers takes some 60,000 of them.
+
 func nested(typ uint16, inner []byte) []byte {
-	ae := netlink.NewAttributeEncoder()
-	ae.Bytes(typ|netlink.Nested, inner)
-	b, _ := ae.Encode()
-	return b
+	return endNested(append(appendNested(nil, typ), inner...), 0)
 }
 
 // encodeServiceKey encodes IPVS_CMD_ATTR_SERVICE; full adds the settings
 // NEW/SET_SERVICE need.
-func encodeServiceKey(s Service, full bool) []byte {
-	ae := netlink.NewAttributeEncoder()
-	ae.Uint16(svcAttrAF, s.Key.Family)
+func encodeServiceKey(s Service, full bool) []byte { return appendService(nil, s, full) }
+
+func appendService(b []byte, s Service, full bool) []byte {
+	start := len(b)
+	b = appendNested(b, ipvsCmdAttrService)
+	b = appendU16(b, svcAttrAF, s.Key.Family)
 	if s.Key.FWMark != 0 {
-		ae.Uint32(svcAttrFWMark, s.Key.FWMark)
+		b = appendU32(b, svcAttrFWMark, s.Key.FWMark)
 	} else {
-		ae.Uint16(svcAttrProtocol, s.Key.Protocol)
-		ae.Bytes(svcAttrAddr, s.Key.Addr.AsSlice())
-		ae.Bytes(svcAttrPort, binary.BigEndian.AppendUint16(nil, s.Key.Port))
+		b = appendU16(b, svcAttrProtocol, s.Key.Protocol)
+		b = appendAddr(b, svcAttrAddr, s.Key.Addr)
+		b = appendBE16(b, svcAttrPort, s.Key.Port)
 	}
 	if full {
-		ae.String(svcAttrSchedName, s.Scheduler)
-		flags := binary.NativeEndian.AppendUint32(nil, s.Flags&userFlags)
-		ae.Bytes(svcAttrFlags, binary.NativeEndian.AppendUint32(flags, ^uint32(0)))
-		ae.Uint32(svcAttrTimeout, s.Timeout)
-		ae.Uint32(svcAttrNetmask, netmaskToKernel(s.Key.Family, s.Netmask))
+		b = appendString(b, svcAttrSchedName, s.Scheduler)
+		b = appendAttrHeader(b, svcAttrFlags, 8) // struct ip_vs_flags: flags, mask
+		b = binary.NativeEndian.AppendUint32(b, s.Flags&userFlags)
+		b = binary.NativeEndian.AppendUint32(b, ^uint32(0))
+		b = appendU32(b, svcAttrTimeout, s.Timeout)
+		b = appendU32(b, svcAttrNetmask, netmaskToKernel(s.Key.Family, s.Netmask))
 	}
-	b, _ := ae.Encode()
-	return nested(ipvsCmdAttrService, b)
+	return endNested(b, start)
 }
 
-func encodeDest(d Dest, full bool) []byte {
-	ae := netlink.NewAttributeEncoder()
-	ae.Bytes(destAttrAddr, d.Addr.Addr().AsSlice())
-	ae.Bytes(destAttrPort, binary.BigEndian.AppendUint16(nil, d.Addr.Port()))
-	ae.Uint16(destAttrAF, familyOf(d.Addr.Addr()))
+func encodeDest(d Dest, full bool) []byte { return appendDest(nil, d, full) }
+
+func appendDest(b []byte, d Dest, full bool) []byte {
+	start := len(b)
+	b = appendNested(b, ipvsCmdAttrDest)
+	b = appendAddr(b, destAttrAddr, d.Addr.Addr())
+	b = appendBE16(b, destAttrPort, d.Addr.Port())
+	b = appendU16(b, destAttrAF, familyOf(d.Addr.Addr()))
 	if full {
-		ae.Uint32(destAttrFwd, uint32(d.Forward))
-		ae.Uint32(destAttrWeight, uint32(d.Weight))
-		ae.Uint32(destAttrUThresh, d.Upper)
-		ae.Uint32(destAttrLThresh, d.Lower)
+		b = appendU32(b, destAttrFwd, uint32(d.Forward))
+		b = appendU32(b, destAttrWeight, uint32(d.Weight))
+		b = appendU32(b, destAttrUThresh, d.Upper)
+		b = appendU32(b, destAttrLThresh, d.Lower)
 	}
-	b, _ := ae.Encode()
-	return nested(ipvsCmdAttrDest, b)
+	return endNested(b, start)
 }
 
-func encodeOp(op Op) (uint8, []byte) {
+// appendOp appends the request for op to buf.
+func (n *Kernel) appendOp(buf []byte, op Op, flags uint16) []byte {
+	start := len(buf)
 	switch op.Kind {
 	case OpNewService:
-		return ipvsCmdNewService, encodeServiceKey(op.Service, true)
+		buf = appendService(n.header(buf, ipvsCmdNewService, flags), op.Service, true)
 	case OpUpdateService:
-		return ipvsCmdSetService, encodeServiceKey(op.Service, true)
+		buf = appendService(n.header(buf, ipvsCmdSetService, flags), op.Service, true)
 	case OpDelService:
-		return ipvsCmdDelService, encodeServiceKey(op.Service, false)
+		buf = appendService(n.header(buf, ipvsCmdDelService, flags), op.Service, false)
 	case OpNewDest:
-		return ipvsCmdNewDest, append(encodeServiceKey(op.Service, false), encodeDest(op.Dest, true)...)
+		buf = appendDest(appendService(n.header(buf, ipvsCmdNewDest, flags), op.Service, false), op.Dest, true)
 	case OpUpdateDest:
-		return ipvsCmdSetDest, append(encodeServiceKey(op.Service, false), encodeDest(op.Dest, true)...)
+		buf = appendDest(appendService(n.header(buf, ipvsCmdSetDest, flags), op.Service, false), op.Dest, true)
 	default:
-		return ipvsCmdDelDest, append(encodeServiceKey(op.Service, false), encodeDest(op.Dest, false)...)
+		buf = appendDest(appendService(n.header(buf, ipvsCmdDelDest, flags), op.Service, false), op.Dest, false)
 	}
+	return n.seal(buf, start)
 }
 
 // inner returns the payload of the first attribute of type typ.

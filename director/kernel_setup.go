@@ -16,7 +16,7 @@ import (
 // It changes nothing, so a failed start leaves the host as it was.
 func Preflight(cfg *config.Config) error {
 	var errs []error
-	if !HasIPVS() {
+	if !HasIPVS() && !MemoryBackend() {
 		errs = append(errs, ErrNoIPVS)
 	}
 	if os.Geteuid() != 0 {
@@ -136,6 +136,9 @@ func usesNAT6(cfg *config.Config) bool {
 func ApplySysctls(cfg *config.Config) error {
 	var errs []error
 	for _, s := range Sysctls(cfg) {
+		if MemoryBackend() && strings.HasPrefix(s.Path, "net/ipv4/vs/") {
+			continue // no IPVS to set
+		}
 		p := filepath.Join("/proc/sys", s.Path)
 		cur, err := os.ReadFile(p)
 		if err == nil && strings.TrimSpace(string(cur)) == s.Value {

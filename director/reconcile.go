@@ -104,11 +104,17 @@ func (d *Director) reconcileLocked(ctx context.Context) (Result, error) {
 			_ = applyToTable(table, op)
 		}
 	}
+	if len(ops) > 0 {
+		res.Ops = make([]Op, 0, len(ops))
+	}
 	run(ops[:split])
-	rest := make([]Op, 0, len(ops)-split)
-	for _, op := range ops[split:] {
-		if !failed[op.Service.Key] {
-			rest = append(rest, op)
+	rest := ops[split:]
+	if len(failed) > 0 {
+		rest = make([]Op, 0, len(rest))
+		for i := range ops[split:] {
+			if op := &ops[split+i]; !failed[op.Service.Key] {
+				rest = append(rest, *op)
+			}
 		}
 	}
 	run(rest)

@@ -451,7 +451,7 @@ func TestPrometheusDashboardAndAlerts(t *testing.T) {
 			}
 		}
 		if !strings.Contains(r.dom, `id="live" class="live">`) {
-			t.Errorf("in Chromium the page's script did not run (no live marker):\n%s", lastLines(r.dom, 40))
+			t.Errorf("in Chromium the page's script did not run (no live marker):\n%s", tailLines(r.dom, 40))
 		}
 	}
 

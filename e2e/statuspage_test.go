@@ -111,12 +111,12 @@ func chromiumDOM(t *testing.T, ns *lab.NS, dir, url string, timeout time.Duratio
 	select {
 	case err := <-done:
 		if err != nil {
-			return out.String(), fmt.Errorf("chromium: %w: %s", err, lastLines(errOut.String(), 5))
+			return out.String(), fmt.Errorf("chromium: %w: %s", err, tailLines(errOut.String(), 5))
 		}
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
 		<-done
-		return out.String(), fmt.Errorf("%w: %s", errChromiumSlow, lastLines(errOut.String(), 5))
+		return out.String(), fmt.Errorf("%w: %s", errChromiumSlow, tailLines(errOut.String(), 5))
 	}
 	return out.String(), nil
 }
@@ -131,7 +131,7 @@ var (
 // same two cores make it minutes.
 const chromiumTimeout = 8 * time.Minute
 
-func lastLines(s string, n int) string {
+func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -28,12 +28,16 @@ type vrrpLab struct {
 	dir            string
 }
 
-func newVRRPLab(t *testing.T) *vrrpLab {
+func newVRRPLab(t *testing.T) *vrrpLab { return newVRRPLabNamed(t, "") }
+
+// newVRRPLabNamed is newVRRPLab with namespace names starting with prefix
+// (lab.NewNS adds the pid), so a suite's labs are told apart in `ip netns`.
+func newVRRPLabNamed(t *testing.T, prefix string) *vrrpLab {
 	t.Helper()
 	lab.RequireRoot(t)
 	l := &vrrpLab{t: t, dir: t.TempDir()}
-	l.sw = lab.NewNS(t, "sw")
-	l.d1, l.d2, l.client = lab.NewNS(t, "d1"), lab.NewNS(t, "d2"), lab.NewNS(t, "cl")
+	l.sw = lab.NewNS(t, prefix+"sw")
+	l.d1, l.d2, l.client = lab.NewNS(t, prefix+"d1"), lab.NewNS(t, prefix+"d2"), lab.NewNS(t, prefix+"cl")
 	l.d1.Veth("eth0", l.sw, "p1")
 	l.d2.Veth("eth0", l.sw, "p2")
 	l.client.Veth("eth0", l.sw, "pc")
@@ -118,6 +122,7 @@ type lvsdVRRP struct {
 	v6       bool
 	track    []string // track_interfaces
 	peer     string   // unicast peer; "" = multicast
+	extra    string   // appended to the instance's table verbatim
 }
 
 func (v lvsdVRRP) config(socket string) string {
@@ -148,13 +153,13 @@ garp_repeat = 3
 	if len(v.track) > 0 {
 		s += fmt.Sprintf("track_interfaces = [%q]\n", strings.Join(v.track, `", "`))
 	}
-	return s
+	return s + v.extra
 }
 
 // startLVSD starts `lvsd run` in ns with a VRRP-only config.
 func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	l.t.Helper()
-	path := filepath.Join(l.dir, ns.Name+".toml")
+	path := filepath.Join(l.dir, ns.Role+".toml")
 	if err := os.WriteFile(path, []byte(v.config(l.socket(ns))), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
@@ -165,7 +170,7 @@ func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	return p
 }
 
-func (l *vrrpLab) socket(ns *lab.NS) string { return filepath.Join(l.dir, ns.Name+".sock") }
+func (l *vrrpLab) socket(ns *lab.NS) string { return filepath.Join(l.dir, ns.Role+".sock") }
 
 // ctl runs an lvsd control verb (takeover, giveup) against the lvsd in ns.
 func (l *vrrpLab) ctl(ns *lab.NS, verb, instance string) {
@@ -212,7 +217,7 @@ vrrp_instance vi1 {
 // leftover pid file of a killed run would stop it from starting.
 func (l *vrrpLab) startKeepalived(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	l.t.Helper()
-	base := filepath.Join(l.dir, ns.Name)
+	base := filepath.Join(l.dir, ns.Role)
 	if err := os.WriteFile(base+".conf", []byte(keepalivedConfig(v)), 0o644); err != nil {
 		l.t.Fatal(err)
 	}

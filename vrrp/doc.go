@@ -15,6 +15,13 @@
 //     differences from ours are logged once per change, not dropped, as RFC
 //     5798 7.1 asks: dropping them would turn a misconfiguration into a
 //     split brain.
+//   - auth.go: keepalived 2.4's auth_hmac trailer (HMAC-SHA256 with a
+//     sequence number), pure sign and verify functions; auth_replay.go the
+//     per-sender anti-replay state; auth_sign.go signs on the timing path
+//     without allocating; auth_gate.go checks min_ttl and [vrrp.auth]
+//     between decoding and the executor, so a rejected advert (missing,
+//     malformed, unknown_key, bad_hmac, stale, replay) never reaches the
+//     machine, and a flood of them costs the timers no lock time.
 //   - machine.go, machine_announce.go, machine_events.go: the RFC state
 //     machine, pure: Machine.Handle(now, Event) returns Actions; it does no
 //     I/O, reads no clock, starts no goroutine, takes no lock, and its
@@ -51,6 +58,17 @@
 //     VIPs, no adverts are sent, and it will not become master. When the last
 //     fault clears it restarts as backup and wins back mastership by the
 //     usual rules (preempt, priority).
+//   - Weighted tracking (machine_track.go, track_runner.go): tracked scripts,
+//     interfaces and services with a weight move the effective priority,
+//     which the adverts carry and the RFC timers use; weight 0 is Fault.
+//   - Sync groups (machine_sync.go, syncgroup.go): members share their
+//     faults and tracked weights, become master together once every one
+//     wants to, and step down together.
+//   - Resources (machine_resources.go, resource_runner.go): commands started
+//     in order on becoming master, with the VIPs added after them and
+//     removed before they stop, monitored, restarted in place, and stopped
+//     before a master resigns; a failed start or monitor resigns and holds
+//     off; a failed stop is exposed and kept in Fault (lvsd cannot fence).
 //   - preempt_delay: a backup with preemption on that hears a lower-priority
 //     master takes over preempt_delay after it first heard it (without a
 //     delay, after Master_Down_Interval, as the RFC has it). If that master

@@ -26,12 +26,13 @@ type executor struct {
 	// inline runs slow actions in the goroutine that caused them, after
 	// mu is released, instead of on workers: deterministic tests of the
 	// machine under a fake clock.
-	inline bool
-	wake   waker
-	ins    []*instance // instances whose deadlines count
-	armed  time.Time
-	buf    []Action
-	drain  []drainee // reused by tick
+	inline     bool
+	inlineBusy int // events whose inline actions are under way (finish)
+	wake       waker
+	ins        []*instance // instances whose deadlines count
+	armed      time.Time
+	buf        []Action
+	drain      []drainee // reused by tick
 }
 
 // waker wakes the executor once, d from now; stop cancels.
@@ -73,8 +74,7 @@ func (ex *executor) post(in *instance, ev Event) {
 	now := ex.clock.Now()
 	slow := ex.handle(in, now, ev, nil)
 	ex.rearm(now)
-	ex.mu.Unlock()
-	ex.runInline(slow)
+	ex.finish(slow)
 }
 
 // receive is post for an advert, after the checks that need the settings.
@@ -87,8 +87,7 @@ func (ex *executor) receive(in *instance, src netip.Addr, ad Advert) {
 	now := ex.clock.Now()
 	slow := ex.handle(in, now, Event{Kind: EvAdvert, Src: src, Advert: ad}, nil)
 	ex.rearm(now)
-	ex.mu.Unlock()
-	ex.runInline(slow)
+	ex.finish(slow)
 }
 
 // pendingReader is a Conn that can hand over a packet already queued in
@@ -111,8 +110,7 @@ func (ex *executor) tick() {
 		}
 	}
 	ex.rearm(now)
-	ex.mu.Unlock()
-	ex.runInline(slow)
+	ex.finish(slow)
 }
 
 // drainBeforeMasterDown reads, on the timing thread, the adverts that sit
@@ -131,7 +129,7 @@ func (ex *executor) drainBeforeMasterDown() {
 	todo := ex.drain
 	ex.mu.Unlock()
 	for _, d := range todo {
-		for range 64 {
+		for range drainMax {
 			p, ok := d.pr.ReceivePending()
 			if !ok {
 				break
@@ -145,6 +143,12 @@ func (ex *executor) drainBeforeMasterDown() {
 	ex.mu.Unlock()
 }
 
+// drainMax bounds the adverts read per instance before a Master_Down
+// expiry. It is deep enough to get past a burst of forged adverts (a
+// flood the gate drops) queued ahead of the master's: at a few µs each,
+// 1024 cost the timing thread a few ms, and only when Master_Down is due.
+const drainMax = 1024
+
 type drainee struct {
 	in *instance
 	pr pendingReader
@@ -157,20 +161,38 @@ type inlineAction struct {
 
 // handle runs one event through the machine and performs what must happen
 // at once (mu held): adverts, transitions, and handing the slow actions to
-// the worker (or to slow, inline).
+// the worker (or to slow, inline). A member of a sync group then moves its
+// siblings (syncgroup.go).
 func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineAction) []inlineAction {
+	if in.m.cfg.ha.syncGroup == "" {
+		return ex.step(in, now, ev, slow)
+	}
+	before := in.m.syncView()
+	slow = ex.step(in, now, ev, slow)
+	return ex.syncAfter(in, now, before, slow)
+}
+
+// step is handle for one machine alone.
+func (ex *executor) step(in *instance, now time.Time, ev Event, slow []inlineAction) []inlineAction {
 	acts := in.m.Handle(now, ev, ex.buf[:0])
 	in.term.Store(in.m.term)
 	for i := range acts {
 		a := &acts[i]
 		switch {
 		case a.Kind == ActSend:
-			in.send(a.Priority)
+			in.send(now, a.Priority)
 		case a.Kind == ActNotify:
 			in.log.Info("vrrp: state change", "instance", in.name, "from", a.Change.From.String(), "to", a.Change.To.String(), "priority", a.Change.Priority, "reason", a.Change.Reason)
 			in.changed(a.Change)
+		case a.Kind == ActCancel:
+			if in.ops != nil {
+				in.ops.cancel(a.Token)
+			}
 		case ex.inline || in.work == nil:
 			slow = append(slow, inlineAction{in, *a})
+		case a.Kind == ActResource:
+			in.logResource(a)
+			in.ops.push(*a)
 		default:
 			in.work.push(*a)
 		}
@@ -185,15 +207,39 @@ func (ex *executor) handle(in *instance, now time.Time, ev Event, slow []inlineA
 		in.lastPrio = p
 		in.met.master(p)
 	}
+	if in.stopped != nil && in.m.quiet() {
+		close(in.stopped)
+		in.stopped = nil
+	}
 	return slow
 }
 
-// runInline performs slow actions gathered without workers, in order.
-func (ex *executor) runInline(slow []inlineAction) {
+// finish releases mu and performs, in order, the slow actions gathered
+// without workers. While they run inlineBusy counts them: an event a
+// background goroutine posted (a link report, a script's result) performs
+// its actions on that goroutine, and a test waits until they are done
+// (idle) before it counts what a later step did.
+func (ex *executor) finish(slow []inlineAction) {
+	if len(slow) == 0 {
+		ex.mu.Unlock()
+		return
+	}
+	ex.inlineBusy++
+	ex.mu.Unlock()
 	var err error
 	for i := range slow {
 		slow[i].in.do(&slow[i].a, &err)
 	}
+	ex.mu.Lock()
+	ex.inlineBusy--
+	ex.mu.Unlock()
+}
+
+// idle says no slow actions are being performed inline.
+func (ex *executor) idle() bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.inlineBusy == 0
 }
 
 // rearm arms the wake-up for the earliest deadline (mu held).

@@ -101,6 +101,7 @@ type sentAdvert struct {
 	// sent this advert: VIPs on the interface, announcements sent.
 	vipsHeld  bool
 	announced int
+	raw       []byte // as sent
 }
 
 // fakeConn records what an instance sends, and with a peer set delivers it
@@ -125,7 +126,7 @@ func (c *fakeConn) Send(b []byte, dst netip.Addr) error {
 		return err
 	}
 	b = slices.Clone(b) // the executor reuses its buffer
-	sa := sentAdvert{at: c.clock.Since(), dst: dst, ad: ad}
+	sa := sentAdvert{at: c.clock.Since(), dst: dst, ad: ad, raw: b}
 	if c.host != nil {
 		sa.vipsHeld, sa.announced = c.host()
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/proc"
 )
 
 // State is the state of one VRRP instance. Fault is keepalived's FAULT: a
@@ -113,6 +115,11 @@ type instance struct {
 	changed func(StateChange)
 	events  *queue
 	work    *worker
+	// ops runs the resources' commands, in order, off the timing path;
+	// exec runs one command (proc.Run; tests replace it).
+	ops     *opRunner
+	exec    func(context.Context, []string, proc.RunOptions) proc.Result
+	scripts map[string]*scriptRunner // the tracked scripts running, by name
 	life    lifecycle
 	// term mirrors the machine's, for the worker to skip stale
 	// announcements without the executor's lock.
@@ -124,6 +131,14 @@ type instance struct {
 	adverts  []encodedAdvert
 	mismatch string // the configuration mismatch last logged
 	lastPrio int    // the master priority last exported
+	signer   signer // [vrrp.auth] (auth_sign.go)
+
+	// gate checks received adverts against min_ttl and [vrrp.auth]
+	// before the executor's lock (auth_gate.go); it has its own.
+	gate gate
+	// stopped, when set, is closed once the machine is in Init with its
+	// resources stopped (shutdownWait).
+	stopped chan struct{}
 }
 
 // encodedAdvert is an advert for one destination, encoded once; a send
@@ -138,6 +153,7 @@ type encodedAdvert struct {
 func (in *instance) rebuildAdverts() {
 	in.adverts = in.adverts[:0]
 	c := &in.m.cfg
+	in.followSettings()
 	if !c.source.IsValid() {
 		return
 	}
@@ -148,24 +164,25 @@ func (in *instance) rebuildAdverts() {
 			in.log.Error("vrrp: encoding advert", "instance", in.name, "dst", dst, "err", err)
 			continue
 		}
+		b = append(b, make([]byte, in.signer.room())...) // the trailer's
 		in.adverts = append(in.adverts, encodedAdvert{dst: dst, b: b})
 	}
 }
 
-// send sends an advert with priority to every destination (ex.mu held).
-// This is the timing path: it must not allocate or block.
-func (in *instance) send(priority uint8) {
+// send sends an advert with priority to every destination (ex.mu held),
+// signed when [vrrp.auth] signs. This is the timing path: it must not
+// allocate or block.
+func (in *instance) send(now time.Time, priority uint8) {
 	if in.conn == nil {
 		return // not open yet: the instance is in Fault until it is
 	}
 	c := &in.m.cfg
+	signed := in.signer.sign(now, c.source, in.adverts, priority)
 	for i := range in.adverts {
 		e := &in.adverts[i]
-		if e.b[2] != priority {
+		if e.b[2] != priority || signed {
 			e.b[2] = priority
-			e.b[6], e.b[7] = 0, 0
-			sum := checksum(e.b, c.source, e.dst, !c.v4() || c.checksum == ChecksumRFC5798)
-			e.b[6], e.b[7] = byte(sum>>8), byte(sum)
+			setChecksum(e.b, c.source, e.dst, c.checksum, signed)
 		}
 		if err := in.conn.Send(e.b, e.dst); err != nil {
 			in.log.Warn("vrrp: sending advert", "instance", in.name, "dst", e.dst, "err", err)
@@ -183,13 +200,16 @@ func (in *instance) handle(p Packet) {
 		in.met.drop("own_address")
 		return
 	}
-	if p.Dst.IsMulticast() && p.TTL != ttlRequired {
+	if p.Dst.IsMulticast() && p.TTL != ttlRequired || in.gate.ttlDrop(&p) {
 		in.met.drop("ttl")
 		return
 	}
-	ad, _, err := Decode(p.Payload, p.Src, p.Dst)
+	ad, _, extra, err := decode(p.Payload, p.Src, p.Dst)
 	if err != nil {
 		in.met.drop(DropReason(err))
+		return
+	}
+	if !in.authenticate(&p, &ad, extra) {
 		return
 	}
 	in.ex.receive(in, p.Src, ad)
@@ -278,6 +298,9 @@ func (in *instance) do(a *Action, err *error) {
 		e := *err
 		*err = nil
 		in.ex.post(in, Event{Kind: EvDone, Token: a.Token, Err: e})
+	case ActResource:
+		in.logResource(a)
+		in.runResource(context.Background(), a)
 	}
 }
 
@@ -306,7 +329,9 @@ func (in *instance) reconfigure(s settings) {
 func (in *instance) status() InstanceStatus {
 	in.ex.mu.Lock()
 	defer in.ex.mu.Unlock()
-	return in.m.status()
+	st := in.m.status()
+	st.Auth = in.gate.status(&in.m.cfg.auth)
+	return st
 }
 
 func (in *instance) faultList() []string {
@@ -361,4 +386,14 @@ type InstanceStatus struct {
 	MasterPriority    int            `json:"master_priority"`
 	MasterInterval    time.Duration  `json:"master_interval"`
 	VIPs              []netip.Prefix `json:"vips"`
+	// Auth is [vrrp.auth] and what it rejected; nil without it.
+	Auth *AuthStatus `json:"auth,omitempty"`
+	// HA for the services (machine_track.go, machine_resources.go).
+	SyncGroup       string           `json:"sync_group,omitempty"`
+	Tracks          []TrackStatus    `json:"tracks,omitempty"`
+	Resources       []ResourceStatus `json:"resources,omitempty"`
+	ResourceFailure string           `json:"resource_failure,omitempty"`
+	HoldOffUntil    time.Time        `json:"hold_off_until,omitzero"`
+	// Releasing: leaving master, stopping the resources before resigning.
+	Releasing bool `json:"releasing,omitempty"`
 }

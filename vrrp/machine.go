@@ -48,6 +48,21 @@ type Machine struct {
 	lastReannounce time.Time
 	added          []pendingBurst
 
+	// Weighted tracking (machine_track.go): the trackers, the weight they
+	// add now, the sync group's, and a start waiting for first results.
+	track     map[string]*tracker
+	delta     int
+	syncDelta int
+	startWait string
+	// wantMaster: in a sync group, this backup's Master_Down_Timer ran
+	// out; the group becomes master when every member wants to.
+	wantMaster bool
+	// res: the resources (machine_resources.go).
+	res resources
+	// stopped: shut down; nothing starts it again (a late tracked result
+	// must not).
+	stopped bool
+
 	out []Action
 }
 
@@ -89,7 +104,13 @@ type pendingBurst struct {
 
 // NewMachine returns a machine in Initialize for complete settings.
 func newMachine(s settings, preemptHeld bool) *Machine {
-	return &Machine{cfg: s, faults: map[string]bool{}, preemptHeld: preemptHeld, masterAdverInterval: s.interval}
+	m := &Machine{cfg: s, faults: map[string]bool{}, preemptHeld: preemptHeld, masterAdverInterval: s.interval,
+		track: map[string]*tracker{}}
+	for _, rs := range s.ha.resources {
+		// A killed predecessor may have left it running.
+		m.res.list = append(m.res.list, &resource{cfg: rs, state: resUnknown})
+	}
+	return m
 }
 
 // State is the current state.
@@ -118,6 +139,7 @@ func (m *Machine) Next() time.Time {
 	for i := range m.added {
 		early(m.added[i].at)
 	}
+	early(m.resNext())
 	return next
 }
 
@@ -133,7 +155,9 @@ func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
 		m.holdsVIPs = true
 		m.release()
 		m.start(now, "startup")
+		m.resStep(now) // stops what a killed predecessor left running
 	case EvShutdown:
+		m.stopped, m.startWait = true, ""
 		m.leave(now, StateInit, ev.Reason)
 	case EvAdvert:
 		m.receive(now, ev.Src, &ev.Advert)
@@ -147,6 +171,7 @@ func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
 		m.giveup(now)
 	case EvReset:
 		m.reset()
+		m.resReset(now)
 	case EvPreemptHold:
 		m.preemptHeld = ev.On
 	case EvReconfigure:
@@ -157,6 +182,14 @@ func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
 		if m.protoKind == protoClaim && ev.Token == m.claim {
 			m.firstAdvert(now)
 		}
+	case EvTrack:
+		m.trackEvent(now, ev)
+	case EvResource:
+		m.resDone(now, ev)
+	case EvSync:
+		m.syncTo(now, ev)
+	case EvSyncState:
+		m.syncState(now, ev)
 	}
 	out, m.out = m.out, nil
 	return out
@@ -166,11 +199,13 @@ func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
 
 func (m *Machine) send(priority int) { m.emit(Action{Kind: ActSend, Priority: uint8(priority)}) }
 
+// effectivePriority is what the adverts carry and the timers use: the
+// configured priority moved by tracking, or 254 while taken over.
 func (m *Machine) effectivePriority() int {
-	if m.override == overrideTakeover && m.cfg.priority < takeoverPriority {
+	if m.override == overrideTakeover {
 		return takeoverPriority
 	}
-	return m.cfg.priority
+	return m.trackedPriority()
 }
 
 // skew is Skew_Time of RFC 9568 section 6.1, in nanoseconds, not rounded.
@@ -188,6 +223,13 @@ func (m *Machine) arm(kind protoKind, at time.Time) { m.proto, m.protoKind = at,
 func (m *Machine) armMasterDown(now time.Time, d time.Duration) { m.arm(protoMasterDown, now.Add(d)) }
 
 func (m *Machine) start(now time.Time, reason string) {
+	if m.stopped {
+		return
+	}
+	if m.trackWaiting() {
+		m.startWait = reason // stay in Init until the scripts have run
+		return
+	}
 	if len(m.faults) > 0 {
 		m.setState(now, StateFault, reason+"; "+m.faultText())
 		return
@@ -202,8 +244,19 @@ func (m *Machine) start(now time.Time, reason string) {
 }
 
 // leave goes from any state to Init or Fault (or, for giveup and a higher
-// priority master, Backup), resigning first if master.
+// priority master, Backup), resigning first if master. A backup is left
+// with its Master_Down_Timer armed. A master with resources stops them
+// before it resigns (beginRelease); silent says a higher priority master
+// is heard, so it advertises no more meanwhile.
 func (m *Machine) leave(now time.Time, to State, reason string) {
+	m.leaveSilent(now, to, reason, false)
+}
+
+func (m *Machine) leaveSilent(now time.Time, to State, reason string, silent bool) {
+	if m.state == StateMaster && (m.hasResources() || m.res.releasing) {
+		m.beginRelease(now, to, reason, silent)
+		return
+	}
 	m.stopTimers()
 	if m.state == StateMaster {
 		m.send(priorityResign)
@@ -211,6 +264,9 @@ func (m *Machine) leave(now time.Time, to State, reason string) {
 		m.term++
 	}
 	m.setState(now, to, reason)
+	if to == StateBackup {
+		m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+	}
 }
 
 func (m *Machine) stopTimers() {
@@ -243,6 +299,8 @@ func (m *Machine) expire(now time.Time) {
 		case m.garp.at.Equal(at):
 			m.garp.at = time.Time{}
 			m.garpBurst(at)
+		case m.resNext().Equal(at):
+			m.resExpired(now)
 		default:
 			m.pendingExpired(at)
 		}
@@ -275,6 +333,13 @@ func (m *Machine) protoExpired(now, at time.Time, kind protoKind) {
 		if m.override == overrideGiveup {
 			// Given up: stay backup; look again later so a later Takeover
 			// or reset finds the timer running.
+			m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+			return
+		}
+		if m.cfg.ha.syncGroup != "" {
+			// The group becomes master when every member wants to (the
+			// executor decides); until then, look again.
+			m.wantMaster = true
 			m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
 			return
 		}
@@ -314,6 +379,11 @@ func (m *Machine) becomeMaster(now time.Time, reason string) {
 	m.seeMaster(now, m.cfg.source, m.effectivePriority())
 	m.term++
 	m.setState(now, StateMaster, reason)
+	if m.hasResources() {
+		m.garp = garpSchedule{}
+		m.startResources(now, live)
+		return
+	}
 	m.holdsVIPs = true
 	m.emit(Action{Kind: ActAddVIPs, VIPs: m.cfg.vips})
 	m.garp = garpSchedule{}
@@ -344,6 +414,7 @@ func (m *Machine) setState(now time.Time, to State, reason string) {
 	m.since = now
 	if to != StateBackup {
 		m.preemptSince = time.Time{}
+		m.wantMaster = false
 	}
 	prio := m.effectivePriority()
 	if to == StateFault || m.override == overrideGiveup && to == StateBackup {
@@ -378,6 +449,7 @@ func (m *Machine) receive(now time.Time, src netip.Addr, ad *Advert) {
 		mdi := masterDown(local, m.masterAdverInterval)
 		if !m.cfg.preempt || prio >= local || m.override == overrideGiveup {
 			m.preemptSince = time.Time{}
+			m.wantMaster = false
 			m.armMasterDown(now, mdi)
 			return
 		}
@@ -388,6 +460,7 @@ func (m *Machine) receive(now time.Time, src netip.Addr, ad *Advert) {
 			if m.preemptSince.IsZero() {
 				m.preemptSince = now
 			}
+			m.wantMaster = false
 			m.armMasterDown(now, mdi)
 			return
 		}
@@ -403,6 +476,19 @@ func (m *Machine) receive(now time.Time, src netip.Addr, ad *Advert) {
 		}
 	case StateMaster:
 		higher := prio > local || prio == local && src.Compare(m.cfg.source) > 0
+		if m.res.releasing {
+			// Stopping the resources before resigning: a higher priority
+			// master has taken over, so we fall silent.
+			if higher {
+				m.seeMaster(now, src, prio)
+				m.masterAdverInterval = ad.Interval
+				m.beginRelease(now, StateBackup, fmt.Sprintf("higher priority master %v (%d)", src, prio), true)
+			}
+			return
+		}
+		if prio == priorityResign {
+			m.released(now, fmt.Sprintf("released by the previous master %v", src))
+		}
 		if m.claiming() && !higher {
 			if prio == priorityResign {
 				// The master we preempt has gone: nobody holds the VIPs.
@@ -430,8 +516,7 @@ func (m *Machine) receive(now time.Time, src netip.Addr, ad *Advert) {
 		// resignation tells it that the link may still point at us.
 		m.seeMaster(now, src, prio)
 		m.masterAdverInterval = ad.Interval
-		m.leave(now, StateBackup, fmt.Sprintf("higher priority master %v (%d)", src, prio))
-		m.armMasterDown(now, masterDown(local, m.masterAdverInterval))
+		m.leaveSilent(now, StateBackup, fmt.Sprintf("higher priority master %v (%d)", src, prio), true)
 	}
 }
 
@@ -486,9 +571,8 @@ func (m *Machine) takeover(now time.Time) {
 func (m *Machine) giveup(now time.Time) {
 	m.override = overrideGiveup
 	if m.state == StateMaster {
-		m.leave(now, StateBackup, "operator giveup")
 		m.masterAdverInterval = m.cfg.interval
-		m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+		m.leave(now, StateBackup, "operator giveup")
 	}
 }
 
@@ -510,7 +594,9 @@ func (m *Machine) status() InstanceStatus {
 		Override: m.override.String(), PreemptHeld: m.preemptHeld,
 		MasterPriority: m.masterPriority,
 		MasterInterval: m.masterAdverInterval, VIPs: m.cfg.vips,
-		Faults: m.Faults(),
+		Faults:    m.Faults(),
+		SyncGroup: m.cfg.ha.syncGroup, Tracks: m.trackStatus(), Resources: m.resourceStatus(),
+		ResourceFailure: m.res.failure, HoldOffUntil: m.res.holdUntil, Releasing: m.res.releasing,
 	}
 	if m.masterAddr.IsValid() {
 		st.Master = m.masterAddr.String()

@@ -13,8 +13,12 @@ import (
 // becoming master, as keepalived's garp_master_delay does by default.
 const garpSecondBurst = 5 * time.Second
 
+// announce sends one round, if the VIPs are up (a master with resources
+// holds none until they run).
 func (m *Machine) announce(vips []netip.Prefix) {
-	m.emit(Action{Kind: ActAnnounce, VIPs: vips, Term: m.term})
+	if m.holdsVIPs {
+		m.emit(Action{Kind: ActAnnounce, VIPs: vips, Term: m.term})
+	}
 }
 
 // startGARP starts a burst of garp_repeat announcements at now; first
@@ -137,6 +141,9 @@ func (m *Machine) reconfigure(now time.Time, s settings) {
 	s.source = prev.source // the one the executor found, when not configured
 	added := without(s.vips, prev.vips)
 	m.cfg = s
+	m.reconfigureResources()
+	m.applyTracking(now)
+	defer m.resStep(now)
 	if m.state != StateMaster {
 		return // adverts, VIPs and announcements follow when it becomes master
 	}
@@ -151,7 +158,7 @@ func (m *Machine) reconfigure(now time.Time, s settings) {
 			m.garp = garpSchedule{at: now.Add(s.garpRefresh), left: s.garpRepeat, start: now}
 		}
 	}
-	if len(added) > 0 {
+	if len(added) > 0 && m.holdsVIPs {
 		m.emit(Action{Kind: ActAddVIPs, VIPs: added})
 		m.announceAdded(now, added, m.cfg.garpRepeat)
 	}

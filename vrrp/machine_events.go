@@ -2,23 +2,20 @@ package vrrp
 
 import (
 	"net/netip"
+	"time"
 )
 
 // EventKind names what happened to a virtual router. The Machine reacts to
 // each with a new state and a list of Actions; it never performs them.
 //
-// Room for what comes later, without another rewrite:
-//   - authenticated adverts (an HMAC trailer) and VRRPv2 are checked and
-//     decoded before the machine: it only ever sees EvAdvert with a
-//     verified Advert;
-//   - weighted priority tracking is one more event that moves the
-//     effective priority (the machine already separates configured and
-//     effective priority for Takeover);
-//   - a sync group is an executor that feeds one instance's transitions to
-//     its siblings as EvFault/EvTakeover/EvGiveup-like events;
-//   - resources started on becoming master are slow actions followed by an
-//     ActDone, whose EvDone carries the error that makes the machine resign
-//     and hold off.
+// Authenticated adverts (an HMAC trailer, auth_gate.go) and VRRPv2 are checked and
+// decoded before the machine: it only ever sees EvAdvert with a verified
+// Advert. Weighted tracking is EvTrack, which moves the effective
+// priority (machine_track.go); a sync group is the executor feeding one
+// instance's changes to its siblings as EvSync and EvSyncState
+// (syncgroup.go, machine_sync.go); resources are ActResource, run off the
+// timing path, whose outcome comes back as EvResource
+// (machine_resources.go).
 type EventKind uint8
 
 const (
@@ -47,6 +44,19 @@ const (
 	// EvDone says the executor has performed every action up to the
 	// ActDone with the same Token; Err is the first error among them.
 	EvDone
+	// EvTrack is one result of a tracked script, or the state of a
+	// weighted tracked interface or service: Track, Up, Detail, Duration.
+	EvTrack
+	// EvResource is the outcome of the ActResource with the same Token:
+	// Err (nil: success), Detail, Duration.
+	EvResource
+	// EvSync is a sync group moving this instance with its siblings to
+	// SyncTo (master or backup).
+	EvSync
+	// EvSyncState is what the siblings of a sync group impose: the Faults
+	// (sync-group reasons) the instance must have, and the Delta their
+	// tracking adds to its priority.
+	EvSyncState
 )
 
 // Event is one input of the Machine. Only the fields of its Kind are set.
@@ -61,9 +71,19 @@ type Event struct {
 	Settings *settings
 	// VIPs: EvDropVIPs (the VIPs the new config lists).
 	VIPs []netip.Prefix
-	// Token and Err: EvDone.
+	// Token and Err: EvDone, EvResource.
 	Token uint64
 	Err   error
+	// Track, Up, Detail and Duration: EvTrack; Detail and Duration also
+	// EvResource.
+	Track    string
+	Up       bool
+	Detail   string
+	Duration time.Duration
+	// SyncTo: EvSync. Faults and Delta: EvSyncState.
+	SyncTo State
+	Faults []string
+	Delta  int
 }
 
 // ActionKind names what the Machine asks of its executor.
@@ -87,6 +107,14 @@ const (
 	// ActDone asks for EvDone{Token} once every slow action before it has
 	// been performed.
 	ActDone
+	// ActResource runs Op of Resource (Argv, killed with its process group
+	// after Timeout) and reports EvResource{Token}. It is slow and runs
+	// off the timing path, in order, one at a time per instance; a stop
+	// runs only once the address actions before it are done.
+	ActResource
+	// ActCancel kills the ActResource with Token if it still runs (a start
+	// or status of a mastership that has ended). It is immediate.
+	ActCancel
 )
 
 // Action is one output of the Machine.
@@ -97,12 +125,18 @@ type Action struct {
 	Term     uint64
 	Token    uint64
 	Change   StateChange
+	// Resource, Op, Argv, Timeout and Reason (why it runs): ActResource.
+	Resource string
+	Op       ResourceOp
+	Argv     []string
+	Timeout  time.Duration
+	Reason   string
 }
 
 // slow says whether the executor must keep the action off the timing path.
 func (a *Action) slow() bool {
 	switch a.Kind {
-	case ActAddVIPs, ActRemoveVIPs, ActAnnounce, ActDone:
+	case ActAddVIPs, ActRemoveVIPs, ActAnnounce, ActDone, ActResource:
 		return true
 	}
 	return false

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/internal/proc"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -80,6 +82,9 @@ type Manager struct {
 	// (under ops).
 	ex         *executor
 	rtPriority int
+	// exec runs resource commands and tracked scripts (proc.Run; tests
+	// replace it before Run).
+	exec func(context.Context, []string, proc.RunOptions) proc.Result
 }
 
 // NewManager takes complete, validated instances (config.Parse has filled
@@ -116,7 +121,12 @@ func NewManager(cfgs []config.VRRP, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger, metrics: met, byName: map[string]*instance{},
-		serviceDown: map[string]bool{}, linkUp: map[string]bool{}, ex: newExecutor(opts.Clock, opts.Logger)}
+		serviceDown: map[string]bool{}, linkUp: map[string]bool{}, ex: newExecutor(opts.Clock, opts.Logger), exec: proc.Run}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(haCollector{m}); err != nil {
+			return nil, fmt.Errorf("vrrp: registering metrics: %w", err)
+		}
+	}
 	m.rtPriority = opts.RTPriority
 	for _, s := range all {
 		in := m.newInstance(s)
@@ -160,7 +170,7 @@ func (m *Manager) trackedInterfaces() []string {
 func (m *Manager) trackedInterfacesLocked() []string {
 	var out []string
 	for _, in := range m.instances {
-		for _, ifc := range append([]string{in.iface}, in.life.configured.trackIfaces...) {
+		for _, ifc := range in.life.configured.watchedInterfaces() {
 			if !slices.Contains(out, ifc) {
 				out = append(out, ifc)
 			}
@@ -174,6 +184,9 @@ func (m *Manager) linkChangedLocked(iface string, up bool) {
 	for _, in := range m.instances {
 		if in.iface == iface || slices.Contains(in.life.configured.trackIfaces, iface) {
 			in.setFault(linkFault(iface), !up)
+		}
+		if _, weighted := in.life.configured.weightOf("interface", iface); weighted {
+			in.postTrack("interface", iface, up)
 		}
 	}
 }
@@ -190,6 +203,9 @@ func (m *Manager) SetServiceDown(service string, down bool) {
 	for _, in := range m.instances {
 		if slices.Contains(in.life.configured.trackServices, service) {
 			in.setFault(serviceFault(service), down)
+		}
+		if _, weighted := in.life.configured.weightOf("service", service); weighted {
+			in.postTrack("service", service, !down)
 		}
 	}
 }
@@ -222,9 +238,10 @@ func (m *Manager) lookup(name string) (*instance, error) {
 // it advertises priority 254, so the current master steps down on the
 // first advert instead of after a timeout, and keeps it until Giveup or
 // Reset. A faulty instance takes over once the fault clears.
+// In a sync group the whole group takes over.
 func (m *Manager) Takeover(name string) error {
-	in, err := m.lookup(name)
-	if err == nil {
+	ins, err := m.lookupGroup(name)
+	for _, in := range ins {
 		in.takeover()
 	}
 	return err
@@ -233,22 +250,57 @@ func (m *Manager) Takeover(name string) error {
 // Giveup makes the named instance resign (priority 0, so the peer takes
 // over after its Skew_Time) and stay backup until Takeover or Reset, even
 // if the peer disappears.
+// In a sync group the whole group gives up.
 func (m *Manager) Giveup(name string) error {
-	in, err := m.lookup(name)
-	if err == nil {
+	ins, err := m.lookupGroup(name)
+	for _, in := range ins {
 		in.giveup()
 	}
 	return err
 }
 
 // Reset clears a Takeover or Giveup: the configured priority and preempt
-// settings decide again.
+// settings decide again. It also ends a hold-off after a failed resource
+// and clears a failed stop, once the operator has made sure the resource
+// is stopped: lvsd stops it once more before it can start again. In a sync
+// group it resets the whole group.
 func (m *Manager) Reset(name string) error {
-	in, err := m.lookup(name)
-	if err == nil {
+	ins, err := m.lookupGroup(name)
+	for _, in := range ins {
 		in.reset()
 	}
 	return err
+}
+
+// lookupGroup is the named instance, or every member of its sync group.
+func (m *Manager) lookupGroup(name string) ([]*instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in, ok := m.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("vrrp: no instance %q", name)
+	}
+	g := in.life.configured.ha.syncGroup
+	if g == "" {
+		return []*instance{in}, nil
+	}
+	var out []*instance
+	for _, x := range m.instances {
+		if x.life.configured.ha.syncGroup == g {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// StopBound is how long Run may take to return once its context ends: the
+// masters stop their resources (all instances at once) before resigning.
+func (m *Manager) StopBound() time.Duration {
+	d := vipTimeout
+	for _, in := range m.instanceList() {
+		d = max(d, in.stopBound())
+	}
+	return d + time.Second
 }
 
 // Status returns every instance, in config order.

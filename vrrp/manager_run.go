@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"slices"
 	"strconv"
-	"syscall"
+	"sync"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/proc"
 )
 
 // Running a Manager: opening each instance, receiving, and delivering
@@ -58,12 +59,24 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, in := range ins {
 		in.life.openers.Wait() // no connection appears after this
 	}
+	// Every instance resigns at once; one with resources stops them
+	// first, so Run waits for them (each stop is bounded by its timeout).
+	var resigned sync.WaitGroup
 	for _, in := range ins {
-		in.shutdown("lvsd stopping")
+		resigned.Add(1)
+		go func() {
+			defer resigned.Done()
+			in.shutdownWait("lvsd stopping", in.stopBound()+time.Second)
+		}()
+	}
+	resigned.Wait()
+	for _, in := range ins {
 		in.closeConn()
+		in.stopScripts()
 	}
 	for _, in := range ins {
 		in.work.close() // the VIPs are gone when Run returns
+		in.ops.close()
 		in.events.close()
 		m.ex.unregister(in)
 	}
@@ -78,11 +91,18 @@ func (m *Manager) Run(ctx context.Context) error {
 // then its state machine.
 func (m *Manager) launch(in *instance) {
 	in.life.launched = true
+	in.exec = m.exec
 	in.work = newWorker(in)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		in.work.run()
+	}()
+	in.ops = newOpRunner(in)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		in.ops.run()
 	}()
 	m.ex.register(in)
 	m.wg.Add(1)
@@ -109,6 +129,7 @@ func (m *Manager) launch(in *instance) {
 		}()
 	}
 	in.start()
+	m.startScripts(in)
 }
 
 func (m *Manager) instanceList() []*instance {
@@ -210,14 +231,10 @@ func (m *Manager) runNotify(in *instance, c StateChange) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	argv := append(slices.Clone(notify[1:]), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
-	cmd := exec.CommandContext(ctx, notify[0], argv...)
-	// A group of its own, so the timeout also kills what the command started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		m.log.Warn("vrrp: notify failed", "instance", c.Instance, "state", c.To.String(), "err", err, "output", string(out))
+	argv := append(slices.Clone(notify), c.Instance, c.To.String(), strconv.Itoa(c.Priority))
+	// A group of its own, killed on the timeout with what it started; a
+	// daemon it leaves running does not hold the next notify back.
+	if res := m.exec(ctx, argv, proc.RunOptions{}); res.Err != nil {
+		m.log.Warn("vrrp: notify failed", "instance", c.Instance, "state", c.To.String(), "err", res.String())
 	}
 }

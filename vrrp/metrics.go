@@ -12,6 +12,7 @@ type metrics struct {
 	drops          *prometheus.CounterVec
 	masterPriority *prometheus.GaugeVec
 	announcements  *prometheus.CounterVec
+	authAccepted   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"vrrp_instance"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lvsd_vrrp_drops_total",
-			Help: "Received VRRP packets dropped, by reason (ttl, version, type, checksum, truncated, unknown_sender, own_address, interval, family).",
+			Help: "Received VRRP packets dropped, by reason (ttl, version, type, checksum, truncated, unknown_sender, own_address, interval, family; with [vrrp.auth]: missing, malformed, unknown_key, bad_hmac, stale, replay).",
 		}, []string{"vrrp_instance", "reason"}),
 		masterPriority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lvsd_vrrp_master_priority",
@@ -44,11 +45,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "lvsd_vrrp_announcements_total",
 			Help: "Gratuitous ARP / unsolicited NA rounds sent (one packet per VIP each).",
 		}, []string{"vrrp_instance"}),
+		authAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_vrrp_auth_accepted_total",
+			Help: "Adverts a [vrrp.auth] instance accepted, by trailer: signed (verified) or unsigned (receive-only and permissive accept those).",
+		}, []string{"vrrp_instance", "trailer"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.state, m.transitions, m.sentTotal, m.receivedTotal, m.drops, m.masterPriority, m.announcements} {
+	for _, c := range []prometheus.Collector{m.state, m.transitions, m.sentTotal, m.receivedTotal, m.drops, m.masterPriority, m.announcements, m.authAccepted} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -140,40 +140,55 @@ func (a *Advert) Encode(src, dst netip.Addr, mode Checksum) ([]byte, error) {
 // Decode parses and verifies one VRRP message (the IP payload). src and dst
 // are the packet's IP addresses; their family decides the address length.
 // An IPv4 checksum is accepted in either form; the form found is returned.
+// An authentication trailer (auth.go) after the addresses is not checked
+// here: decode returns it to the caller that verifies it.
 func Decode(b []byte, src, dst netip.Addr) (Advert, Checksum, error) {
-	var a Advert
+	a, form, _, err := decode(b, src, dst)
+	return a, form, err
+}
+
+// decode is Decode that also returns the bytes after the message proper:
+// TrailerLen of them are an authentication trailer, which the IPv4
+// checksum does not cover (the IPv6 one, computed by the kernel, does).
+func decode(b []byte, src, dst netip.Addr) (a Advert, form Checksum, extra []byte, err error) {
 	if len(b) < headerLen {
-		return a, 0, decodeErr(ReasonTruncated, "%d bytes, header is %d", len(b), headerLen)
+		return a, 0, nil, decodeErr(ReasonTruncated, "%d bytes, header is %d", len(b), headerLen)
 	}
 	if v := b[0] >> 4; v != version3 {
-		return a, 0, decodeErr(ReasonVersion, "version %d, want 3", v)
+		return a, 0, nil, decodeErr(ReasonVersion, "version %d, want 3", v)
 	}
 	if t := b[0] & 0x0f; t != typeAdvert {
-		return a, 0, decodeErr(ReasonType, "type %d, want 1 (advertisement)", t)
+		return a, 0, nil, decodeErr(ReasonType, "type %d, want 1 (advertisement)", t)
 	}
 	v6 := src.Is6() && !src.Is4In6()
 	if v6 != (dst.Is6() && !dst.Is4In6()) {
-		return a, 0, decodeErr(ReasonFamily, "source %v and destination %v differ in family", src, dst)
+		return a, 0, nil, decodeErr(ReasonFamily, "source %v and destination %v differ in family", src, dst)
 	}
 	alen := 4
 	if v6 {
 		alen = 16
 	}
 	n := int(b[3])
-	if len(b) < headerLen+n*alen {
-		return a, 0, decodeErr(ReasonTruncated, "%d bytes for %d addresses", len(b), n)
+	pdu := headerLen + n*alen
+	if len(b) < pdu {
+		return a, 0, nil, decodeErr(ReasonTruncated, "%d bytes for %d addresses", len(b), n)
 	}
-	form := ChecksumRFC9568
+	extra = b[pdu:]
+	msg := b
+	if !v6 && len(extra) == TrailerLen {
+		msg = b[:pdu]
+	}
+	form = ChecksumRFC9568
 	switch {
 	case v6:
 		if checksum(b, src, dst, true) != 0 {
-			return a, 0, decodeErr(ReasonChecksum, "IPv6 checksum %#04x does not verify", binary.BigEndian.Uint16(b[6:]))
+			return a, 0, nil, decodeErr(ReasonChecksum, "IPv6 checksum %#04x does not verify", binary.BigEndian.Uint16(b[6:]))
 		}
-	case checksum(b, src, dst, false) == 0:
-	case checksum(b, src, dst, true) == 0:
+	case checksum(msg, src, dst, false) == 0:
+	case checksum(msg, src, dst, true) == 0:
 		form = ChecksumRFC5798
 	default:
-		return a, 0, decodeErr(ReasonChecksum, "checksum %#04x verifies in neither form", binary.BigEndian.Uint16(b[6:]))
+		return a, 0, nil, decodeErr(ReasonChecksum, "checksum %#04x verifies in neither form", binary.BigEndian.Uint16(b[6:]))
 	}
 	a.VRID = b[1]
 	a.Priority = b[2]
@@ -187,7 +202,7 @@ func Decode(b []byte, src, dst netip.Addr) (Advert, Checksum, error) {
 			a.Addrs[i] = netip.AddrFrom4([4]byte(b[off : off+4]))
 		}
 	}
-	return a, form, nil
+	return a, form, extra, nil
 }
 
 // checksum returns the Internet checksum of msg, optionally preceded by the

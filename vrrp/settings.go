@@ -30,6 +30,11 @@ type settings struct {
 	notifyTimeout time.Duration
 	trackServices []string
 	trackIfaces   []string
+	unicastTTL    int
+	minTTL        int
+	auth          authSettings
+	// HA for the services (settings_ha.go).
+	ha haSettings
 }
 
 // settingsOf copies a complete, validated config.VRRP.
@@ -45,6 +50,7 @@ func settingsOf(c *config.VRRP) (settings, error) {
 		garpInterval: c.GARPInterval.Duration, garpRefresh: c.GARPRefresh.Duration,
 		notify: c.Notify, notifyTimeout: c.NotifyTimeout.Duration,
 		trackServices: c.TrackServices, trackIfaces: c.TrackInterfaces,
+		unicastTTL: c.UnicastTTL, minTTL: c.MinTTL, auth: authSettingsOf(c.Auth),
 	}
 	for _, p := range c.VIPs {
 		s.vips = append(s.vips, p.Prefix)
@@ -52,6 +58,7 @@ func settingsOf(c *config.VRRP) (settings, error) {
 	for _, a := range c.UnicastPeers {
 		s.peers = append(s.peers, a.IP)
 	}
+	s.haOf(c)
 	return s, nil
 }
 

@@ -174,6 +174,17 @@ func TestTimingThreadKeepsSending(t *testing.T) {
 // TestTickAllocatesNothing (issue 11): a master's advert tick, from the
 // wake-up through the machine to the socket, allocates nothing.
 func TestTickAllocatesNothing(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { tickAllocs(t, func(*settings) {}) })
+	// Tracked weights and a sync group cost the advert path nothing.
+	t.Run("tracked in a sync group", func(t *testing.T) {
+		tickAllocs(t, func(s *settings) {
+			s.ha.syncGroup = "g"
+			s.ha.weights = []trackWeight{{kind: "interface", name: "eth9", weight: -10}}
+		})
+	})
+}
+
+func tickAllocs(t *testing.T, adjust func(*settings)) {
 	clk := &stepClock{now: time.Unix(1e9, 0)}
 	ex := newExecutor(clk, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ex.wake = nopWaker{}
@@ -181,6 +192,7 @@ func TestTickAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	adjust(&s)
 	in := &instance{name: s.name, iface: s.iface, ex: ex, addrs: &vipLog{}, ann: &announceLog{},
 		log: ex.log, m: newMachine(s, false), changed: func(StateChange) {}}
 	in.life.configured = s
@@ -190,12 +202,16 @@ func TestTickAllocatesNothing(t *testing.T) {
 	in.opened(s.source, nopConn{})
 	ex.register(in)
 	in.start()
+	if s.ha.syncGroup != "" {
+		// Alone in its group, it becomes master once it wants to; at 90.
+		in.postTrack("interface", "eth9", false)
+	}
 	for range 1000 { // master, and past the second announcement burst
 		clk.step(10 * time.Millisecond)
 		ex.tick()
 	}
-	if in.status().State != "master" {
-		t.Fatal("not master")
+	if st := in.status(); st.State != "master" || st.EffectivePriority != s.priority+applied(&tracker{known: true}, -10)*boolInt(s.ha.syncGroup != "") {
+		t.Fatalf("%s at %d", st.State, st.EffectivePriority)
 	}
 	if n := testing.AllocsPerRun(1000, func() {
 		clk.step(10 * time.Millisecond)
@@ -324,4 +340,11 @@ func TestRTPriorityRefusedChild(t *testing.T) {
 	cancel()
 	<-done
 	runtime.KeepAlive(m)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -68,6 +68,7 @@ func (RawTransport) Open(iface string, source netip.Addr, multicast bool) (Conn,
 		unix.Close(fd)
 		return nil, fmt.Errorf("vrrp socket on %s: %w", iface, err)
 	}
+	setReceiveBuffer(fd)
 	f := os.NewFile(uintptr(fd), "vrrp-"+iface)
 	rc, err := f.SyscallConn()
 	if err != nil {

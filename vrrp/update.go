@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lvsd/lvsd/config"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,7 +53,7 @@ func (m *Manager) newInstance(s settings) *instance {
 	in := &instance{
 		name: s.name, iface: s.iface, ex: m.ex, addrs: m.opts.Addresses, ann: m.opts.Announcer,
 		log: m.log, met: m.metrics.forInstance(s.name), ownAddr: m.opts.OwnAddress,
-		m: newMachine(s, m.preemptHeld.Load()),
+		m: newMachine(s, m.preemptHeld.Load()), scripts: map[string]*scriptRunner{},
 	}
 	in.life.configured = s
 	in.life.eventsDone = make(chan struct{})
@@ -162,6 +163,9 @@ func (m *Manager) apply(next []settings) {
 				m.log.Info("vrrp: instance updated in place", "instance", s.name, "changed", strings.Join(changedSettings(in.life.configured, s), ","))
 				in.reconfigure(s)
 				m.refreshFaultsLocked(in)
+				if m.running && in.life.launched {
+					m.startScripts(in)
+				}
 				in.flush()
 			}
 		default:
@@ -186,6 +190,7 @@ func (m *Manager) apply(next []settings) {
 		for _, in := range launch {
 			m.launch(in)
 		}
+		m.ex.resync() // sync groups as the reload left them
 		m.pruneWatches()
 	}
 }
@@ -198,10 +203,12 @@ func (m *Manager) retire(in *instance, reason string) {
 	}
 	in.life.stopOpening()
 	in.life.openers.Wait()
-	in.shutdown(reason)
+	in.shutdownWait(reason, in.stopBound()+time.Second) // its resources stop first
 	in.closeConn()
+	in.stopScripts()
 	in.life.receivers.Wait() // so no packet counts into a forgotten series
 	in.work.close()          // its VIPs are gone before another instance adds them
+	in.ops.close()
 	in.events.close()
 	m.ex.unregister(in)
 }
@@ -246,7 +253,10 @@ func changedSettings(old, next settings) []string {
 	add(old.notifyTimeout != next.notifyTimeout, "notify_timeout")
 	add(!slices.Equal(old.trackServices, next.trackServices), "track_services")
 	add(!slices.Equal(old.trackIfaces, next.trackIfaces), "track_interfaces")
-	return out
+	add(old.unicastTTL != next.unicastTTL, "unicast_ttl")
+	add(old.minTTL != next.minTTL, "min_ttl")
+	add(!old.auth.equal(&next.auth), "auth")
+	return append(out, haChanged(old.ha, next.ha)...)
 }
 
 func garpChanged(old, next settings) bool {
@@ -267,6 +277,19 @@ func (m *Manager) refreshFaultsLocked(in *instance) {
 	for _, svc := range in.life.configured.trackServices {
 		if m.serviceDown[svc] {
 			want[serviceFault(svc)] = true
+		}
+	}
+	// Weighted ones move the priority instead (machine_track.go).
+	for _, w := range in.life.configured.ha.weights {
+		switch w.kind {
+		case "interface":
+			if up, known := m.linkUp[w.name]; known {
+				in.postTrack(w.kind, w.name, up)
+			}
+		case "service":
+			if down, known := m.serviceDown[w.name]; known {
+				in.postTrack(w.kind, w.name, !down)
+			}
 		}
 	}
 	for r := range want {
@@ -340,7 +363,7 @@ func (m *Manager) pruneWatches() {
 func interfacesOf(ss []settings) []string {
 	var out []string
 	for _, s := range ss {
-		for _, ifc := range append([]string{s.iface}, s.trackIfaces...) {
+		for _, ifc := range s.watchedInterfaces() {
 			if !slices.Contains(out, ifc) {
 				out = append(out, ifc)
 			}
@@ -362,4 +385,5 @@ func (m *metrics) forget(instance string) {
 	m.drops.DeletePartialMatch(l)
 	m.masterPriority.DeletePartialMatch(l)
 	m.announcements.DeletePartialMatch(l)
+	m.authAccepted.DeletePartialMatch(l)
 }

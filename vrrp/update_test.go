@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/config"
+	"github.com/lvsd/lvsd/internal/proc"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -169,6 +170,8 @@ type managerOpts struct {
 	// workers runs slow actions on the workers, as in production, rather
 	// than inline.
 	workers bool
+	// exec runs resource commands and tracked scripts (manager_ha_test.go).
+	exec func(context.Context, []string, proc.RunOptions) proc.Result
 }
 
 func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
@@ -203,6 +206,9 @@ func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
 	// effects on return. The workers have tests of their own
 	// (executor_test.go).
 	r.m.ex.inline = !o.workers
+	if o.exec != nil {
+		r.m.exec = o.exec
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.m.Run(ctx) }()
@@ -219,7 +225,10 @@ func startManagerWith(t *testing.T, o managerOpts, cfgs ...config.VRRP) *mrig {
 	for _, c := range cfgs {
 		want = append(want, c.Name+"=backup")
 	}
-	waitUntil(t, "every instance backup", func() bool { return states(r.m) == strings.Join(want, " ") })
+	// Backup, and what entering it does (the VIPs a killed predecessor
+	// left are removed) done: inline, that runs on the goroutine that
+	// reported the links up, and must not count as a later step's.
+	waitUntil(t, "every instance backup", func() bool { return states(r.m) == strings.Join(want, " ") && r.m.ex.idle() })
 	return r
 }
 

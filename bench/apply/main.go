@@ -30,6 +30,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "A/B rounds")
 	lvsd := flag.String("lvsd", "bin/lvsd", "lvsd binary")
 	flag.BoolVar(&withMoby, "with-moby", false, "also time lvsd on its moby/ipvs backend (one netlink round trip per op), to show what batching buys")
+	flag.StringVar(&before, "lvsd-before", "", "also time this other lvsd build (e.g. one from before a change) in the same rounds")
 	flag.Parse()
 	if err := run(*services, *reals, *rounds, *lvsd); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-apply:", err)
@@ -39,7 +40,10 @@ func main() {
 
 const netns = "lvsd-bench-apply"
 
-var withMoby bool
+var (
+	withMoby bool
+	before   string
+)
 
 func run(nSvc, nReal, rounds int, lvsd string) error {
 	if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
@@ -59,6 +63,13 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 		return err
 	}
 	lvsd = local
+	if before != "" {
+		local := filepath.Join(dir, "lvsd-before")
+		if err := copyFile(before, local); err != nil {
+			return err
+		}
+		before = local
+	}
 	exec.Command("ip", "netns", "del", netns).Run()
 	if err := sh("ip", "netns", "add", netns); err != nil {
 		return err
@@ -102,6 +113,9 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 			return err
 		})
 	}
+	applyBefore := func() (time.Duration, error) {
+		return timed(func() (err error) { lastOut, err = inNSOut(before, "apply", "-config", cfgPath); return err })
+	}
 	applyRestore := func() (time.Duration, error) {
 		rules, err := os.Open(rulesPath)
 		if err != nil {
@@ -110,15 +124,24 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 		defer rules.Close()
 		return timed(func() error { return inNS(rules, "ipvsadm-restore") })
 	}
-	var ratios []float64
+	var ratios, beforeRatios []float64
 	for r := range rounds {
-		var tl, tr, tm time.Duration
+		var tl, tr, tm, tb time.Duration
 		order := []string{"lvsd", "ipvsadm-restore"}
 		if r%2 == 1 {
 			order[0], order[1] = order[1], order[0]
 		}
 		if withMoby {
 			order = append(order, "lvsd-moby")
+		}
+		if before != "" {
+			// First in odd rounds, last in even ones, so neither build
+			// always runs right after ipvsadm-restore.
+			if r%2 == 0 {
+				order = append([]string{"lvsd-before"}, order...)
+			} else {
+				order = append(order, "lvsd-before")
+			}
 		}
 		for _, which := range order {
 			if err := inNS(nil, "ipvsadm", "-C"); err != nil {
@@ -133,6 +156,9 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 			case "lvsd-moby":
 				d, err = applyMoby()
 				tm = d
+			case "lvsd-before":
+				d, err = applyBefore()
+				tb = d
 			default:
 				d, err = applyRestore()
 				tr = d
@@ -153,10 +179,18 @@ func run(nSvc, nReal, rounds int, lvsd string) error {
 		if withMoby {
 			fmt.Printf("   (lvsd on moby/ipvs %8.3fs, ratio %.3f)", tm.Seconds(), tm.Seconds()/tr.Seconds())
 		}
+		if before != "" {
+			beforeRatios = append(beforeRatios, tb.Seconds()/tr.Seconds())
+			fmt.Printf("   (lvsd-before %8.3fs, ratio %.3f)", tb.Seconds(), tb.Seconds()/tr.Seconds())
+		}
 		fmt.Println()
 	}
 	slices.Sort(ratios)
 	fmt.Printf("median ratio lvsd/ipvsadm-restore: %.3f (< 1 means lvsd is faster)\n", ratios[len(ratios)/2])
+	if before != "" {
+		slices.Sort(beforeRatios)
+		fmt.Printf("median ratio lvsd-before/ipvsadm-restore: %.3f\n", beforeRatios[len(beforeRatios)/2])
+	}
 
 	// Reload that changes one weight, against the table lvsd built.
 	if err := inNS(nil, "ipvsadm", "-C"); err != nil {

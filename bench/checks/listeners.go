@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // targetAddr is the i-th loopback address: 127.1.0.1, 127.1.0.2, ...
@@ -95,6 +96,10 @@ func startListeners(o options) (*listeners, error) {
 	}
 	return l, nil
 }
+
+// cpu is the CPU time the listeners have used: the servers' side of every
+// handshake, which the kernel may bill to whichever process it runs in.
+func (l *listeners) cpu() time.Duration { return treeCPU(l.cmd.Process.Pid) }
 
 func (l *listeners) accepted() int64 {
 	l.mu.Lock()

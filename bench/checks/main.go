@@ -99,7 +99,22 @@ type result struct {
 	LagMax    float64 `json:"lag_max_ms"`
 	EarlyMax  float64 `json:"early_max_ms"` // the most a probe started before its due time
 	Accepted  int64   `json:"accepted"`     // connections the listeners saw in the window
-	Note      string  `json:"note,omitempty"`
+	// Every listener stays up for the whole run, so every failed probe is
+	// a false failure and every transition to down a false down: a server
+	// that is up taken out of the table.
+	Failed   int `json:"failed"`      // failed probes in the window (keepalived: logged failures, whole run)
+	Downs    int `json:"false_downs"` // transitions to down over the whole run, settle included
+	FewestUp int `json:"fewest_up"`   // fewest targets up (keepalived: in the IPVS table) in the window; -1 unknown
+	// lvsd only: probes voided because lvsd was late (whole run), and the
+	// most checks Scheduler.Backlog said were behind at once, by how much
+	// at worst (BehindMax -1: not measured).
+	Inconclusive int `json:"inconclusive"`
+	// ListenerCPUSec is the listeners' CPU in the window: the servers' side
+	// of the handshakes, part of which the kernel bills to the checker.
+	ListenerCPUSec float64 `json:"listener_cpu_s"`
+	BehindMax      int     `json:"behind_max"`
+	BehindByMS     float64 `json:"behind_by_max_ms"`
+	Note           string  `json:"note,omitempty"`
 }
 
 func (r result) per1000() float64 {
@@ -166,6 +181,7 @@ func orchestrate(o options) error {
 		}
 		rounds = append(rounds, results)
 	}
+	printTable(rounds)
 	printRatios(rounds)
 	return nil
 }
@@ -193,18 +209,23 @@ func runChild(o options, mode string, round int, lis *listeners) (result, error)
 	if err := cmd.Start(); err != nil {
 		return result{}, err
 	}
-	// The child prints "window" when its measured window opens, then its result.
+	// The child prints "window" when its measured window opens, "end" when
+	// it closes, then its result: the listeners' count is read at both.
 	rd := bufio.NewReader(out)
-	line, err := rd.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "window" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return result{}, fmt.Errorf("child %s: %q %v", mode, line, err)
+	var a0, a1 int64
+	var l0, l1 time.Duration
+	for _, mark := range []string{"window", "end"} {
+		line, err := rd.ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != mark {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return result{}, fmt.Errorf("child %s: %q %v, want %q", mode, line, err, mark)
+		}
+		a0, a1 = a1, lis.accepted()
+		l0, l1 = l1, lis.cpu()
 	}
-	a0 := lis.accepted()
 	var r result
 	decErr := json.NewDecoder(rd).Decode(&r)
-	a1 := lis.accepted()
 	io.Copy(io.Discard, rd)
 	if err := cmd.Wait(); err != nil {
 		return result{}, fmt.Errorf("child %s: %w", mode, err)
@@ -213,6 +234,7 @@ func runChild(o options, mode string, round int, lis *listeners) (result, error)
 		return result{}, fmt.Errorf("child %s result: %w", mode, decErr)
 	}
 	r.Accepted = a1 - a0
+	r.ListenerCPUSec = (l1 - l0).Seconds()
 	return r, nil
 }
 
@@ -228,8 +250,58 @@ func printResult(r result) {
 		r.Mode, r.Done, r.Scheduled, 100*float64(r.Done)/float64(max(r.Scheduled, 1)), r.Healthy, r.Accepted)
 	fmt.Printf("%-11s CPU %.2f s = %.4f s per 1,000 probes, %.4f s per 1,000 accepted connections; peak RSS %.1f MB; due→start lag %s\n",
 		"", r.CPUSec, r.per1000(), r.perAccepted(), float64(r.MaxRSSKB)/1024, lag)
+	fmt.Printf("%-11s false failures %d, false downs %d, fewest up %s of %d; the listeners used %.2f CPU-s\n", "", r.Failed, r.Downs, fewest(r), r.Checks, r.ListenerCPUSec)
+	if r.BehindMax >= 0 {
+		fmt.Printf("%-11s behind schedule: up to %d checks, by up to %.0f ms; %d probes inconclusive (lvsd late, not counted)\n",
+			"", r.BehindMax, r.BehindByMS, r.Inconclusive)
+	}
 	if r.Note != "" {
 		fmt.Printf("%-11s note: %s\n", "", r.Note)
+	}
+}
+
+func fewest(r result) string {
+	if r.FewestUp < 0 {
+		return "?"
+	}
+	return fmt.Sprint(r.FewestUp)
+}
+
+// printTable prints each checker's medians over the rounds, as the README
+// table has them.
+func printTable(rounds [][]result) {
+	var modes []string
+	byMode := map[string][]result{}
+	for _, results := range rounds {
+		for _, r := range results {
+			if byMode[r.Mode] == nil {
+				modes = append(modes, r.Mode)
+			}
+			byMode[r.Mode] = append(byMode[r.Mode], r)
+		}
+	}
+	if len(modes) == 0 {
+		return
+	}
+	fmt.Printf("\nmedians over %d rounds (false downs and failures: the sum over all rounds; every listener stays up, so each is false)\n", len(rounds))
+	fmt.Println("| checker | checks | probes made, by the listeners (% of schedule) | CPU-s per 1,000 probes | fewest up | false downs | failed probes |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, m := range modes {
+		rs := byMode[m]
+		var done, share, cpu, up []float64
+		downs, failed := 0, 0
+		for _, r := range rs {
+			// Probes as the listeners counted them, the one count taken
+			// the same way for every checker (a checker far behind may not
+			// have reported a probe it started before the window closed).
+			done = append(done, float64(r.Accepted))
+			share = append(share, 100*float64(r.Accepted)/float64(max(r.Scheduled, 1)))
+			cpu = append(cpu, r.perAccepted())
+			up = append(up, float64(r.FewestUp))
+			downs += r.Downs
+			failed += r.Failed
+		}
+		fmt.Printf("| %s | %d | %.0f (%.0f%%) | %.3f | %.0f | %d | %d |\n", m, rs[0].Checks, median(done), median(share), median(cpu), median(up), downs, failed)
 	}
 }
 

@@ -20,12 +20,20 @@ import (
 	"github.com/lvsd/lvsd/config"
 )
 
-// recorder keeps the due→start lag of every probe due inside the window.
+// recorder keeps the due→start lag of every probe started inside the
+// window (counted by start, as the listeners count connections: a checker
+// behind its schedule starts turns due long before),
+// and the failures and downs of targets that all stay up.
 type recorder struct {
 	windowStart, windowEnd atomic.Int64 // UnixNano; nothing counts until set
 	mu                     sync.Mutex
 	lags                   []time.Duration
-	healthy                int
+	healthy, failed        int
+	// up is how many targets are up now, downs how many times one went
+	// down (over the whole run), fewestUp the fewest up in the window.
+	up, downs, fewestUp int
+	inWindow            bool
+	inconclusive        atomic.Int64
 }
 
 func newRecorder(capacity int) *recorder {
@@ -35,14 +43,47 @@ func newRecorder(capacity int) *recorder {
 }
 
 func (r *recorder) record(due, start time.Time, healthy bool) {
-	if d := due.UnixNano(); d < r.windowStart.Load() || d >= r.windowEnd.Load() {
+	if t := start.UnixNano(); t < r.windowStart.Load() || t >= r.windowEnd.Load() {
 		return
 	}
 	r.mu.Lock()
 	r.lags = append(r.lags, start.Sub(due)) // negative: started early (connect loop slack)
 	if healthy {
 		r.healthy++
+	} else {
+		r.failed++
 	}
+	r.mu.Unlock()
+}
+
+// transition counts a target going up or down.
+func (r *recorder) transition(healthy, wasUp bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case healthy && !wasUp:
+		r.up++
+	case !healthy:
+		r.downs++
+		if wasUp {
+			r.up--
+		}
+	}
+	if r.inWindow {
+		r.fewestUp = min(r.fewestUp, r.up)
+	}
+}
+
+// openWindow starts tracking the fewest targets up.
+func (r *recorder) openWindow() {
+	r.mu.Lock()
+	r.inWindow, r.fewestUp = true, r.up
+	r.mu.Unlock()
+}
+
+func (r *recorder) closeWindow() {
+	r.mu.Lock()
+	r.inWindow = false
 	r.mu.Unlock()
 }
 
@@ -69,6 +110,7 @@ func measure(o options) (result, error) {
 	tg := targets(o)
 	scheduled := int(int64(len(tg)) * int64(o.duration) / int64(o.interval))
 	rec := newRecorder(scheduled + len(tg))
+	rec.up = len(tg) // every checker starts with every server up
 	check, err := config.NewCheck(config.Check{Type: "tcp", Interval: config.Duration{Duration: o.interval},
 		Timeout: config.Duration{Duration: o.timeout}, Rise: 1, Fall: 1})
 	if err != nil {
@@ -78,11 +120,26 @@ func measure(o options) (result, error) {
 	defer cancel()
 
 	var wait func()
+	var backlog func() checks.Backlog // lvsd only
 	switch o.role {
 	case "lvsd":
-		s := checks.NewScheduler(nil, nil, checks.WithProbeHook(func(p checks.ProbeRun) {
+		// Transitions come from one goroutine at a time.
+		up := make(map[string]bool, len(tg))
+		for _, t := range tg {
+			up[t.String()] = true
+		}
+		onTransition := func(tr checks.Transition) {
+			rec.transition(tr.Healthy, up[tr.RealServer])
+			up[tr.RealServer] = tr.Healthy
+		}
+		s := checks.NewScheduler(nil, onTransition, checks.WithProbeHook(func(p checks.ProbeRun) {
+			if p.Inconclusive {
+				rec.inconclusive.Add(1)
+				return // not a probe of the server, and retried
+			}
 			rec.record(p.Due, p.Start, p.Result.Healthy)
 		}))
+		backlog = s.Backlog
 		// lvsd run exports the scheduler's metrics, so their cost is part
 		// of a probe's.
 		if err := s.RegisterMetrics(prometheus.NewRegistry()); err != nil {
@@ -90,7 +147,9 @@ func measure(o options) (result, error) {
 		}
 		ts := make([]checks.Target, len(tg))
 		for i, t := range tg {
-			ts[i] = checks.Target{Service: "bench", RealServer: t.String(), Addr: t, Checks: []*config.Check{check}}
+			// Up until checked, as keepalived's servers (alpha off): a
+			// check that fails takes a server out, as there.
+			ts[i] = checks.Target{Service: "bench", RealServer: t.String(), Addr: t, Checks: []*config.Check{check}, StartHealthy: true}
 		}
 		s.Update(ts)
 		done := make(chan struct{})
@@ -122,6 +181,7 @@ func measure(o options) (result, error) {
 	rec.windowStart.Store(start.UnixNano())
 	time.Sleep(time.Until(start))
 	user0, sys0, _ := cpuAndRSS()
+	rec.openWindow()
 	fmt.Println("window")
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -132,10 +192,17 @@ func measure(o options) (result, error) {
 		pprof.StartCPUProfile(f)
 	}
 	peakG := 0
+	var behind checks.Backlog // the most checks behind, and the worst lateness, seen
 	for end := start.Add(o.duration); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		peakG = max(peakG, runtime.NumGoroutine())
+		if backlog != nil {
+			b := backlog()
+			behind.Behind, behind.Worst = max(behind.Behind, b.Behind), max(behind.Worst, b.Worst)
+		}
 	}
 	user1, sys1, maxRSS := cpuAndRSS()
+	rec.closeWindow()
+	fmt.Println("end")
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -154,7 +221,12 @@ func measure(o options) (result, error) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	r := result{Mode: o.role, Checks: len(tg), Scheduled: scheduled, Done: len(rec.lags), Healthy: rec.healthy,
-		CPUSec: (user1 - user0 + sys1 - sys0).Seconds(), MaxRSSKB: maxRSS}
+		CPUSec: (user1 - user0 + sys1 - sys0).Seconds(), MaxRSSKB: maxRSS,
+		Failed: rec.failed, Downs: rec.downs, FewestUp: rec.fewestUp, Inconclusive: int(rec.inconclusive.Load()),
+		BehindMax: -1}
+	if backlog != nil {
+		r.BehindMax, r.BehindByMS = behind.Behind, float64(behind.Worst)/float64(time.Millisecond)
+	}
 	design := "one goroutine and timer per check"
 	if o.role == "lvsd" {
 		design = "checks.Scheduler: connect-only probes on one epoll loop"
@@ -187,6 +259,7 @@ func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *rec
 	due := time.Now().Add(time.Duration(rand.Int64N(int64(o.interval))))
 	timer := time.NewTimer(time.Until(due))
 	defer timer.Stop()
+	up := true // as the scheduler's servers, up until checked
 	for {
 		select {
 		case <-ctx.Done():
@@ -198,6 +271,11 @@ func tickerLoop(ctx context.Context, checker checks.Checker, o options, rec *rec
 		res := checker.Check(pctx)
 		cancel()
 		rec.record(due, start, res.Healthy)
+		// No hysteresis here: fall 1, rise 1.
+		if res.Healthy != up {
+			rec.transition(res.Healthy, up)
+			up = res.Healthy
+		}
 		for due = due.Add(o.interval); !due.After(time.Now()); due = due.Add(o.interval) {
 		}
 		timer.Reset(time.Until(due))

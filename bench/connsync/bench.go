@@ -22,6 +22,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
+	"github.com/lvsd/lvsd/bench/internal/iplab"
+	"github.com/lvsd/lvsd/bench/internal/median"
 )
 
 const (
@@ -49,7 +53,7 @@ type benchOpts struct {
 
 type trialResult struct {
 	arm      string
-	report   clientReport
+	report   heldconns.Report
 	takeover time.Duration // SIGKILL to the VIP on the backup
 	err      error
 }
@@ -125,18 +129,6 @@ func runBench(args []string) error {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func summarize(results map[string][]trialResult) error {
 	type agg struct{ surv, total, gap, takeover []float64 }
 	a := map[string]*agg{}
@@ -161,25 +153,23 @@ func summarize(results map[string][]trialResult) error {
 			continue
 		}
 		fmt.Printf("  %-10s survivors %4.1f/%.0f (min %.0f)  takeover %6.0f ms  stream gap %6.0f ms\n",
-			arm, median(g.surv), median(g.total), slices.Min(g.surv), median(g.takeover), median(g.gap))
+			arm, median.Of(g.surv), median.Of(g.total), slices.Min(g.surv), median.Of(g.takeover), median.Of(g.gap))
 	}
 	l, k := a["lvsd"], a["keepalived"]
 	if l == nil || k == nil || len(l.surv) == 0 || len(k.surv) == 0 {
 		return fmt.Errorf("an arm has no successful trial")
 	}
-	if median(k.surv) > 0 {
-		fmt.Printf("  ratio lvsd/keepalived: survivors %.2f  stream gap %.2f\n", median(l.surv)/median(k.surv), median(l.gap)/median(k.gap))
+	if median.Of(k.surv) > 0 {
+		fmt.Printf("  ratio lvsd/keepalived: survivors %.2f  stream gap %.2f\n", median.Of(l.surv)/median.Of(k.surv), median.Of(l.gap)/median.Of(k.gap))
 	}
 	return nil
 }
 
 // lab is one trial's namespaces and processes.
 type lab struct {
+	iplab.Lab
 	o      benchOpts
 	id     int
-	dir    string
-	procs  []*exec.Cmd
-	ns     []string
 	d1, d2 string
 	client string
 	rs     []string
@@ -187,53 +177,6 @@ type lab struct {
 }
 
 func (l *lab) name(role string) string { return fmt.Sprintf("cs%d-%s", l.id, role) }
-
-func (l *lab) ip(args ...string) error {
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// in runs a command inside namespace ns and returns its output.
-func in(ns string, argv ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("in %s: %s: %v: %s", ns, strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
-
-// start runs argv in ns in its own process group, output to a log file.
-func (l *lab) start(ns, logName string, argv ...string) (*exec.Cmd, error) {
-	f, err := os.Create(filepath.Join(l.dir, logName))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	go func() { cmd.Wait(); f.Close() }()
-	l.procs = append(l.procs, cmd)
-	return cmd, nil
-}
-
-func killGroup(cmd *exec.Cmd) { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-
-func (l *lab) close() {
-	for _, p := range l.procs {
-		killGroup(p)
-	}
-	time.Sleep(100 * time.Millisecond)
-	for _, ns := range l.ns {
-		exec.Command("ip", "netns", "del", ns).Run()
-	}
-}
 
 func (l *lab) build() error {
 	sw := l.name("sw")
@@ -243,11 +186,10 @@ func (l *lab) build() error {
 	}
 	all := append([]string{sw, l.d1, l.d2, l.client}, l.rs...)
 	for _, ns := range all {
-		if err := l.ip("netns", "add", ns); err != nil {
+		if err := l.AddNS(ns); err != nil {
 			return err
 		}
-		l.ns = append(l.ns, ns)
-		if err := l.ip("-n", ns, "link", "set", "lo", "up"); err != nil {
+		if err := iplab.IP("-n", ns, "link", "set", "lo", "up"); err != nil {
 			return err
 		}
 	}
@@ -287,7 +229,7 @@ func (l *lab) build() error {
 		}
 	}
 	for _, s := range steps {
-		if err := l.ip(s...); err != nil {
+		if err := iplab.IP(s...); err != nil {
 			return err
 		}
 	}
@@ -302,12 +244,12 @@ func (l *lab) build() error {
 		sysctls[d] = []string{"net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0"}
 	}
 	for ns, kv := range sysctls {
-		if _, err := in(ns, append([]string{"sysctl", "-qw"}, kv...)...); err != nil {
+		if _, err := iplab.In(ns, append([]string{"sysctl", "-qw"}, kv...)...); err != nil {
 			return err
 		}
 	}
 	for i, r := range l.rs {
-		cmd, err := l.start(r, fmt.Sprintf("echo%d.log", i), l.o.self, "echo", "-listen", fmt.Sprintf(":%d", benchPort))
+		cmd, err := l.Start(r, fmt.Sprintf("echo%d.log", i), l.o.self, "echo", "-listen", fmt.Sprintf(":%d", benchPort))
 		if err != nil {
 			return err
 		}
@@ -338,7 +280,7 @@ func (l *lab) vips() []string {
 
 func (l *lab) lvsdConfig(name string, priority int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[director]\nname = %q\ninterface = \"eth0\"\ncontrol_socket = %q\n\n", name, filepath.Join(l.dir, name+".sock"))
+	fmt.Fprintf(&b, "[director]\nname = %q\ninterface = \"eth0\"\ncontrol_socket = %q\n\n", name, filepath.Join(l.Dir, name+".sock"))
 	fmt.Fprintf(&b, "[[vrrp]]\nname = \"front\"\nvrid = 71\npriority = %d\nadvert_interval = %q\n", priority, l.o.advert.String())
 	if len(l.o.events) > 0 {
 		// The quorum event: a master whose checks fail gives the VIPs up.
@@ -384,18 +326,18 @@ func (l *lab) keepalivedConfig(name string, priority int) string {
 
 func (l *lab) startDirector(arm, ns, name string, priority int) (*exec.Cmd, error) {
 	if arm == "lvsd" {
-		path := filepath.Join(l.dir, name+".toml")
+		path := filepath.Join(l.Dir, name+".toml")
 		if err := os.WriteFile(path, []byte(l.lvsdConfig(name, priority)), 0o644); err != nil {
 			return nil, err
 		}
-		return l.start(ns, name+".log", l.o.lvsd, "run", "-config", path)
+		return l.Start(ns, name+".log", l.o.lvsd, "run", "-config", path)
 	}
-	path := filepath.Join(l.dir, name+".conf")
+	path := filepath.Join(l.Dir, name+".conf")
 	if err := os.WriteFile(path, []byte(l.keepalivedConfig(name, priority)), 0o644); err != nil {
 		return nil, err
 	}
-	pid := func(s string) string { return filepath.Join(l.dir, name+s+".pid") }
-	return l.start(ns, name+".log", l.o.keepalived, "-n", "-D", "-f", path,
+	pid := func(s string) string { return filepath.Join(l.Dir, name+s+".pid") }
+	return l.Start(ns, name+".log", l.o.keepalived, "-n", "-D", "-f", path,
 		"-p", pid(""), "-r", pid("-vrrp"), "-c", pid("-chk"))
 }
 
@@ -428,30 +370,19 @@ func holds(ns string) bool {
 	return false
 }
 
-func waitUntil(timeout time.Duration, what string, cond func() bool) error {
-	end := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(end) {
-			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
-}
-
 func runTrial(o benchOpts, arm string, id int) (res trialResult) {
 	res.arm = arm
-	l := &lab{o: o, id: id, dir: filepath.Join(o.workdir, fmt.Sprintf("trial%d", id))}
-	defer l.close()
+	l := &lab{o: o, id: id, Lab: iplab.Lab{Dir: filepath.Join(o.workdir, fmt.Sprintf("trial%d", id))}}
+	defer l.Close()
 	defer func() {
 		if o.verbose || res.err != nil {
 			for _, f := range []string{"d1.log", "d2.log"} {
-				b, _ := os.ReadFile(filepath.Join(l.dir, f))
+				b, _ := os.ReadFile(filepath.Join(l.Dir, f))
 				fmt.Printf("--- trial %d %s %s\n%s", id, arm, f, b)
 			}
 		}
 	}()
-	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		res.err = err
 		return
 	}
@@ -464,21 +395,21 @@ func runTrial(o benchOpts, arm string, id int) (res trialResult) {
 		res.err = err
 		return
 	}
-	if res.err = waitUntil(30*time.Second, "d1 to hold the VIP", func() bool { return holds(l.d1) }); res.err != nil {
+	if res.err = iplab.WaitUntil(30*time.Second, "d1 to hold the VIP", func() bool { return holds(l.d1) }); res.err != nil {
 		return
 	}
 	if _, res.err = l.startDirector(arm, l.d2, "d2", 100); res.err != nil {
 		return
 	}
-	res.err = waitUntil(30*time.Second, "a backup sync daemon and the service on d2", func() bool {
-		d, _ := in(l.d2, "ipvsadm", "-L", "-n", "--daemon")
-		t, _ := in(l.d2, "ipvsadm", "-L", "-n")
+	res.err = iplab.WaitUntil(30*time.Second, "a backup sync daemon and the service on d2", func() bool {
+		d, _ := iplab.In(l.d2, "ipvsadm", "-L", "-n", "--daemon")
+		t, _ := iplab.In(l.d2, "ipvsadm", "-L", "-n")
 		return strings.Contains(d, "backup sync daemon") && strings.Count(t, "-> 10.7.") == len(l.rs)
 	})
 	if res.err != nil {
 		return
 	}
-	if res.err = waitUntil(30*time.Second, "d1 to still hold the VIP", func() bool { return holds(l.d1) && !holds(l.d2) }); res.err != nil {
+	if res.err = iplab.WaitUntil(30*time.Second, "d1 to still hold the VIP", func() bool { return holds(l.d1) && !holds(l.d2) }); res.err != nil {
 		return
 	}
 
@@ -511,14 +442,14 @@ func runTrial(o benchOpts, arm string, id int) (res trialResult) {
 	// The master dies right after the burst, with its last sync records
 	// still queued: the moment keepalived loses connections.
 	killed := time.Now()
-	killGroup(d1)
+	iplab.KillGroup(d1)
 	if o.kill == "host" {
-		if err := l.ip("-n", l.name("sw"), "link", "set", "p0", "down"); err != nil {
+		if err := iplab.IP("-n", l.name("sw"), "link", "set", "p0", "down"); err != nil {
 			res.err = err
 			return
 		}
 	}
-	if res.err = waitUntil(30*time.Second, "d2 to take the VIP", func() bool { return holds(l.d2) }); res.err != nil {
+	if res.err = iplab.WaitUntil(30*time.Second, "d2 to take the VIP", func() bool { return holds(l.d2) }); res.err != nil {
 		return
 	}
 	res.takeover = time.Since(killed)

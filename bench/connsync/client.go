@@ -21,24 +21,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// clientReport is what the client prints as one JSON line when told to stop.
-type clientReport struct {
-	Total     int     `json:"total"` // connections alive at the previous report (all of them at the first)
-	Survivors int     `json:"survivors"`
-	Lost      []int   `json:"lost"`      // indexes of dead connections
-	Timeouts  int     `json:"timeouts"`  // of those lost at this report, how many went silent (not reset)
-	GapMS     float64 `json:"gap_ms"`    // longest time without a stream reply
-	Reconnect int     `json:"reconnect"` // times the stream had to reconnect
-	Requests  int     `json:"requests"`
-	// With -newconn: new connections opened, how many failed, and the
-	// longest time between two that succeeded.
-	Refilled  int     `json:"refilled,omitempty"` // connections opened after this report to replace the lost
-	NewConns  int     `json:"new_conns,omitempty"`
-	NewFailed int     `json:"new_failed,omitempty"`
-	NewGapMS  float64 `json:"new_gap_ms,omitempty"`
-}
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
+)
 
 func runClient(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
@@ -127,7 +112,7 @@ func runClient(args []string) error {
 		// lost when it is reset or stays silent for 15 s: TCP retransmits
 		// through a route that moved, and under the VM's emulated CPU a
 		// few seconds of silence say nothing.
-		rep := clientReport{Total: alive}
+		rep := heldconns.Report{Total: alive}
 		var ex sync.WaitGroup
 		for i, c := range conns {
 			mu.Lock()

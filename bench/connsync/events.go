@@ -16,36 +16,24 @@ package main
 //     track_services gives the VIP up; done when the other director holds
 //     it.
 //
-// After each event the client's connections stay idle for settle (the dead
-// master's last sync records, if any, arrive meanwhile), then the client
-// reports: held connections that still exchange data, and the longest gap
-// its 10 ms stream and its new connections saw.
+// After each event the client's connections stay idle for heldconns.Settle
+// (the dead master's last sync records, if any, arrive meanwhile), then the
+// client reports: held connections that still exchange data, and the
+// longest gap its 10 ms stream and its new connections saw.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
+	"github.com/lvsd/lvsd/bench/internal/iplab"
 	"github.com/lvsd/lvsd/director"
 )
-
-// eventRow is one event of one trial.
-type eventRow struct {
-	Trial  int          `json:"trial"`
-	Event  string       `json:"event"`
-	TookMS float64      `json:"took_ms"` // event to done (evicted, VIP moved)
-	Report clientReport `json:"report"`
-	Err    string       `json:"error,omitempty"`
-}
-
-const eventSettle = 5 * time.Second
 
 func runEvents(o benchOpts) error {
 	if o.forwarding != "dr" {
@@ -59,7 +47,7 @@ func runEvents(o benchOpts) error {
 		for _, r := range rows {
 			if o.json {
 				b, _ := json.Marshal(r)
-				fmt.Printf("EVENT %s\n", b)
+				fmt.Printf("%s%s\n", heldconns.EventPrefix, b)
 			}
 			fmt.Printf("  trial %d %-7s survivors %3d/%-3d  took %6.0f ms  stream gap %6.0f ms  new connections %d/%d failed, gap %6.0f ms %s\n",
 				id, r.Event, r.Report.Survivors, r.Report.Total, r.TookMS, r.Report.GapMS, r.Report.NewFailed, r.Report.NewConns, r.Report.NewGapMS, r.Err)
@@ -75,18 +63,18 @@ func runEvents(o benchOpts) error {
 	return nil
 }
 
-func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
-	l := &lab{o: o, id: id, dir: filepath.Join(o.workdir, fmt.Sprintf("events%d", id))}
-	defer l.close()
+func runEventTrial(o benchOpts, id int) (rows []heldconns.Event, err error) {
+	l := &lab{o: o, id: id, Lab: iplab.Lab{Dir: filepath.Join(o.workdir, fmt.Sprintf("events%d", id))}}
+	defer l.Close()
 	defer func() {
 		if o.verbose || err != nil {
 			for _, f := range []string{"d1.log", "d2.log"} {
-				b, _ := os.ReadFile(filepath.Join(l.dir, f))
+				b, _ := os.ReadFile(filepath.Join(l.Dir, f))
 				fmt.Printf("--- events trial %d %s\n%s", id, f, b)
 			}
 		}
 	}()
-	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := l.build(); err != nil {
@@ -96,25 +84,25 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitUntil(30*time.Second, "d1 to hold the VIP", func() bool { return holds(l.d1) }); err != nil {
+	if err := iplab.WaitUntil(30*time.Second, "d1 to hold the VIP", func() bool { return holds(l.d1) }); err != nil {
 		return nil, err
 	}
 	if _, err := l.startDirector("lvsd", l.d2, "d2", 100); err != nil {
 		return nil, err
 	}
-	if err := waitUntil(30*time.Second, "a backup sync daemon and the service on d2", func() bool {
-		d, _ := in(l.d2, "ipvsadm", "-L", "-n", "--daemon")
-		t, _ := in(l.d2, "ipvsadm", "-L", "-n")
+	if err := iplab.WaitUntil(30*time.Second, "a backup sync daemon and the service on d2", func() bool {
+		d, _ := iplab.In(l.d2, "ipvsadm", "-L", "-n", "--daemon")
+		t, _ := iplab.In(l.d2, "ipvsadm", "-L", "-n")
 		return strings.Contains(d, "backup sync daemon") && strings.Count(t, "-> 10.7.") == len(l.rs)
 	}); err != nil {
 		return nil, err
 	}
 
-	client, reports, err := l.startEventClient()
+	client, err := heldconns.StartEvents(l.client, o.self, fmt.Sprintf("%s:%d", benchVIP, benchPort), o.conns)
 	if err != nil {
 		return nil, err
 	}
-	defer client.Process.Kill()
+	defer client.Kill()
 	master, backup := l.d1, l.d2
 	for _, ev := range o.events {
 		start := time.Now()
@@ -122,18 +110,18 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 		switch ev {
 		case "rs":
 			last := len(l.rs) - 1
-			killGroup(l.echo[last])
+			iplab.KillGroup(l.echo[last])
 			rip := l.realAddrs()[last]
 			done = func() bool { return !serving(l.d1, rip) && !serving(l.d2, rip) }
 		case "kill":
 			if master != l.d1 {
 				return rows, fmt.Errorf("kill: d1 is not the master")
 			}
-			if err := l.ip("-n", l.name("sw"), "link", "set", "p0", "down"); err != nil {
+			if err := iplab.IP("-n", l.name("sw"), "link", "set", "p0", "down"); err != nil {
 				return rows, err
 			}
 			start = time.Now() // the exec above takes a while under TCG
-			killGroup(d1)
+			iplab.KillGroup(d1)
 			done = func() bool { return holds(l.d2) }
 			master, backup = l.d2, l.d1
 		case "join":
@@ -141,9 +129,9 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 			for _, argv := range [][]string{
 				{"ipvsadm", "--stop-daemon", "master"}, {"ipvsadm", "--stop-daemon", "backup"}, {"ipvsadm", "-C"},
 			} {
-				_, _ = in(l.d1, argv...)
+				_, _ = iplab.In(l.d1, argv...)
 			}
-			if err := l.ip("-n", l.name("sw"), "link", "set", "p0", "up"); err != nil {
+			if err := iplab.IP("-n", l.name("sw"), "link", "set", "p0", "up"); err != nil {
 				return rows, err
 			}
 			if d1, err = l.startDirector("lvsd", l.d1, "d1", 150); err != nil {
@@ -156,7 +144,7 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 			if master == l.d2 {
 				ip = "10.7.0.2"
 			}
-			if _, err := in(master, "nft", "add table inet connsync; add chain inet connsync out { type filter hook output priority 0; }; "+
+			if _, err := iplab.In(master, "nft", "add table inet connsync; add chain inet connsync out { type filter hook output priority 0; }; "+
 				"add rule inet connsync out ip saddr "+ip+" tcp dport 80 drop"); err != nil {
 				return rows, err
 			}
@@ -167,13 +155,8 @@ func runEventTrial(o benchOpts, id int) (rows []eventRow, err error) {
 		default:
 			return rows, fmt.Errorf("unknown event %q (want rs, kill, join or quorum)", ev)
 		}
-		row := eventRow{Trial: id, Event: ev}
-		if err := waitUntil(60*time.Second, ev+" to be done", done); err != nil {
-			row.Err = err.Error()
-		}
-		row.TookMS = ms(time.Since(start))
-		time.Sleep(eventSettle)
-		if row.Report, err = reports(); err != nil {
+		row, err := client.Measure(id, ev, start, done)
+		if err != nil {
 			return rows, err
 		}
 		rows = append(rows, row)
@@ -204,38 +187,4 @@ func serving(ns, rip string) bool {
 		}
 	}
 	return false
-}
-
-// startEventClient starts the client in its namespace and returns a
-// function that asks it for the report of the time since the last one.
-func (l *lab) startEventClient() (*exec.Cmd, func() (clientReport, error), error) {
-	cmd := exec.Command("ip", "netns", "exec", l.client, l.o.self, "client",
-		"-target", fmt.Sprintf("%s:%d", benchVIP, benchPort), "-n", fmt.Sprint(l.o.conns), "-probe", "0",
-		"-stream", "10ms", "-newconn", "50ms", "-settle", "1s", "-burst", "20", "-refill")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || lines.Text() != "READY" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, nil, fmt.Errorf("client could not open its connections: %q", lines.Text())
-	}
-	reports := func() (clientReport, error) {
-		var r clientReport
-		if err := cmd.Process.Signal(syscall.SIGUSR2); err != nil {
-			return r, err
-		}
-		if !lines.Scan() {
-			return r, fmt.Errorf("client gave no report")
-		}
-		return r, json.Unmarshal(lines.Bytes(), &r)
-	}
-	return cmd, reports, nil
 }

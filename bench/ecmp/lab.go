@@ -18,13 +18,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/lvsd/lvsd/bench/internal/iplab"
 	lvsdir "github.com/lvsd/lvsd/director"
 )
 
@@ -45,11 +45,9 @@ type director struct {
 }
 
 type lab struct {
+	iplab.Lab
 	o      options
 	id     int
-	dir    string
-	procs  []*exec.Cmd
-	nss    []string
 	sw, rt string
 	client string
 	dirs   []*director
@@ -59,55 +57,8 @@ type lab struct {
 
 func (l *lab) name(role string) string { return fmt.Sprintf("ecmp%d-%s", l.id, role) }
 
-func run(argv ...string) (string, error) {
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
-
-// in runs argv inside namespace ns.
-func in(ns string, argv ...string) (string, error) {
-	return run(append([]string{"ip", "netns", "exec", ns}, argv...)...)
-}
-
-// start runs argv in ns in its own process group, output to a log file.
-func (l *lab) start(ns, logName string, argv ...string) (*exec.Cmd, error) {
-	f, err := os.Create(filepath.Join(l.dir, logName))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	go func() { cmd.Wait(); f.Close() }()
-	l.procs = append(l.procs, cmd)
-	return cmd, nil
-}
-
-func killGroup(cmd *exec.Cmd) {
-	if cmd != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
-
-func (l *lab) close() {
-	for _, p := range l.procs {
-		killGroup(p)
-	}
-	time.Sleep(100 * time.Millisecond)
-	for _, ns := range l.nss {
-		exec.Command("ip", "netns", "del", ns).Run()
-	}
-}
-
 func (l *lab) build() error {
-	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return err
 	}
 	l.sw, l.rt, l.client = l.name("sw"), l.name("rt"), l.name("c")
@@ -119,10 +70,9 @@ func (l *lab) build() error {
 	}
 	all = append(all, l.reals...)
 	for _, ns := range all {
-		if _, err := run("ip", "netns", "add", ns); err != nil {
+		if err := l.AddNS(ns); err != nil {
 			return err
 		}
-		l.nss = append(l.nss, ns)
 	}
 	steps := [][]string{
 		{"-n", l.sw, "link", "add", "br0", "type", "bridge"},
@@ -154,7 +104,7 @@ func (l *lab) build() error {
 		steps = append(steps, []string{"-n", ns, "link", "set", "lo", "up"})
 	}
 	for _, s := range steps {
-		if _, err := run(append([]string{"ip"}, s...)...); err != nil {
+		if err := iplab.IP(s...); err != nil {
 			return err
 		}
 	}
@@ -168,12 +118,12 @@ func (l *lab) build() error {
 		sysctls[r] = []string{"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"}
 	}
 	for ns, kv := range sysctls {
-		if _, err := in(ns, append([]string{"sysctl", "-qw"}, kv...)...); err != nil {
+		if _, err := iplab.In(ns, append([]string{"sysctl", "-qw"}, kv...)...); err != nil {
 			return err
 		}
 	}
 	for i, r := range l.reals {
-		cmd, err := l.start(r, fmt.Sprintf("echo%d.log", i+1), l.o.connsync, "echo", "-listen", fmt.Sprintf(":%d", port))
+		cmd, err := l.Start(r, fmt.Sprintf("echo%d.log", i+1), l.o.connsync, "echo", "-listen", fmt.Sprintf(":%d", port))
 		if err != nil {
 			return err
 		}
@@ -223,8 +173,8 @@ protocol direct lvsd_vips { ipv4; interface "lvsd-anycast"; }
 
 func (l *lab) lvsdConfig(d *director) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[director]\nname = %q\ninterface = \"eth0\"\nmetrics_listen = \"\"\ncontrol_socket = %q\n\n", d.name, filepath.Join(l.dir, d.name+".sock"))
-	fmt.Fprintf(&b, "[announce]\nbird_socket = %q\n\n", filepath.Join(l.dir, d.name+"-bird.ctl"))
+	fmt.Fprintf(&b, "[director]\nname = %q\ninterface = \"eth0\"\nmetrics_listen = \"\"\ncontrol_socket = %q\n\n", d.name, filepath.Join(l.Dir, d.name+".sock"))
+	fmt.Fprintf(&b, "[announce]\nbird_socket = %q\n\n", filepath.Join(l.Dir, d.name+"-bird.ctl"))
 	fmt.Fprintf(&b, "[[service]]\nname = \"echo\"\nvip = %q\nport = %d\nscheduler = \"mh\"\nsched_flags = [\"mh-port\", \"mh-fallback\"]\nforwarding = \"dr\"\nannounce = true\n", vip, port)
 	// As bench/connsync's pair in events mode: evicted within 2.5 s.
 	b.WriteString("  [[service.check]]\n  type = \"tcp\"\n  interval = \"1s\"\n  timeout = \"500ms\"\n  rise = 1\n  fall = 2\n")
@@ -235,11 +185,11 @@ func (l *lab) lvsdConfig(d *director) string {
 }
 
 func (l *lab) startBIRD(ns, name, config string) error {
-	path := filepath.Join(l.dir, name+"-bird.conf")
+	path := filepath.Join(l.Dir, name+"-bird.conf")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		return err
 	}
-	cmd, err := l.start(ns, name+"-bird.log", l.o.bird, "-f", "-c", path, "-s", filepath.Join(l.dir, name+"-bird.ctl"))
+	cmd, err := l.Start(ns, name+"-bird.log", l.o.bird, "-f", "-c", path, "-s", filepath.Join(l.Dir, name+"-bird.ctl"))
 	if err == nil && name != "rt" {
 		for _, d := range l.dirs {
 			if d.name == name {
@@ -254,12 +204,12 @@ func (l *lab) startDirector(d *director) error {
 	if err := l.startBIRD(d.ns, d.name, directorBIRD(d)); err != nil {
 		return err
 	}
-	path := filepath.Join(l.dir, d.name+".toml")
+	path := filepath.Join(l.Dir, d.name+".toml")
 	if err := os.WriteFile(path, []byte(l.lvsdConfig(d)), 0o644); err != nil {
 		return err
 	}
 	var err error
-	d.lvsd, err = l.start(d.ns, d.name+".log", l.o.lvsd, "run", "-config", path)
+	d.lvsd, err = l.Start(d.ns, d.name+".log", l.o.lvsd, "run", "-config", path)
 	return err
 }
 
@@ -324,15 +274,4 @@ func (l *lab) weight(d *director, rip string) int {
 		}
 	}
 	return -1
-}
-
-func waitUntil(timeout time.Duration, what string, cond func() bool) error {
-	end := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(end) {
-			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
 }

@@ -28,6 +28,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lvsd/lvsd/bench/internal/heldconns"
+	"github.com/lvsd/lvsd/bench/internal/median"
 )
 
 type options struct {
@@ -43,26 +46,6 @@ type options struct {
 
 // events are the events of both arms, in order.
 var events = []string{"rs", "kill", "join", "quorum"}
-
-// clientReport is bench/connsync's client report (client.go there).
-type clientReport struct {
-	Total     int     `json:"total"`
-	Survivors int     `json:"survivors"`
-	Timeouts  int     `json:"timeouts"`
-	GapMS     float64 `json:"gap_ms"`
-	NewConns  int     `json:"new_conns"`
-	NewFailed int     `json:"new_failed"`
-	NewGapMS  float64 `json:"new_gap_ms"`
-}
-
-// row is one event of one trial, in either arm (connsync's eventRow).
-type row struct {
-	Trial  int          `json:"trial"`
-	Event  string       `json:"event"`
-	TookMS float64      `json:"took_ms"`
-	Report clientReport `json:"report"`
-	Err    string       `json:"error,omitempty"`
-}
 
 func main() {
 	if err := runBench(os.Args[1:]); err != nil {
@@ -107,14 +90,14 @@ func runBench(args []string) error {
 
 	fmt.Printf("ecmp: %d held connections, events %s, %d rounds; ECMP: 3 directors, mh + sloppy_tcp, DR, BFD %v × %d; VRRP: lvsd pair with sync, adverts %v\n",
 		o.conns, strings.Join(events, ","), o.rounds, bfdInterval, bfdMult, o.advert)
-	results := map[string][]row{}
+	results := map[string][]heldconns.Event{}
 	for round := 0; round < o.rounds; round++ {
 		arms := []string{"ecmp", "vrrp"}
 		if round%2 == 1 {
 			slices.Reverse(arms)
 		}
 		for _, arm := range arms {
-			var rows []row
+			var rows []heldconns.Event
 			var err error
 			if arm == "ecmp" {
 				rows, err = runECMPTrial(o, round+1)
@@ -136,7 +119,7 @@ func runBench(args []string) error {
 
 // runVRRPTrial runs one trial of bench/connsync's lvsd pair in events mode
 // and reads its rows.
-func runVRRPTrial(o options, id int) ([]row, error) {
+func runVRRPTrial(o options, id int) ([]heldconns.Event, error) {
 	cmd := exec.Command(o.connsync, "bench", "-lvsd", o.lvsd, "-rounds", "1", "-conns", fmt.Sprint(o.conns), "-reals", "3",
 		"-advert", o.advert.String(), "-events", strings.Join(events, ","), "-json")
 	if o.verbose {
@@ -151,17 +134,17 @@ func runVRRPTrial(o options, id int) ([]row, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	var rows []row
+	var rows []heldconns.Event
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "EVENT ")
+		line, ok := strings.CutPrefix(sc.Text(), heldconns.EventPrefix)
 		if !ok {
 			if o.verbose || strings.Contains(sc.Text(), "error") {
 				fmt.Println("    connsync:", sc.Text())
 			}
 			continue
 		}
-		var r row
+		var r heldconns.Event
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return rows, err
 		}
@@ -174,21 +157,9 @@ func runVRRPTrial(o options, id int) ([]row, error) {
 	return rows, nil
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // summarize prints one line per event and arm: survivors summed over the
 // trials in which the event completed, times as medians.
-func summarize(results map[string][]row) error {
+func summarize(results map[string][]heldconns.Event) error {
 	fmt.Println("\nsummary (held connections surviving each event, summed over trials; times are medians):")
 	fmt.Printf("  %-7s %-5s %14s %12s %12s %16s %12s\n", "event", "arm", "survivors", "moved after", "stream gap", "new conns failed", "new gap")
 	ok := false
@@ -219,7 +190,7 @@ func summarize(results map[string][]row) error {
 				pct = 100 * float64(surv) / float64(total)
 			}
 			fmt.Printf("  %-7s %-5s %5d/%-4d %3.0f%% %9.0f ms %9.0f ms %9d/%-6d %9.0f ms\n",
-				ev, arm, surv, total, pct, median(took), median(gap), newFail, newN, median(newGap))
+				ev, arm, surv, total, pct, median.Of(took), median.Of(gap), newFail, newN, median.Of(newGap))
 			if silent > 0 {
 				fmt.Printf("  %-7s %-5s   (%d of the lost went silent for 15 s rather than being reset)\n", "", "", silent)
 			}

@@ -1,21 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/lvsd/lvsd/director"
-	lproc "github.com/lvsd/lvsd/internal/proc"
+	ilab "github.com/lvsd/lvsd/internal/lab"
+	"github.com/lvsd/lvsd/internal/netns"
 )
 
-// impl is one director implementation with its namespaces: dirNS holds its
+// impl is one director implementation with its namespaces: dir holds its
 // IPVS table; each real server, 10.<subnet>.<host>.2 for host 11 and 12, has
 // a namespace of its own behind a veth "rs<host>", so one can be cut off alone.
 type impl struct {
@@ -23,7 +24,8 @@ type impl struct {
 	subnet int
 	start  func(*impl) (*proc, error)
 
-	dirNS      string
+	dir        *ilab.NS
+	rs         map[netip.AddrPort]*ilab.NS
 	testserver string
 	kernel     director.IPVS
 	daemon     *proc
@@ -40,38 +42,35 @@ func (i *impl) addr(host int) netip.AddrPort {
 	return netip.MustParseAddrPort(fmt.Sprintf("10.%d.%d.2:80", i.subnet, host))
 }
 
-func (i *impl) rsNS(a netip.AddrPort) string {
-	return fmt.Sprintf("lvsd-ev-%s-rs%d", i.name, a.Addr().As4()[2])
-}
-
 func (i *impl) vip() string { return fmt.Sprintf("10.%d.1.100", i.subnet) }
 
 func (i *impl) reals() []netip.AddrPort { return []netip.AddrPort{i.addr(11), i.addr(12)} }
 
-func (i *impl) setup(testserver string) error {
-	i.dirNS = "lvsd-ev-" + i.name + "-dir"
-	i.testserver, i.servers, i.victim = testserver, map[netip.AddrPort]*proc{}, i.addr(12)
-	i.teardown() // a previous run killed before its cleanup
-	cmds := [][]string{
-		{"ip", "netns", "add", i.dirNS},
-		{"ip", "-n", i.dirNS, "link", "set", "lo", "up"},
+// setup builds the implementation's namespaces in l and starts its real
+// servers; l's Close undoes all of it.
+func (i *impl) setup(l *ilab.Lab, testserver string) error {
+	i.testserver, i.servers, i.rs, i.victim = testserver, map[netip.AddrPort]*proc{}, map[netip.AddrPort]*ilab.NS{}, i.addr(12)
+	var err error
+	if i.dir, err = ilab.NewNS(l, "ev-"+i.name+"-dir"); err != nil {
+		return err
 	}
 	for _, h := range hosts {
-		rs, net, dev := i.rsNS(i.addr(h)), fmt.Sprintf("10.%d.%d", i.subnet, h), fmt.Sprintf("rs%d", h)
-		cmds = append(cmds, [][]string{
-			{"ip", "netns", "add", rs},
-			{"ip", "-n", rs, "link", "set", "lo", "up"},
-			{"ip", "-n", i.dirNS, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", rs},
-			{"ip", "-n", i.dirNS, "addr", "add", net + ".1/24", "dev", dev},
-			{"ip", "-n", i.dirNS, "link", "set", dev, "up"},
-			{"ip", "-n", rs, "addr", "add", net + ".2/24", "dev", "eth0"},
-			{"ip", "-n", rs, "link", "set", "eth0", "up"},
-			{"ip", "-n", rs, "route", "add", "default", "via", net + ".1"},
-		}...)
-	}
-	for _, c := range cmds {
-		if err := sh(c...); err != nil {
+		a := i.addr(h)
+		rs, err := ilab.NewNS(l, fmt.Sprintf("ev-%s-rs%d", i.name, h))
+		if err != nil {
 			return err
+		}
+		i.rs[a] = rs
+		net, dev := fmt.Sprintf("10.%d.%d", i.subnet, h), fmt.Sprintf("rs%d", h)
+		for _, err := range []error{
+			i.dir.Veth(dev, rs, "eth0"),
+			i.dir.Addr(dev, net+".1/24"),
+			rs.Addr("eth0", net+".2/24"),
+			rs.Route("default", "via", net+".1"),
+		} {
+			if err != nil {
+				return err
+			}
 		}
 	}
 	for _, a := range i.reals() {
@@ -79,18 +78,10 @@ func (i *impl) setup(testserver string) error {
 			return err
 		}
 	}
-	k, err := director.OpenKernelAt("/run/netns/" + i.dirNS)
-	if err != nil {
+	if i.kernel, err = director.OpenKernelAt(netns.Path(i.dir.Name)); err != nil {
 		return err
 	}
-	i.kernel = k
-	return nil
-}
-
-func sh(argv ...string) error {
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
-	}
+	l.Cleanup(func() { i.kernel.Close() })
 	return nil
 }
 
@@ -99,27 +90,14 @@ func sh(argv ...string) error {
 // answers again.
 func (i *impl) cutOff(a netip.AddrPort, on bool) error {
 	if on {
-		return sh("ip", "netns", "exec", i.rsNS(a), "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "100%")
+		return i.rs[a].Netem("eth0", netlink.NetemQdiscAttrs{Loss: 100})
 	}
-	return sh("ip", "netns", "exec", i.rsNS(a), "tc", "qdisc", "del", "dev", "eth0", "root")
-}
-
-func (i *impl) teardown() {
-	if i.kernel != nil {
-		i.kernel.Close()
-	}
-	for _, p := range i.servers {
-		p.stop()
-	}
-	exec.Command("ip", "netns", "del", i.dirNS).Run()
-	for _, a := range i.reals() {
-		exec.Command("ip", "netns", "del", i.rsNS(a)).Run()
-	}
+	return i.rs[a].ClearNetem("eth0")
 }
 
 // startServer starts the testserver of one real server and waits until it listens.
 func (i *impl) startServer(a netip.AddrPort) error {
-	p, err := startIn(i.rsNS(a), i.testserver, "-name", a.Addr().String(), "-http", a.String())
+	p, err := startIn(i.rs[a], i.testserver, "-name", a.Addr().String(), "-http", a.String())
 	if err != nil {
 		return err
 	}
@@ -141,7 +119,7 @@ func startLvsd(i *impl, lvsd, dir string, s settings) (*proc, error) {
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	return startIn(i.dirNS, lvsd, "run", "-config", conf)
+	return startIn(i.dir, lvsd, "run", "-config", conf)
 }
 
 // startKeepalived runs keepalived's checker process alone (-C) in the
@@ -169,24 +147,18 @@ func startKeepalived(i *impl, keepalived, dir string, s settings) (*proc, error)
 		// -l writes to the console too, where it mixes with the rounds.
 		argv = append(argv, "-l", "-D")
 	}
-	return startIn(i.dirNS, argv...)
+	return startIn(i.dir, argv...)
 }
 
 // proc is a process started in a namespace, with its output kept.
-type proc struct {
-	*lproc.Proc
-	out lproc.Buffer
-}
+type proc struct{ *ilab.Proc }
 
-func startIn(ns string, argv ...string) (*proc, error) {
-	p := &proc{}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	var err error
-	if p.Proc, err = lproc.Start(cmd, nil); err != nil {
-		return nil, fmt.Errorf("start %s: %w", strings.Join(argv, " "), err)
+func startIn(ns *ilab.NS, argv ...string) (*proc, error) {
+	p, err := ns.Start(ilab.ProcOptions{Grace: 10 * time.Second}, argv...)
+	if err != nil {
+		return nil, err
 	}
-	return p, nil
+	return &proc{p}, nil
 }
 
 // kill is the failure the bench times: SIGKILL, then the wait for the end.
@@ -198,23 +170,13 @@ func (p *proc) kill() error {
 	return nil
 }
 
-func (p *proc) stop() { _ = p.Stop(10 * time.Second) }
+func (p *proc) stop() { _ = p.Stop() }
 
 func (p *proc) waitOutput(substr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for !strings.Contains(p.out.String(), substr) {
-		if p.Exited() || time.Now().After(deadline) {
-			return fmt.Errorf("%s: no %q in its output:\n%s", strings.Join(p.Cmd.Args, " "), substr, p.tail())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := p.WaitOutput(substr, limit); err != nil {
+		return fmt.Errorf("%w:\n%s", err, p.tail())
 	}
 	return nil
 }
 
-func (p *proc) tail() string {
-	lines := strings.Split(strings.TrimSpace(p.out.String()), "\n")
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (p *proc) tail() string { return p.Tail(20) }

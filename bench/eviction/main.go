@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/director"
+	ilab "github.com/lvsd/lvsd/internal/lab"
 )
 
 var (
@@ -121,11 +122,12 @@ func run(rounds int, lvsd, keepalived, testserver string, s settings) error {
 		{name: "lvsd", subnet: 77, start: func(i *impl) (*proc, error) { return startLvsd(i, lvsd, dir, s) }},
 		{name: "keepalived", subnet: 78, start: func(i *impl) (*proc, error) { return startKeepalived(i, keepalived, dir, s) }},
 	}
+	machines := &ilab.Lab{}
+	defer machines.Close()
 	for _, i := range impls {
-		if err := i.setup(testserver); err != nil {
+		if err := i.setup(machines, testserver); err != nil {
 			return fmt.Errorf("%s lab: %w", i.name, err)
 		}
-		defer i.teardown()
 	}
 	for _, i := range impls {
 		p, err := i.start(i)
@@ -169,7 +171,7 @@ func run(rounds int, lvsd, keepalived, testserver string, s settings) error {
 
 	if verbose {
 		for _, i := range impls {
-			fmt.Printf("\n%s log:\n%s\n", i.name, i.daemon.out.String())
+			fmt.Printf("\n%s log:\n%s\n", i.name, i.daemon.Output())
 		}
 	}
 	what := "SIGKILL of the real server (probes refused)"

@@ -3,8 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os/exec"
+	"io"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -18,7 +19,12 @@ const lvsdMetrics = "127.0.0.1:9910"
 // started, from its own histograms: a probe that outlasts the timeout
 // against a live server is what makes a false eviction.
 func lvsdProbeStats(i *impl) (string, error) {
-	out, err := exec.Command("ip", "netns", "exec", i.dirNS, "curl", "-sS", "--max-time", "10", "http://"+lvsdMetrics+"/metrics").Output()
+	resp, err := i.dir.HTTPClient(10 * time.Second).Get("http://" + lvsdMetrics + "/metrics")
+	if err != nil {
+		return "", fmt.Errorf("scrape lvsd metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return "", fmt.Errorf("scrape lvsd metrics: %w", err)
 	}

@@ -13,18 +13,18 @@ package main
 import (
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lvsd/lvsd/bench/internal/vrrppair"
+	"github.com/lvsd/lvsd/internal/lab"
 )
 
 const (
-	vip      = "10.9.0.10"
 	interval = 100 * time.Millisecond
 	backupPr = 100
 )
@@ -43,12 +43,6 @@ func main() {
 
 var verbose bool
 
-// impl is one VRRP implementation under test.
-type impl struct {
-	name  string
-	start func(l *lab, ns string, priority int) (*proc, error)
-}
-
 func run(node []string, keepalived string, rounds int) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (network namespaces)")
@@ -58,54 +52,35 @@ func run(node []string, keepalived string, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	impls := []impl{
-		{"lvsd", func(l *lab, ns string, prio int) (*proc, error) {
-			path := filepath.Join(l.dir, ns+".toml")
-			if err := os.WriteFile(path, []byte(lvsdConfig(prio, filepath.Join(l.dir, ns+".sock"))), 0o644); err != nil {
-				return nil, err
-			}
-			return l.start(ns, append(append([]string{}, node...), path)...)
-		}},
-		{"keepalived", func(l *lab, ns string, prio int) (*proc, error) {
-			base := filepath.Join(l.dir, ns)
-			if err := os.WriteFile(base+".conf", []byte(keepalivedConfig(prio)), 0o644); err != nil {
-				return nil, err
-			}
-			// A killed keepalived leaves pid files that stop the next start.
-			for _, p := range []string{".pid", ".vrrp.pid", ".check.pid"} {
-				os.Remove(base + p)
-			}
-			return l.start(ns, keepalived, "-n", "-l", "-D", "-P", "-f", base+".conf",
-				"-p", base+".pid", "-r", base+".vrrp.pid", "-c", base+".check.pid")
-		}},
-	}
-	sk := time.Duration(int64(256-backupPr) * int64(interval) / 256)
+	machines := &lab.Lab{}
+	defer machines.Close()
+	o := vrrppair.Options{Interval: interval, Lvsd: node, Keepalived: keepalived, KeepalivedDetail: true}
+	sk := vrrppair.Skew(interval, backupPr)
 	fmt.Printf("VRRP failover, advert_interval %v, master priority 200, backup %d, %d rounds each\n", interval, backupPr, rounds)
 	fmt.Printf("targets: SIGKILL p99 <= 3*interval + skew + 20ms = %v; SIGTERM p99 <= skew + 20ms = %v\n\n",
 		ms(3*interval+sk+20*time.Millisecond), ms(sk+20*time.Millisecond))
 	fmt.Printf("%-10s %-8s %9s %9s %9s %9s %s\n", "impl", "signal", "p50", "p99", "min", "max", "failed")
 	// One lab per implementation, rounds alternating between them, so
 	// both see the same machine load (the CPU is shared).
-	runs := make([]*series, len(impls))
-	for i, im := range impls {
-		l, err := newLab(filepath.Join(dir, im.name), i)
+	var runs []*series
+	for _, impl := range []vrrppair.Impl{vrrppair.Lvsd, vrrppair.Keepalived} {
+		p, err := vrrppair.New(machines, impl, filepath.Join(dir, string(impl)), o)
 		if err != nil {
 			return err
 		}
-		defer l.close()
-		runs[i] = &series{impl: im, lab: l}
+		runs = append(runs, &series{pair: p})
 	}
 	results := map[string][2]time.Duration{}
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		for _, s := range runs {
 			if err := s.begin(); err != nil {
-				return fmt.Errorf("%s: %w", s.impl.name, err)
+				return fmt.Errorf("%s: %w", s.pair.Impl, err)
 			}
 		}
 		for r := 0; r < rounds; r++ {
 			for _, s := range runs {
 				if err := s.round(sig); err != nil {
-					return fmt.Errorf("%s %v: %w", s.impl.name, sig, err)
+					return fmt.Errorf("%s %v: %w", s.pair.Impl, sig, err)
 				}
 			}
 		}
@@ -114,15 +89,15 @@ func run(node []string, keepalived string, rounds int) error {
 			samples := s.samples
 			sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 			if len(samples) == 0 {
-				fmt.Printf("%-10s %-8s no successful rounds (%d failed)\n", s.impl.name, sigName(sig), s.failed)
+				fmt.Printf("%-10s %-8s no successful rounds (%d failed)\n", s.pair.Impl, sigName(sig), s.failed)
 				continue
 			}
 			if verbose {
-				fmt.Printf("%-10s %-8s samples %v\n", s.impl.name, sigName(sig), samples)
+				fmt.Printf("%-10s %-8s samples %v\n", s.pair.Impl, sigName(sig), samples)
 			}
 			p50, p99 := percentile(samples, 50), percentile(samples, 99)
-			results[s.impl.name+sigName(sig)] = [2]time.Duration{p50, p99}
-			fmt.Printf("%-10s %-8s %9s %9s %9s %9s %d\n", s.impl.name, sigName(sig), ms(p50), ms(p99),
+			results[string(s.pair.Impl)+sigName(sig)] = [2]time.Duration{p50, p99}
+			fmt.Printf("%-10s %-8s %9s %9s %9s %9s %d\n", s.pair.Impl, sigName(sig), ms(p50), ms(p99),
 				ms(samples[0]), ms(samples[len(samples)-1]), s.failed)
 		}
 	}
@@ -139,66 +114,35 @@ func run(node []string, keepalived string, rounds int) error {
 // series is the rounds of one implementation for one signal: the backup
 // stays up; the master is restarted each round and preempts back.
 type series struct {
-	impl      impl
-	lab       *lab
-	backup    *proc
-	backupMAC net.HardwareAddr
-	samples   []time.Duration
-	failed    int
+	pair    *vrrppair.Pair
+	backup  *lab.Proc
+	samples []time.Duration
+	failed  int
 }
 
 func (s *series) begin() error {
 	var err error
 	s.samples, s.failed = nil, 0
-	if s.backup, err = s.impl.start(s.lab, "d2", backupPr); err != nil {
-		return err
-	}
-	s.backupMAC, err = s.lab.mac("d2")
+	s.backup, err = s.pair.Start(s.pair.D2, backupPr)
 	return err
 }
 
-func (s *series) end() { s.backup.stop() }
+func (s *series) end() { s.backup.Stop() }
 
 // round: master up and settled, signal it, time the backup's first GARP.
 func (s *series) round(sig syscall.Signal) error {
-	l := s.lab
-	master, err := s.impl.start(l, "d1", 200)
+	master, err := s.pair.Start(s.pair.D1, 200)
 	if err != nil {
 		return err
 	}
-	defer master.stop()
-	if !l.waitSettled(10 * time.Second) {
+	defer master.Stop()
+	d, ok := s.pair.Takeover(master, sig, 5*time.Second)
+	if !ok {
 		s.failed++
 		return nil
 	}
-	l.cap.drain()
-	t0 := time.Now()
-	if sig == syscall.SIGKILL {
-		master.killGroup()
-	} else {
-		master.signal(sig)
-	}
-	at, ok := l.cap.waitGARP(s.backupMAC, vip, t0, 5*time.Second)
-	if !ok || !l.holds("d2") {
-		s.failed++
-		return nil
-	}
-	s.samples = append(s.samples, at.Sub(t0))
+	s.samples = append(s.samples, d)
 	return nil
-}
-
-// waitSettled waits until d1 alone holds the VIP, then lets the backup hear
-// a few adverts so it runs on the master's interval.
-func (l *lab) waitSettled(timeout time.Duration) bool {
-	end := time.Now().Add(timeout)
-	for time.Now().Before(end) {
-		if l.holds("d1") && !l.holds("d2") {
-			time.Sleep(5 * interval)
-			return l.holds("d1") && !l.holds("d2")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 // percentile is the nearest-rank percentile of sorted samples.
@@ -214,67 +158,4 @@ func sigName(s syscall.Signal) string {
 		return "SIGKILL"
 	}
 	return "SIGTERM"
-}
-
-func lvsdConfig(prio int, socket string) string {
-	return fmt.Sprintf(`[director]
-interface = "eth0"
-control_socket = %q
-metrics_listen = ""
-
-[[vrrp]]
-name = "vi1"
-vrid = 51
-priority = %d
-advert_interval = "100ms"
-vips = ["%s/24"]
-garp_repeat = 5
-`, socket, prio, vip)
-}
-
-func keepalivedConfig(prio int) string {
-	return fmt.Sprintf(`global_defs {
-  router_id bench
-  vrrp_version 3
-  vrrp_garp_master_repeat 5
-}
-vrrp_instance vi1 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority %d
-  advert_int 0.1
-  virtual_ipaddress {
-    %s/24
-  }
-}
-`, prio, vip)
-}
-
-// proc is a node started in a namespace, in a process group of its own so
-// SIGKILL also reaches keepalived's VRRP child.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (p *proc) signal(sig syscall.Signal) { p.cmd.Process.Signal(sig) }
-
-func (p *proc) killGroup() { syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
-
-// stop ends the node (SIGTERM, then SIGKILL after 3 s) and reaps it.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) // keepalived's child, if orphaned
-		return
-	default:
-	}
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/lvsd/lvsd/config"
@@ -27,6 +29,7 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	oneShotGC()
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -83,4 +86,18 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// oneShotGC lets the heap grow to 5x what is live (GOGC=400) instead of
+// 2x before a collection. apply makes one pass and exits, and most of what
+// it allocates (the decoded file, the compiled table, the ops) is live
+// until then: at the default the collector ran 10 times over a 500 x 10
+// table (now once), and GOGC=400 saves 13-24% of the process's CPU
+// (median and best of 15 runs on the host; 2,000 x 10: 14 collections
+// down to 3, 19-25%). The cost is peak memory (500 x 10: 30 -> 42 MB;
+// 10,000 x 10: 350 -> 610 MB). GOGC in the environment still decides.
+func oneShotGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }

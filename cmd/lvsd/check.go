@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/lvsd/lvsd/config"
@@ -80,6 +81,9 @@ func printSummary(w io.Writer, cfg *config.Config) {
 		}
 		if s := v.Sync; s != nil {
 			fmt.Fprintf(w, "  connection sync: id %d on %s, group %s port %d ttl %d\n", s.SyncID, s.Interface, s.Group, s.Port, s.TTL)
+		}
+		if a := v.Auth; a != nil {
+			fmt.Fprintf(w, "  %s\n", authText(a))
 		}
 	}
 
@@ -186,7 +190,28 @@ func peersText(v *config.VRRP) string {
 	if len(v.UnicastPeers) == 0 {
 		return "multicast"
 	}
-	return "unicast to " + joinStrings(v.UnicastPeers)
+	s := "unicast to " + joinStrings(v.UnicastPeers)
+	if v.UnicastTTL != 255 || v.MinTTL != 0 {
+		s += fmt.Sprintf(" (ttl %d, min ttl %d)", v.UnicastTTL, v.MinTTL)
+	}
+	return s
+}
+
+// authText describes [vrrp.auth] by key ids; the keys are never shown.
+func authText(a *config.VRRPAuth) string {
+	ids := make([]string, len(a.Keys))
+	for i, k := range a.Keys {
+		ids[i] = strconv.Itoa(k.ID)
+	}
+	signs := "signs with key " + strconv.Itoa(a.ActiveKey)
+	if !a.Signs() {
+		signs = "signs nothing"
+	}
+	replay := "anti_replay monotonic"
+	if a.AntiReplay == config.AntiReplayTime {
+		replay = "anti_replay time within " + a.TimeWindow.Duration.String()
+	}
+	return fmt.Sprintf("auth %s: HMAC-SHA256, %s, %s, keys %s", a.Mode, signs, replay, strings.Join(ids, " "))
 }
 
 func joinStrings[T fmt.Stringer](items []T) string {

@@ -25,6 +25,8 @@ func init() {
 			func(ctx context.Context, c *control.Client, a []string) error { return c.Takeover(ctx, a[0]) }},
 		{"giveup", "hand a VRRP instance to the peer now, without waiting for a timeout", "INSTANCE",
 			func(ctx context.Context, c *control.Client, a []string) error { return c.Giveup(ctx, a[0]) }},
+		{"reset", "undo takeover or giveup, end a resource hold-off, and clear a failed resource stop once you have made sure the resource is stopped", "INSTANCE",
+			func(ctx context.Context, c *control.Client, a []string) error { return c.Reset(ctx, a[0]) }},
 		{"reload", "re-read the config; on any error the old config keeps running", "",
 			func(ctx context.Context, c *control.Client, a []string) error { return c.Reload(ctx) }},
 	} {

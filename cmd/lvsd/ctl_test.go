@@ -40,6 +40,7 @@ func (f *fakeLvsd) Drain(service, realserver string, on bool) error {
 }
 func (f *fakeLvsd) Takeover(instance string) error { return f.verb("takeover " + instance) }
 func (f *fakeLvsd) Giveup(instance string) error   { return f.verb("giveup " + instance) }
+func (f *fakeLvsd) Reset(instance string) error    { return f.verb("reset " + instance) }
 func (f *fakeLvsd) Reload() error                  { return f.verb("reload") }
 
 // serve puts f on a control socket and returns its path.
@@ -73,6 +74,7 @@ func TestControlVerbs(t *testing.T) {
 		{[]string{"undrain", "web", "10.0.0.1:80"}, "drain web 10.0.0.1:80 false"},
 		{[]string{"takeover", "vi1"}, "takeover vi1"},
 		{[]string{"giveup", "vi1"}, "giveup vi1"},
+		{[]string{"reset", "vi1"}, "reset vi1"},
 		{[]string{"reload"}, "reload"},
 		// Names that are not URL-safe reach lvsd as they were typed.
 		{[]string{"drain", "tcp/192.0.2.10:80", "[2001:db8::1]:80"}, "drain tcp/192.0.2.10:80 [2001:db8::1]:80 true"},
@@ -133,7 +135,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Fatalf("lvsd status: exit %d, %q %q", code, out, errOut)
 	}
 	for _, want := range [][]string{
-		{"vi1", "51", "eth0", "master", "150", "150", "192.0.2.10/32"},
+		{"vi1", "51", "eth0", "master", "150", "150", "-", "192.0.2.10/32"},
 		{"web", "tcp/192.0.2.10:80", "wlc"},
 		{"->", "10.0.0.1:80", "up", "5", "5", "0", "0"},
 	} {

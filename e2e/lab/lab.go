@@ -1,5 +1,6 @@
-// Package lab builds small networks of namespaces for end-to-end tests and
-// finds the binaries they run. Tests that need the kernel's IPVS call
+// Package lab is internal/lab for tests: its namespaces and processes,
+// with methods that fail the test instead of returning errors, and helpers
+// that find the binaries tests run. Tests that need the kernel's IPVS call
 // RequireIPVS, so on a host without it they skip; `make e2e` runs them inside
 // a VM whose kernel has IPVS (see e2e/vm/run.sh).
 //
@@ -12,14 +13,16 @@
 //	director.Addr("eth0", "10.0.0.1/24")
 //	director.Run("ipvsadm", "-A", "-t", "10.0.0.1:80", "-s", "rr")
 //
-// Everything a test creates is removed by t.Cleanup.
+// Everything a test creates is removed by t.Cleanup. Namespace names carry
+// the checkout's name and the test binary's pid, so parallel runs never collide.
 package lab
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
+
+	ilab "github.com/lvsd/lvsd/internal/lab"
 )
 
 // RequireRoot skips the test unless it runs as root.
@@ -54,21 +57,11 @@ func InVM() bool { return os.Getenv("LVSD_IN_VM") == "1" }
 // `go test` runs in the package directory and `make e2e` in the root; both work.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("lab: %v", err)
+	root, ok := ilab.RepoRoot()
+	if !ok {
+		t.Fatalf("lab: no lvsd go.mod above the working directory")
 	}
-	for {
-		mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(mod, []byte("module github.com/lvsd/lvsd\n")) {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("lab: no lvsd go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // Bin returns the path of bin/NAME at the repository root, built by `make build`.

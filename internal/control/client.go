@@ -60,6 +60,12 @@ func (c *Client) Giveup(ctx context.Context, instance string) error {
 	return c.do(ctx, "POST", "/giveup/"+url.PathEscape(instance), nil)
 }
 
+// Reset undoes takeover or giveup, ends a resource hold-off and clears a
+// failed resource stop of a VRRP instance.
+func (c *Client) Reset(ctx context.Context, instance string) error {
+	return c.do(ctx, "POST", "/reset/"+url.PathEscape(instance), nil)
+}
+
 // Reload makes lvsd re-read its config; the error is the rejection, if any.
 func (c *Client) Reload(ctx context.Context) error {
 	return c.do(ctx, "POST", "/reload", nil)

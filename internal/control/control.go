@@ -23,6 +23,7 @@ type Controller interface {
 	Drain(service, realserver string, on bool) error
 	Takeover(instance string) error
 	Giveup(instance string) error
+	Reset(instance string) error
 	Reload() error
 }
 
@@ -57,6 +58,9 @@ func Handler(c Controller, readOnly bool) http.Handler {
 	}))
 	mux.HandleFunc("POST /giveup/{instance}", verb(func(r *http.Request) error {
 		return c.Giveup(r.PathValue("instance"))
+	}))
+	mux.HandleFunc("POST /reset/{instance}", verb(func(r *http.Request) error {
+		return c.Reset(r.PathValue("instance"))
 	}))
 	mux.HandleFunc("POST /reload", verb(func(r *http.Request) error { return c.Reload() }))
 	return mux

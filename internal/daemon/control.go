@@ -20,3 +20,7 @@ func (d *Daemon) Takeover(instance string) error { return d.vr.Takeover(instance
 
 // Giveup hands a VRRP instance to the peer now.
 func (d *Daemon) Giveup(instance string) error { return d.vr.Giveup(instance) }
+
+// Reset undoes Takeover or Giveup, ends a resource hold-off and clears a
+// failed resource stop of a VRRP instance.
+func (d *Daemon) Reset(instance string) error { return d.vr.Reset(instance) }

@@ -91,7 +91,10 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
 	}
-	if h.ipvs == nil && director.HasIPVS() {
+	if h.ipvs == nil && (director.HasIPVS() || director.MemoryBackend()) {
+		if director.MemoryBackend() {
+			log.Warn("LVSD_IPVS_BACKEND=memory: the IPVS table is kept in memory only, nothing is forwarded")
+		}
 		k, err := director.OpenKernel()
 		if err != nil {
 			return nil, err
@@ -139,6 +142,9 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 	d.checks = &checksPart{dir: d.dir}
 	d.sched = checks.NewScheduler(log, d.checks.verdict)
 	d.checks.sched = d.sched
+	// The eviction guard counts lvsd in trouble when its checks fall
+	// behind their schedule (guard.checks_behind).
+	d.fault.backlog = func() (int, time.Duration) { b := d.sched.Backlog(); return b.Behind, b.Worst }
 	if err := d.sched.RegisterMetrics(reg); err != nil {
 		return nil, fmt.Errorf("check metrics: %w", err)
 	}

@@ -75,10 +75,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	d.log.Info("lvsd stopping")
 	stopParts()
+	// Masters with resources stop them before they resign.
+	vrBound := max(5*time.Second, d.vr.StopBound())
 	select {
 	case <-vrDone:
-	case <-time.After(5 * time.Second):
-		d.log.Warn("VRRP did not stop within 5s")
+	case <-time.After(vrBound):
+		d.log.Warn("VRRP did not stop in time", "waited", vrBound)
 	}
 	wg.Wait()
 	d.shutdownKernel(d.config())

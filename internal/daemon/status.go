@@ -30,6 +30,8 @@ func (d *Daemon) Status(ctx context.Context) status.Report {
 	if rerr != nil {
 		st.ReloadErr = rerr.Error()
 	}
+	b := d.sched.Backlog()
+	st.Checks = status.CheckSchedule{Checks: b.Checks, Behind: b.Behind, BehindBy: b.Worst}
 	type key struct{ service, rs string }
 	probes := map[key]checks.TargetStatus{}
 	for _, t := range d.sched.Status() {
@@ -131,6 +133,8 @@ func actionsReport(w config.Web) *status.Actions {
 func instanceStatus(v vrrp.InstanceStatus, c *vrrpCounts) status.Instance {
 	is := status.Instance{Name: v.Name, VRID: v.VRID, Interface: v.Interface, State: v.State,
 		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld,
+		ConfiguredPriority: v.Priority, Faults: v.Faults, SyncGroup: v.SyncGroup, Tracks: v.Tracks, Resources: v.Resources,
+		ResourceFailure: v.ResourceFailure, HoldOffUntil: v.HoldOffUntil, Releasing: v.Releasing, Auth: v.Auth,
 		Master: v.Master, Since: v.Since, Drops: map[string]uint64{}}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())

@@ -92,11 +92,15 @@ func TestStatusAndVRRPControl(t *testing.T) {
 		}
 	}
 
+	if st.Checks.Checks != 2 || st.Checks.Behind < 0 || st.Checks.Behind > st.Checks.Checks {
+		t.Errorf("status of the checks' schedule: %+v, want 2 checks", st.Checks)
+	}
 	table := l.statusTable()
 	for _, want := range [][]string{
+		{"checks", "behind", "schedule:"},
 		{"VRRP"},
-		{"INSTANCE", "VRID", "IFACE", "STATE", "PRIO", "MASTER-PRIO", "VIPS"},
-		{"vi1", "51", "lab0", "master", "150", "150", "192.0.2.10/32"},
+		{"INSTANCE", "VRID", "IFACE", "STATE", "PRIO", "MASTER-PRIO", "AUTH", "VIPS"},
+		{"vi1", "51", "lab0", "master", "150", "150", "-", "192.0.2.10/32"},
 		{"SERVICES"},
 		{"SERVICE", "/", "REALSERVER", "HEALTH", "WEIGHT", "KERNEL", "ACTIVE", "INACT", "LATENCY", "REASON"},
 		{"web", "tcp/192.0.2.10:80", "wlc"},

@@ -2,6 +2,7 @@ package hostres
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,45 +33,45 @@ func fds(open, limit int) (func() (int, error), func() (int, error)) {
 }
 
 func TestFault(t *testing.T) {
+	// A host with memory and file handles to spare; each case adds files
+	// or replaces them to make its point.
+	host := map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "1000\t0\t100000\n"}
 	for _, tc := range []struct {
 		name   string
-		files  map[string]string
+		files  map[string]string // over host's
 		open   int
 		limits Limits
 		want   string
 	}{{
 		name:   "healthy",
-		files:  map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "1000\t0\t100000\n"},
 		open:   100,
 		limits: Limits{90, 90},
 		want:   "",
 	}, {
 		name:   "the process near its RLIMIT_NOFILE",
-		files:  map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "1000\t0\t100000\n"},
 		open:   930,
 		limits: Limits{90, 90},
 		want:   "fds: 930 of 1024 open files in use (90%, RLIMIT_NOFILE)",
 	}, {
 		name:   "file descriptors not watched",
-		files:  map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "99000\t0\t100000\n"},
+		files:  map[string]string{"proc/sys/fs/file-nr": "99000\t0\t100000\n"},
 		open:   1024,
 		limits: Limits{0, 90},
 		want:   "",
 	}, {
 		name:   "the host near fs.file-max",
-		files:  map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "95000\t0\t100000\n"},
+		files:  map[string]string{"proc/sys/fs/file-nr": "95000\t0\t100000\n"},
 		open:   10,
 		limits: Limits{90, 90},
 		want:   "fds: 95000 of 100000 file handles in use on the host (95%, fs.file-max)",
 	}, {
-		name: "the host short of memory",
-		files: map[string]string{"proc/sys/fs/file-nr": "1\t0\t100000\n",
-			"proc/meminfo": "MemTotal: 16777216 kB\nMemAvailable: 838860 kB\n"},
+		name:   "the host short of memory",
+		files:  map[string]string{"proc/meminfo": "MemTotal: 16777216 kB\nMemAvailable: 838860 kB\n"},
 		limits: Limits{90, 90},
 		want:   "memory: 15564 MiB of 16384 MiB in use (95%, host)",
 	}, {
 		name: "a cgroup v2 limit, page cache not counted",
-		files: map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "1\t0\t100000\n",
+		files: map[string]string{
 			"proc/self/cgroup":                                       "0::/system.slice/lvsd.service\n",
 			"sys/fs/cgroup/cgroup.controllers":                       "cpu memory\n",
 			"sys/fs/cgroup/system.slice/memory.max":                  "max\n",
@@ -83,7 +84,7 @@ func TestFault(t *testing.T) {
 		want:   "memory: 950 MiB of 1024 MiB in use (92%, cgroup /system.slice/lvsd.service)",
 	}, {
 		name: "a cgroup v2 limit, mostly page cache: fine",
-		files: map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "1\t0\t100000\n",
+		files: map[string]string{
 			"proc/self/cgroup":                                       "0::/system.slice/lvsd.service\n",
 			"sys/fs/cgroup/cgroup.controllers":                       "cpu memory\n",
 			"sys/fs/cgroup/system.slice/lvsd.service/memory.max":     "1073741824\n",
@@ -94,7 +95,7 @@ func TestFault(t *testing.T) {
 		want:   "",
 	}, {
 		name: "a limit on the parent slice",
-		files: map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "1\t0\t100000\n",
+		files: map[string]string{
 			"proc/self/cgroup":                                     "0::/lvsd.slice/lvsd.service\n",
 			"sys/fs/cgroup/cgroup.controllers":                     "cpu memory\n",
 			"sys/fs/cgroup/lvsd.slice/memory.max":                  "2147483648\n",
@@ -106,7 +107,7 @@ func TestFault(t *testing.T) {
 		want:   "memory: 1945 MiB of 2048 MiB in use (94%, cgroup /lvsd.slice)",
 	}, {
 		name: "a cgroup v1 memory controller; no limit is a huge number",
-		files: map[string]string{"proc/meminfo": meminfo16G, "proc/sys/fs/file-nr": "1\t0\t100000\n",
+		files: map[string]string{
 			"proc/self/cgroup":                                "5:cpu,cpuacct:/\n4:memory:/lvsd\n0::/\n",
 			"sys/fs/cgroup/memory/memory.limit_in_bytes":      "9223372036854771712\n",
 			"sys/fs/cgroup/memory/memory.usage_in_bytes":      "9000000000\n",
@@ -118,8 +119,10 @@ func TestFault(t *testing.T) {
 		want:   "memory: 495 MiB of 512 MiB in use (96%, cgroup /lvsd)",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
+			files := maps.Clone(host)
+			maps.Copy(files, tc.files)
 			count, limit := fds(tc.open, 1024)
-			u, err := Reader{Root: tree(t, tc.files), CountFDs: count, Rlimit: limit}.Read()
+			u, err := Reader{Root: tree(t, files), CountFDs: count, Rlimit: limit}.Read()
 			if err != nil {
 				t.Fatal(err)
 			}

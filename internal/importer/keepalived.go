@@ -23,6 +23,7 @@ func Keepalived(path string, opts KeepalivedOptions) (*Result, error) {
 	m := &kmap{
 		rep:      &report{},
 		scripts:  map[string]*node{},
+		tracked:  map[string]int{},
 		groups:   map[string]*node{},
 		vrrpByID: map[string]*vrrpInst{},
 		version:  2,
@@ -50,8 +51,10 @@ type kmap struct {
 	vrrpByID map[string]*vrrpInst
 	services []*table
 
-	scripts map[string]*node // vrrp_script by name
-	groups  map[string]*node // virtual_server_group by name
+	scripts    map[string]*node // vrrp_script by name
+	tracked    map[string]int   // vrrp_script name -> instances that track it
+	syncGroups []*table         // [[vrrp_sync_group]]
+	groups     map[string]*node // virtual_server_group by name
 
 	// global_defs that instances and services inherit
 	version      int // vrrp_version
@@ -185,11 +188,12 @@ func (m *kmap) run(nodes []*node) {
 			m.vrrpInstance(n)
 		}
 	}
+	var scripts []*node
 	for _, n := range nodes {
 		switch n.key() {
 		case "global_defs", "vrrp_instance":
 		case "vrrp_script":
-			m.vrrpScript(n)
+			scripts = append(scripts, n) // once every group's tracking is known
 		case "vrrp_sync_group":
 			m.syncGroup(n)
 		case "virtual_server_group":
@@ -207,7 +211,7 @@ func (m *kmap) run(nodes []*node) {
 		case "linkbeat_interfaces", "linkbeat_use_polling":
 			m.ignore(n, "lvsd follows link state through netlink")
 		case "track_group", "vrrp_track_process", "vrrp_track_file", "track_file", "bfd_instance", "track_bfd":
-			m.drop(n, "%s", featTrackWeight.lacks())
+			m.drop(n, "%s", whyNoTrackKind)
 		case "interface_up_down_delays":
 			m.drop(n, "lvsd has no per-interface up/down delays")
 		case "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets":
@@ -217,6 +221,9 @@ func (m *kmap) run(nodes []*node) {
 		default:
 			m.unknown(n, "the top level")
 		}
+	}
+	for _, n := range scripts {
+		m.vrrpScript(n)
 	}
 	m.finishVRRP()
 }
@@ -232,6 +239,9 @@ func (m *kmap) output() *table {
 	}
 	for _, v := range m.vrrps {
 		root.add(v.table())
+	}
+	for _, g := range m.syncGroups {
+		root.add(g)
 	}
 	for _, s := range m.services {
 		root.add(s)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,15 @@ type vrrpInst struct {
 	fields  map[string]kv
 	notify  map[string]*notifyCmd // master, backup, fault, "" (generic)
 	sync    *table
+	auth    *table // [vrrp.auth], from auth_hmac (kauth.go)
+	// tracking (ktrack.go): [[vrrp.track_script]] and
+	// [[vrrp.track_interface]] tables, the weighted ones among them, the
+	// track_interface entries read before interface was known, and the
+	// sync group the instance joined.
+	tracks   []*table
+	weighted []weightedTrack
+	trackIfs []*node
+	group    string
 }
 
 type notifyCmd struct {
@@ -32,7 +42,7 @@ type notifyCmd struct {
 // vrrpOrder is the order keys are printed in, the README's.
 var vrrpOrder = []string{"name", "vrid", "interface", "priority", "advert_interval", "preempt", "preempt_delay",
 	"vips", "unicast_peers", "source_address", "track_interfaces", "notify", "checksum",
-	"garp_repeat", "garp_interval", "garp_refresh"}
+	"garp_repeat", "garp_interval", "garp_refresh", "unicast_ttl", "min_ttl"}
 
 func (v *vrrpInst) set(key string, val any, comment ...string) {
 	v.fields[key] = kv{key: key, val: tomlValue(val), comment: strings.Join(comment, " ")}
@@ -47,6 +57,12 @@ func (v *vrrpInst) table() *table {
 	}
 	if v.sync != nil {
 		t.add(v.sync)
+	}
+	if v.auth != nil {
+		t.add(v.auth)
+	}
+	for _, tr := range v.tracks {
+		t.add(tr)
 	}
 	return t
 }
@@ -116,15 +132,24 @@ func (m *kmap) vrrpInstance(b *node) {
 			m.drop(n, "lvsd instances need at least one VIP")
 		case "unicast_peer":
 			var peers []string
+			var mins []int
 			for _, p := range n.kids {
 				if a, ok := m.addrArgWord(p, p.key()); ok {
 					peers = append(peers, a.String())
 				}
-				if len(p.args()) > 0 {
-					m.drop(p, "lvsd has no per-peer options (%s)", strings.Join(p.args(), " "))
-				}
+				mins = append(mins, m.peerMinTTL(p))
 			}
 			v.set("unicast_peers", peers)
+			if len(mins) > 0 && slices.Min(mins) > 0 {
+				v.set("min_ttl", slices.Min(mins))
+			}
+			if len(mins) > 0 && slices.Min(mins) != slices.Max(mins) {
+				m.changed(n, "min_ttl %d for every peer: lvsd has one min_ttl per instance, the lowest of the peers' (none is 0)", slices.Min(mins))
+			}
+		case "unicast_ttl":
+			if ttl, ok := m.intArg(n, 1, 255); ok {
+				v.set("unicast_ttl", ttl)
+			}
 		case "unicast_src_ip", "mcast_src_ip":
 			if m.needArgs(n, 1, 1) {
 				if a, ok := m.addrArg(n, 0); ok {
@@ -132,11 +157,11 @@ func (m *kmap) vrrpInstance(b *node) {
 				}
 			}
 		case "track_interface":
-			m.trackInterfaces(n, v)
+			v.trackIfs = append(v.trackIfs, n.kids...)
 		case "track_script":
-			m.trackScripts(n)
+			m.trackScripts(n, v, "")
 		case "track_file", "track_process", "track_bfd", "track_src_ip":
-			m.drop(n, "%s", featTrackWeight.lacks())
+			m.drop(n, "%s", whyNoTrackKind)
 		case "dont_track_primary":
 			m.drop(n, "lvsd always tracks the instance's own interface")
 		case "version":
@@ -146,7 +171,7 @@ func (m *kmap) vrrpInstance(b *node) {
 		case "authentication":
 			m.authentication(n, v)
 		case "auth_hmac":
-			m.drop(n, "%s", featAuthHMAC.lacks())
+			m.authHMAC(n, v)
 		case "notify_master", "notify_backup", "notify_fault", "notify":
 			if m.needArgs(n, 1, -1) {
 				cmd := strings.Join(n.args(), " ")
@@ -186,7 +211,7 @@ func (m *kmap) vrrpInstance(b *node) {
 			m.ignore(n, "use `lvsd run -log-level debug`")
 		case "strict_mode":
 			m.drop(n, "lvsd has no strict mode: it adds no firewall rules and always runs in accept mode")
-		case "vrf", "mcast_dst_ip", "unicast_ttl", "unicast_fault_no_peer", "check_unicast_src", "old_unicast_checksum",
+		case "vrf", "mcast_dst_ip", "unicast_fault_no_peer", "check_unicast_src", "old_unicast_checksum",
 			"native_ipv6", "promote_secondaries", "linkbeat_use_polling", "skip_check_adv_addr", "down_timer_adverts",
 			"timer_expired_backup", "thread_timer_expired", "garp_master_refresh_repeat", "garp_lower_prio_delay",
 			"garp_lower_prio_repeat", "garp_extra_if", "vmac_garp_intvl", "lower_prio_no_advert",
@@ -203,6 +228,12 @@ func (m *kmap) vrrpInstance(b *node) {
 	if len(vips) > 0 {
 		v.set("vips", vips)
 	}
+	if _, ok := v.fields["unicast_peers"]; !ok {
+		if _, ttl := v.fields["unicast_ttl"]; ttl {
+			delete(v.fields, "unicast_ttl") // keepalived resets it too
+		}
+	}
+	m.trackInterfaces(v, "")
 	if _, ok := v.fields["checksum"]; !ok && m.checksumV2 {
 		v.set("checksum", "rfc9568", "v3_checksum_as_v2")
 	}
@@ -248,6 +279,29 @@ func (m *kmap) garp(n *node, v *vrrpInst, key string) {
 	if _, ok := m.timerArg(n); ok {
 		m.drop(n, "lvsd sends no delayed second round of gratuitous ARPs: garp_repeat, garp_interval and garp_refresh shape its rounds")
 	}
+}
+
+// peerMinTTL reads a unicast_peer's options: its min_ttl (0 without one);
+// lvsd has no max_ttl.
+func (m *kmap) peerMinTTL(p *node) int {
+	args, ttl := p.args(), 0
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "min_ttl" && i+1 < len(args):
+			v, err := strconv.Atoi(args[i+1])
+			if err != nil || v < 0 || v > 255 {
+				m.errorf(p, "min_ttl %q must be 0..255", args[i+1])
+			}
+			ttl = v
+			i++
+		case args[i] == "max_ttl" && i+1 < len(args):
+			m.drop(p, "lvsd has no max_ttl")
+			i++
+		default:
+			m.drop(p, "lvsd has no per-peer option %s", args[i])
+		}
+	}
+	return ttl
 }
 
 func (m *kmap) addrArgWord(n *node, w string) (netip.Addr, bool) {
@@ -327,44 +381,6 @@ func (m *kmap) vips(b *node, v *vrrpInst) []string {
 	return out
 }
 
-func (m *kmap) trackInterfaces(b *node, v *vrrpInst) {
-	var ifs []string
-	for _, n := range b.kids {
-		if len(n.args()) >= 2 && n.arg(0) == "weight" {
-			w, err := strconv.Atoi(n.arg(1))
-			if err == nil && w != 0 {
-				m.drop(n, "weight %d: %s", w, featTrackWeight.lacks())
-				continue
-			}
-		}
-		ifs = append(ifs, n.key())
-	}
-	if len(ifs) > 0 {
-		v.set("track_interfaces", ifs)
-	}
-}
-
-func (m *kmap) trackScripts(b *node) {
-	for _, n := range b.kids {
-		if _, ok := m.scripts[n.key()]; !ok {
-			m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("track_script: no vrrp_script %q", n.key())})
-			continue
-		}
-		m.drop(n, "%s", featTrackScript.lacks())
-	}
-}
-
-func (m *kmap) vrrpScript(b *node) {
-	for _, n := range b.kids {
-		switch n.key() {
-		case "script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail":
-		default:
-			m.unknown(n, "vrrp_script")
-		}
-	}
-	m.drop(b, "%s; an exec check on a service that the instance tracks (track_services) can stand in for a script that tests a local service", featTrackScript.lacks())
-}
-
 func (m *kmap) authentication(b *node, v *vrrpInst) {
 	typ := ""
 	for _, n := range b.kids {
@@ -428,37 +444,6 @@ func (m *kmap) notifyScript(v *vrrpInst) {
 			m.changed(&node{pos: c.pos, words: []string{c.key}}, "run from lvsd's notify program, a /bin/sh script that picks it by state")
 		}
 	}
-}
-
-func (m *kmap) syncGroup(b *node) {
-	if !m.needArgs(b, 1, 1) {
-		return
-	}
-	for _, n := range b.kids {
-		switch n.key() {
-		case "group":
-			for _, i := range n.kids {
-				if _, ok := m.vrrpByID[i.key()]; !ok {
-					m.errs = append(m.errs, &Error{Pos: i.pos, Msg: fmt.Sprintf("vrrp_sync_group %s: no vrrp_instance %q", b.arg(0), i.key())})
-				}
-			}
-		case "notify_master", "notify_backup", "notify_fault", "notify", "notify_stop":
-			m.drop(n, "%s (the group's notify scripts go with it)", featSyncGroup.lacks())
-		case "track_interface", "track_script", "track_file", "track_process", "track_bfd", "global_tracking",
-			"sync_group_tracking_weight":
-			m.drop(n, "%s", featSyncGroup.lacks())
-		case "smtp_alert":
-			m.drop(n, whyNoEmail)
-		case "notify_priority_changes":
-			m.drop(n, "lvsd's notify runs on state changes, not on priority changes")
-		default:
-			// keepalived before 1.2 listed the instances directly in the block
-			if _, ok := m.vrrpByID[n.key()]; !ok || len(n.args()) > 0 || n.block {
-				m.unknown(n, "vrrp_sync_group")
-			}
-		}
-	}
-	m.drop(b, "%s: its instances are carried over one by one and may change state apart", featSyncGroup.lacks())
 }
 
 // finishVRRP applies what global_defs says about instances.

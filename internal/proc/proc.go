@@ -1,6 +1,7 @@
-// Package proc runs the child processes of the e2e lab, the demo and the
-// benches: each in a process group of its own, so a signal reaches its
-// children too, and killed when the parent dies.
+// Package proc runs child processes in a process group of their own, so a
+// signal reaches their children too: Start for the e2e lab, the demo and
+// the benches (killed when the parent dies), Run for the commands the
+// daemon waits for (run.go).
 package proc
 
 import (

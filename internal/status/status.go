@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/anycast"
+	"github.com/lvsd/lvsd/vrrp"
 )
 
 // Report is the whole document.
@@ -24,6 +25,8 @@ type Report struct {
 	ReloadErr  string     `json:"last_reload_error,omitempty"`
 	Services   []Service  `json:"services"`
 	VRRP       []Instance `json:"vrrp"`
+	// Checks says whether the health checks keep their schedule.
+	Checks CheckSchedule `json:"checks"`
 	// EvictionGuard is present when lvsd runs a director.
 	EvictionGuard *Guard `json:"eviction_guard,omitempty"`
 	// Announce is active-active: each announced VIP and BIRD's BGP
@@ -97,6 +100,15 @@ type HeldCheck struct {
 	Until      time.Time `json:"until"`
 	Reason     string    `json:"reason"` // the check's
 	Why        string    `json:"why"`    // the guard's
+}
+
+// CheckSchedule says whether the health checks keep their schedule. When
+// lvsd cannot (busy CPUs, more checks than it can run), it probes the
+// checks behind less often instead of failing their servers.
+type CheckSchedule struct {
+	Checks   int           `json:"checks"`          // probes; a check shared by several services counts once
+	Behind   int           `json:"behind_schedule"` // checks lvsd is late with
+	BehindBy time.Duration `json:"behind_by_ns"`    // how late the most-behind one is
 }
 
 // Service is one configured virtual service.
@@ -184,6 +196,24 @@ type Instance struct {
 	AdvertsSent     uint64            `json:"adverts_sent"`
 	AdvertsReceived uint64            `json:"adverts_received"`
 	Drops           map[string]uint64 `json:"drops"`
+	// Auth is [vrrp.auth] (mode, key ids, never keys) and the adverts it
+	// accepted and dropped; absent without it.
+	Auth *vrrp.AuthStatus `json:"auth,omitempty"`
+	// Priority above is the effective one (moved by tracked weights);
+	// ConfiguredPriority is the config's.
+	ConfiguredPriority int      `json:"configured_priority"`
+	Faults             []string `json:"faults,omitempty"`
+	SyncGroup          string   `json:"sync_group,omitempty"`
+	// Tracks are the tracked scripts, interfaces and services with their
+	// weights; Resources the services the instance runs while master.
+	Tracks    []vrrp.TrackStatus    `json:"tracks,omitempty"`
+	Resources []vrrp.ResourceStatus `json:"resources,omitempty"`
+	// ResourceFailure is the last resource failure (a failed start, a
+	// status that failed, a failed stop); HoldOffUntil ends the hold-off
+	// it caused; Releasing: leaving master, stopping the resources first.
+	ResourceFailure string    `json:"resource_failure,omitempty"`
+	HoldOffUntil    time.Time `json:"hold_off_until,omitzero"`
+	Releasing       bool      `json:"releasing,omitempty"`
 }
 
 // Service returns the service named name, or nil.

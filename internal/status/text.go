@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lvsd/lvsd/anycast"
+	"github.com/lvsd/lvsd/vrrp"
 )
 
 // WriteText renders the report as `lvsd status` prints it: the way
@@ -23,18 +24,34 @@ func WriteText(w io.Writer, st Report) {
 		fmt.Fprintf(w, ", last reload %s (%s)", st.LastReload.Format(time.RFC3339), ok)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "checks behind schedule: %d of %d", st.Checks.Behind, st.Checks.Checks)
+	if st.Checks.Behind > 0 {
+		fmt.Fprintf(w, ", by up to %s (probed less often until lvsd catches up)", st.Checks.BehindBy.Round(time.Millisecond))
+	}
+	fmt.Fprintln(w)
 	if len(st.VRRP) > 0 {
 		fmt.Fprintln(w, "\nVRRP")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  INSTANCE\tVRID\tIFACE\tSTATE\tPRIO\tMASTER-PRIO\tVIPS")
+		fmt.Fprintln(tw, "  INSTANCE\tVRID\tIFACE\tSTATE\tPRIO\tMASTER-PRIO\tAUTH\tVIPS")
 		for _, v := range st.VRRP {
 			state := v.State
 			if v.PreemptHeld && v.State == "backup" {
 				state += " (no preempt until first checks)"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, strings.Join(v.VIPs, ","))
+			switch {
+			case v.Releasing:
+				state += " (stopping resources)"
+			case !v.HoldOffUntil.IsZero():
+				state += " (hold-off until " + v.HoldOffUntil.Format(time.TimeOnly) + ")"
+			}
+			if v.SyncGroup != "" {
+				state += " [group " + v.SyncGroup + "]"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, authWord(v.Auth), strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
+		writeAuth(w, st.VRRP)
+		writeHA(w, st.VRRP)
 	}
 	writeGuard(w, st.EvictionGuard)
 	writeAnnounce(w, st.Announce)
@@ -70,6 +87,43 @@ func WriteText(w io.Writer, st Report) {
 		}
 	}
 	tw.Flush()
+}
+
+// authWord is an instance's AUTH column: "-" without [vrrp.auth], else
+// the mode and the key that signs.
+func authWord(a *vrrp.AuthStatus) string {
+	switch {
+	case a == nil:
+		return "-"
+	case a.ActiveKey == 0:
+		return a.Mode
+	}
+	return fmt.Sprintf("%s key %d", a.Mode, a.ActiveKey)
+}
+
+// writeAuth says, per authenticated instance, what it verified, accepted
+// unsigned and dropped: the numbers to read before each rollout step.
+func writeAuth(w io.Writer, vrrps []Instance) {
+	for _, v := range vrrps {
+		a := v.Auth
+		if a == nil {
+			continue
+		}
+		var dropped []string
+		for _, r := range vrrp.AuthReasons {
+			if n := a.Drops[r]; n > 0 {
+				dropped = append(dropped, fmt.Sprintf("%s %d", r, n))
+			}
+		}
+		if len(dropped) == 0 {
+			dropped = []string{"none"}
+		}
+		line := fmt.Sprintf("  %s auth: %s, keys %v, verified %d, unsigned accepted %d", v.Name, a.AntiReplay, a.KeyIDs, a.Verified, a.Unsigned)
+		if a.LastUnsignedFrom != "" {
+			line += " (last from " + a.LastUnsignedFrom + ")"
+		}
+		fmt.Fprintf(w, "%s; dropped: %s\n", line, strings.Join(dropped, ", "))
+	}
 }
 
 // guardListed is how many held checks the text status lists; JSON has all.

@@ -41,7 +41,7 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 	for _, row := range [][]string{
-		{"vi1", "51", "eth0", "backup", "(no", "preempt", "until", "first", "checks)", "150", "100", "192.0.2.10/32"},
+		{"vi1", "51", "eth0", "backup", "(no", "preempt", "until", "first", "checks)", "150", "100", "-", "192.0.2.10/32"},
 		{"web/10.0.0.2:80", "12:00:00", "12:01:00", "timeout:", "connect", "mass", "failure"},
 		{"192.0.2.20", "announced", "2026-05-01T12:00:00Z", "aa", "serving:", "aa"},
 		{"web", "tcp/192.0.2.10:80", "wlc"},
@@ -52,6 +52,20 @@ func TestWriteText(t *testing.T) {
 		if !hasRow(out, row) {
 			t.Errorf("no row %q in:\n%s", row, out)
 		}
+	}
+}
+
+// The status table says when checks are behind their schedule, and by how much.
+func TestWriteTextChecksBehind(t *testing.T) {
+	var b strings.Builder
+	WriteText(&b, Report{Node: "n", Checks: CheckSchedule{Checks: 2000, Behind: 12, BehindBy: 1234567 * time.Microsecond}})
+	if want := "checks behind schedule: 12 of 2000, by up to 1.235s"; !strings.Contains(b.String(), want) {
+		t.Errorf("lvsd status:\n%s\nwant a line %q", b.String(), want)
+	}
+	b.Reset()
+	WriteText(&b, Report{Node: "n", Checks: CheckSchedule{Checks: 20}})
+	if want := "checks behind schedule: 0 of 20\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("lvsd status:\n%s\nwant a line %q", b.String(), want)
 	}
 }
 
