@@ -19,9 +19,10 @@ import (
 )
 
 // The status page against the real IPVS table, in the VM: over HTTP (the
-// server-rendered tables, the CSV, a refused POST), and in Debian's
-// Chromium when it runs here (FIELD-NOTES: qemu -cpu max, HOME and TMPDIR
-// on /run, --no-zygote, ~45 s per page under TCG).
+// server-rendered tables, the CSV, a refused POST), and with
+// LVSD_E2E_CHROMIUM=1 in Debian's Chromium (FIELD-NOTES: qemu -cpu max,
+// HOME and TMPDIR on /run, --no-zygote, ~45 s per page under TCG on an
+// idle host; on this loaded one it did not render within 8 minutes).
 
 // checkStatusPage reads the page and CSV of the lvsd at addr from ns and
 // checks that every real server of want is listed with its health word,
