@@ -102,7 +102,10 @@ bench-resources: build
 	CGO_ENABLED=0 $(GO) build -o bin/bench-resources ./bench/resources
 	$(e2e_sudo) bin/bench-resources -lvsd bin/lvsd -statesvc bin/statesvc $(BENCH_RESOURCES_ARGS)
 
-# VRRP takeover times of lvsd and keepalived, same netns lab, same run (root).
+# VRRP takeover times of lvsd and keepalived, same netns lab, same run (root):
+# lvsd with and without [vrrp.auth], Debian's keepalived (no auth) and, where
+# bench/failover's -keepalived24 finds it (/work/shared/peers/keepalived-2.4.3
+# by default), keepalived 2.4.3 with auth_hmac.
 .PHONY: bench-failover
 bench-failover: build
 	$(GO) run ./bench/failover -lvsd 'bin/lvsd run -config' -rounds 20

@@ -135,9 +135,9 @@ func (l *haLab) dbResource(n *haNode, more string) string {
   start = %s
   stop = %s
   status = %s
-  timeout = "5s"
+  timeout = "%s"
   monitor_interval = "%s"
-%s`, argv("start"), argv("stop"), argv("status"), scaled(300*time.Millisecond), more)
+%s`, argv("start"), argv("stop"), argv("status"), scaled(5*time.Second), scaled(300*time.Millisecond), more)
 }
 
 // groupResources are heartbeat's resource group in miniature: the data
@@ -167,18 +167,18 @@ func (l *haLab) groupResources(n *haNode) string {
   start = %s
   stop = %s
   status = %s
-  timeout = "5s"
-  monitor_interval = "%s"
+  timeout = "%[7]s"
+  monitor_interval = "%[8]s"
 
   [[vrrp.resource]]
   name = "web"
-  start = %s
-  stop = %s
-  status = %s
-  timeout = "5s"
-  monitor_interval = "%s"
+  start = %[9]s
+  stop = %[10]s
+  status = %[11]s
+  timeout = "%[7]s"
+  monitor_interval = "%[8]s"
 `, data("start"), data("stop"), data("status"), dbArgv("start"), dbArgv("stop"), dbArgv("status"),
-		scaled(300*time.Millisecond), web("start"), web("stop"), web("status"), scaled(300*time.Millisecond))
+		scaled(5*time.Second), scaled(300*time.Millisecond), web("start"), web("stop"), web("status"))
 }
 
 // toml is a TOML array of strings.

@@ -464,8 +464,6 @@ func TestVRRPAuthRolloutByReload(t *testing.T) {
 	l.verifiedNoDrops(l.d2)
 }
 
-func (l *vrrpLab) configPath(ns *lab.NS) string { return l.dir + "/" + ns.Name + ".toml" }
-
 func (l *vrrpLab) authLine(ns *lab.NS) string {
 	_, a, _ := l.authStatus(ns, "vi1")
 	if a == nil {

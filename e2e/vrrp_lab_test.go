@@ -159,7 +159,7 @@ garp_repeat = 3
 // startLVSD starts `lvsd run` in ns with a VRRP-only config.
 func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 	l.t.Helper()
-	path := filepath.Join(l.dir, ns.Role+".toml")
+	path := l.configPath(ns)
 	if err := os.WriteFile(path, []byte(v.config(l.socket(ns))), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
@@ -171,6 +171,10 @@ func (l *vrrpLab) startLVSD(ns *lab.NS, v lvsdVRRP) *lab.Proc {
 }
 
 func (l *vrrpLab) socket(ns *lab.NS) string { return filepath.Join(l.dir, ns.Role+".sock") }
+
+// configPath is where startLVSD writes ns's config, and so where a reload
+// test rewrites it.
+func (l *vrrpLab) configPath(ns *lab.NS) string { return filepath.Join(l.dir, ns.Role+".toml") }
 
 // ctl runs an lvsd control verb (takeover, giveup) against the lvsd in ns.
 func (l *vrrpLab) ctl(ns *lab.NS, verb, instance string) {

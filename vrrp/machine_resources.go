@@ -42,7 +42,12 @@ import (
 //     over. A status that fails fall times in a row restarts the resource
 //     in place (with those after it, which may depend on it), at most
 //     restarts times per mastership; the next failure hands over the same
-//     way.
+//     way. Before restarting it, the resources before it that have a
+//     status run theirs at once: a front end fails when the database it
+//     depends on died, and restarting the front alone would hang on the
+//     dead database. The first of them to fail is restarted instead (its
+//     failure and its dependant's together are enough, whatever its fall),
+//     with everything after it.
 //   - A stop that fails or times out leaves the resource in an unknown
 //     state. lvsd cannot fence: it marks the resource stop_failed, sends no
 //     release (the peer takes over when its Master_Down_Interval runs out,
@@ -64,6 +69,8 @@ type resource struct {
 	// runs counts runs by op and outcome, for the metric.
 	runs     [4][2]uint64
 	restartN uint64
+	// recheck: run status now, because a resource after it failed.
+	recheck bool
 }
 
 // resources is the machine's side of an instance's resources.
@@ -90,6 +97,10 @@ type resources struct {
 	holdFault string
 	// failure says which resource failed last and why.
 	failure string
+	// suspect failed its status, and the resources before it marked
+	// recheck run theirs before it is restarted (suspectWhy says why).
+	suspect    *resource
+	suspectWhy string
 }
 
 func (m *Machine) hasResources() bool { return len(m.res.list)+len(m.res.orphans) > 0 }
@@ -158,6 +169,20 @@ func (m *Machine) resStep(now time.Time) {
 		}
 		if !m.holdsVIPs {
 			m.serveVIPs(now)
+		}
+		for _, r := range m.res.list {
+			if r.recheck && r.state == resRunning {
+				m.resRun(r, OpStatus, "")
+				return
+			}
+			r.recheck = false
+		}
+		if r := m.res.suspect; r != nil {
+			// Those before it passed: it failed on its own.
+			m.res.suspect = nil
+			m.restartFrom(now, r, m.res.suspectWhy)
+			m.resStep(now)
+			return
 		}
 		for _, r := range m.res.list {
 			if len(r.cfg.status) > 0 && !r.monitorAt.After(now) {
@@ -258,12 +283,24 @@ func (m *Machine) resDone(now time.Time, ev Event) {
 			break // marked for a restart meanwhile
 		}
 		r.monitorAt = now.Add(r.cfg.monitorInterval)
+		recheck := r.recheck
+		r.recheck = false
 		if ok {
 			r.falls = 0
 			break
 		}
 		r.falls++
-		if r.falls >= r.cfg.fall && m.serving() {
+		switch {
+		case !m.serving():
+		case recheck:
+			// A resource after it failed too: this one is the cause.
+			why := "status failed: " + ev.Detail
+			if m.res.suspect != nil {
+				why += fmt.Sprintf(" (checked because %s, after it, failed)", m.res.suspect.cfg.name)
+			}
+			m.clearSuspect()
+			m.restartFrom(now, r, why)
+		case r.falls >= r.cfg.fall:
 			m.monitorFailed(now, r, ev.Detail)
 		}
 	}
@@ -286,10 +323,35 @@ func (m *Machine) dropOrphan(r *resource) {
 	}
 }
 
-// monitorFailed restarts a failed resource in place, with those after it,
-// or hands mastership over when its restarts are used up.
+// monitorFailed has the resources before r that have a status check
+// theirs first, or, with none, restarts r (restartFrom).
 func (m *Machine) monitorFailed(now time.Time, r *resource, detail string) {
 	why := fmt.Sprintf("status failed %d times in a row: %s", r.falls, detail)
+	for _, x := range m.res.list {
+		if x == r {
+			break
+		}
+		if len(x.cfg.status) > 0 && x.state == resRunning {
+			x.recheck = true
+			m.res.suspect, m.res.suspectWhy = r, why
+		}
+	}
+	if m.res.suspect == nil {
+		m.restartFrom(now, r, why)
+	}
+}
+
+// clearSuspect forgets a pending suspect and its rechecks.
+func (m *Machine) clearSuspect() {
+	m.res.suspect, m.res.suspectWhy = nil, ""
+	for _, x := range m.res.list {
+		x.recheck = false
+	}
+}
+
+// restartFrom restarts a failed resource in place, with those after it,
+// or hands mastership over when its restarts are used up.
+func (m *Machine) restartFrom(now time.Time, r *resource, why string) {
 	if r.restarts >= r.cfg.restarts {
 		m.resourceFailed(now, r, fmt.Sprintf("%s (restarted %d times this mastership)", why, r.restarts))
 		return
@@ -347,6 +409,7 @@ func (m *Machine) beginRelease(now time.Time, to State, reason string, silent bo
 	m.res.releasing, m.res.releaseTo, m.res.releaseReason = true, to, reason
 	m.res.silent = silent || claiming // a claiming master never advertised
 	m.res.awaitRelease, m.res.startNote = false, ""
+	m.clearSuspect()
 	m.garp, m.reannounce, m.added = garpSchedule{}, nil, nil
 	m.term++ // announcements queued so far are stale
 	m.release()
@@ -503,6 +566,7 @@ func stopFault(name string) string { return "resource " + name + " stop failed (
 // change in place; a new one starts while serving; a removed one that may
 // run is stopped.
 func (m *Machine) reconfigureResources() {
+	m.clearSuspect() // the next failed status decides again
 	old := map[string]*resource{}
 	for _, r := range m.res.list {
 		old[r.cfg.name] = r

@@ -335,3 +335,67 @@ func TestMachineResourceStopFailed(t *testing.T) {
 		t.Fatalf("stopped after reset: %s", got)
 	}
 }
+
+// TestMachineResourceDependantFailsFirst: c's status fails (its database
+// a died), before a's own monitor is due. a's status runs at once: when
+// it fails, a is restarted with everything after it (c alone would hang
+// on the dead a); when it passes, c is restarted alone.
+func TestMachineResourceDependantFailsFirst(t *testing.T) {
+	for _, aDown := range []bool{true, false} {
+		t.Run(fmt.Sprintf("a down %v", aDown), func(t *testing.T) {
+			s := resourceSettings2()
+			s.ha.resources[0].monitorInterval = time.Minute
+			s.ha.resources[0].fall = 3 // the dependant's failure is corroboration enough
+			c := s.ha.resources[1]
+			c.name, c.start, c.stop, c.status = "c", []string{"/c", "start"}, []string{"/c", "stop"}, []string{"/c", "status"}
+			c.monitorInterval = time.Second
+			s.ha.resources = append(s.ha.resources, c)
+			m := newMachine(s, false)
+			hstep(m, 0, Event{Kind: EvStartup})
+			for i := range 3 {
+				finish(m, time.Duration(i+1)*time.Millisecond, nil)
+			}
+			at := masterDown(100, time.Second)
+			want := []string{"notify(master) send(100) start(a)", "start(b)", "start(c)", "add announce"}
+			for i, w := range want {
+				got := ""
+				if i == 0 {
+					got = hstep(m, at, Event{Kind: EvTimer})
+				} else {
+					got = finish(m, at, nil)
+				}
+				if got != w {
+					t.Fatalf("step %d: %q, want %q", i, got, w)
+				}
+			}
+			at += time.Second
+			if got := hstep(m, at, Event{Kind: EvTimer}); !strings.HasSuffix(got, "status(c)") {
+				t.Fatalf("c's monitor: %s", got)
+			}
+			if got := finish(m, at, errExit1); got != "status(a)" {
+				t.Fatalf("c failed: %s, want a checked first", got)
+			}
+			var aErr error
+			want = []string{"remove stop(c)", "start(c)", "add announce"}
+			if aDown {
+				aErr = errExit1
+				want = []string{"remove stop(c)", "stop(b)", "stop(a)", "start(a)", "start(b)", "start(c)", "add announce"}
+			}
+			got := []string{finish(m, at, aErr)}
+			for len(got) < len(want) {
+				got = append(got, finish(m, at, nil))
+			}
+			if strings.Join(got, " | ") != strings.Join(want, " | ") {
+				t.Fatalf("after a's status: %q\nwant %q", got, want)
+			}
+			st := m.status()
+			restarted := map[bool]int{true: 0, false: 2}[aDown]
+			if st.State != "master" || st.Resources[restarted].Restarts != 1 || st.Resources[2-restarted].Restarts != 0 {
+				t.Errorf("restarts: %+v", st.Resources)
+			}
+			if aDown && !strings.Contains(st.ResourceFailure, "resource a: status failed") {
+				t.Errorf("failure: %q", st.ResourceFailure)
+			}
+		})
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -67,6 +68,13 @@ type Options struct {
 	// gratuitous ARP: under load that logging costs it CPU of its own.
 	KeepalivedDetail bool
 
+	// Auth signs and verifies the pair's adverts: lvsd with [vrrp.auth],
+	// keepalived with auth_hmac (both HMAC-SHA256 trailers with key
+	// AuthKey, enforce, anti_replay time). keepalived needs 2.4.0 or later
+	// for it: New refuses an older Keepalived binary, which would ignore
+	// the block and run unsigned.
+	Auth bool
+
 	// Settle bounds Takeover's wait for the master to hold the VIP alone
 	// (10 s when 0): an lvsd with many checks waits for their first
 	// verdicts before it preempts.
@@ -84,6 +92,11 @@ type Pair struct {
 
 // New builds the lab for impl; c tears it down. Configs and logs go to dir.
 func New(c lab.Cleaner, impl Impl, dir string, o Options) (*Pair, error) {
+	if o.Auth && impl == Keepalived {
+		if err := keepalivedSigns(o.Keepalived); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -241,10 +254,67 @@ func (p *Pair) waitGARP(mac net.HardwareAddr, since time.Time, timeout time.Dura
 	return time.Time{}, false
 }
 
+// TrailerOf waits for an advert from the master on the link and returns
+// how many bytes follow its address list: 28 for an HMAC trailer, 0 for
+// an unsigned advert. A benchmark of signed pairs checks it once, so a
+// peer that ignored its auth settings cannot pass for a signed one.
+func (p *Pair) TrailerOf(master netip.Addr, timeout time.Duration) (int, error) {
+	c, err := p.Client.Capture("eth0", unix.ETH_P_IP, 50*time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	src := master.As4()
+	buf := make([]byte, 2048)
+	for end := time.Now().Add(timeout); time.Now().Before(end); {
+		f, err := c.Next(buf)
+		if err != nil {
+			continue
+		}
+		// Ethernet(14), IPv4 (IHL words), then the VRRP PDU: 8 bytes and
+		// 4 per address (the count at byte 3).
+		d := f.Data
+		if len(d) < 34 || d[23] != 112 || !bytes.Equal(d[26:30], src[:]) {
+			continue
+		}
+		ihl := int(d[14]&0x0f) * 4
+		total := int(d[16])<<8 | int(d[17])
+		if total > len(d)-14 || total < ihl+8 {
+			continue
+		}
+		pdu := d[14+ihl : 14+total]
+		return len(pdu) - 8 - 4*int(pdu[3]), nil
+	}
+	return 0, fmt.Errorf("no advert from %s in %v", master, timeout)
+}
+
 // Skew is the backup's Skew_Time at priority (RFC 5798): (256-prio)/256 of
 // an interval.
 func Skew(interval time.Duration, priority int) time.Duration {
 	return time.Duration(int64(256-priority) * int64(interval) / 256)
+}
+
+// AuthKey signs the pair's adverts when Options.Auth is set: the 32 bytes
+// 0x00..0x1f, in hex.
+const AuthKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+// keepalivedSigns refuses a keepalived older than 2.4.0, the first with
+// auth_hmac.
+func keepalivedSigns(bin string) error {
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s --version: %w: %s", bin, err, out)
+	}
+	var major, minor int
+	if i := bytes.Index(out, []byte("Keepalived v")); i < 0 {
+		return fmt.Errorf("%s --version: no version in %q", bin, out)
+	} else if _, err := fmt.Sscanf(string(out[i:]), "Keepalived v%d.%d", &major, &minor); err != nil {
+		return fmt.Errorf("%s --version: %w", bin, err)
+	}
+	if major < 2 || major == 2 && minor < 4 {
+		return fmt.Errorf("%s is keepalived %d.%d: auth_hmac needs 2.4.0 or later", bin, major, minor)
+	}
+	return nil
 }
 
 // LvsdConfig is a director of the pair: VRRP only unless more is appended.
@@ -266,11 +336,16 @@ garp_repeat = 5
 	for _, l := range o.LvsdVRRP {
 		b.WriteString(l + "\n")
 	}
+	if o.Auth {
+		fmt.Fprintf(&b, "\n  [vrrp.auth]\n  mode = \"enforce\"\n  anti_replay = \"time\"\n  active_key = 1\n"+
+			"    [[vrrp.auth.key]]\n    id = 1\n    secret = \"hex:%s\"\n", AuthKey)
+	}
 	return b.String()
 }
 
-// KeepalivedConfig is the same director for keepalived 2.2. It speaks
-// VRRPv2, whose adverts count whole seconds, unless told vrrp_version 3.
+// KeepalivedConfig is the same director for keepalived 2.2 (2.4 with
+// Auth). It speaks VRRPv2, whose adverts count whole seconds, unless told
+// vrrp_version 3.
 func KeepalivedConfig(o Options, priority int) string {
 	var b strings.Builder
 	b.WriteString("global_defs {\n  router_id bench\n  vrrp_version 3\n  vrrp_garp_master_repeat 5\n")
@@ -287,7 +362,10 @@ vrrp_instance vi1 {
   virtual_ipaddress {
     %s/24
   }
-}
 `, VRID, priority, o.Interval.Seconds(), VIP)
+	if o.Auth {
+		fmt.Fprintf(&b, "  auth_hmac {\n    key 1 hex:%s\n    active_key 1\n    anti_replay time\n    mode enforce\n  }\n", AuthKey)
+	}
+	b.WriteString("}\n")
 	return b.String()
 }
