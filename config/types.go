@@ -99,6 +99,12 @@ type VRRP struct {
 	MinTTL     int `toml:"min_ttl"`
 	// Auth signs and verifies adverts (vrrp_auth.go); nil: none.
 	Auth *VRRPAuth `toml:"auth"`
+	// Version is 3 (RFC 5798, the default) or 2 (RFC 3768), the latter
+	// only to pair with a keepalived in its default mode (vrrp_v2.go).
+	Version int `toml:"version"`
+	// AuthPass is keepalived's auth_type PASS password for version 2: up
+	// to 8 bytes in clear text in every advert; lvsd check warns.
+	AuthPass string `toml:"auth_pass"`
 	// HA for the services themselves (vrrp_resource.go, vrrp_track.go).
 	HoldOff        Duration      `toml:"hold_off"` // default 1m
 	Resources      []Resource    `toml:"resource"`

@@ -77,8 +77,21 @@ func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
 	if g.unset("advert_interval", v.AdvertInterval.Duration == 0) {
 		v.AdvertInterval.Duration = time.Second
 	}
-	if d := v.AdvertInterval.Duration; d < 10*time.Millisecond || d > 40950*time.Millisecond || d%(10*time.Millisecond) != 0 {
-		l.errorf(at.key("advert_interval"), "%s is not 10ms..40.95s in steps of 10ms (VRRPv3 counts centiseconds)", d)
+	if g.unset("version", v.Version == 0) {
+		v.Version = 3
+	}
+	switch v.Version {
+	case 3:
+		if d := v.AdvertInterval.Duration; d < 10*time.Millisecond || d > 40950*time.Millisecond || d%(10*time.Millisecond) != 0 {
+			l.errorf(at.key("advert_interval"), "%s is not 10ms..40.95s in steps of 10ms (VRRPv3 counts centiseconds)", d)
+		}
+		if g["auth_pass"] {
+			l.errorf(at.key("auth_pass"), "only with version = 2: VRRPv3 carries no password (sign adverts with [vrrp.auth])")
+		}
+	case 2:
+		l.vrrpV2(v, at, g)
+	default:
+		l.errorf(at.key("version"), "%d: want 3 (RFC 5798) or 2 (RFC 3768, to pair with keepalived's default)", v.Version)
 	}
 	if v.Preempt == nil {
 		v.Preempt = boolPtr(true)
@@ -104,7 +117,9 @@ func (l *loader) vrrp(v *VRRP, cfg *Config, at loc) {
 	}
 	l.vrrpAddresses(v, at)
 	l.vrrpTTL(v, at, g)
-	l.vrrpAuth(v, at.key("auth"))
+	if v.Version != 2 { // where [vrrp.auth] is an error of its own
+		l.vrrpAuth(v, at.key("auth"))
+	}
 	for i, name := range v.TrackServices {
 		if cfg.Service(name) == nil {
 			l.errorf(at.key("track_services").elem(i, strconv.Itoa(i+1)), "unknown service %q", name)

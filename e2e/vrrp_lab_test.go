@@ -123,6 +123,19 @@ type lvsdVRRP struct {
 	track    []string // track_interfaces
 	peer     string   // unicast peer; "" = multicast
 	extra    string   // appended to the instance's table verbatim
+	// VRRPv2 (vrrp_v2_test.go): version 2 with its whole-second interval
+	// (0: vrrpInterval()); for keepalived, version 2 is its default.
+	version  int
+	interval time.Duration
+	pass     string // auth_pass / authentication { auth_type PASS }
+	metrics  string // metrics_listen in the director's netns; "" = none
+}
+
+func (v lvsdVRRP) advertInterval() time.Duration {
+	if v.interval != 0 {
+		return v.interval
+	}
+	return vrrpInterval()
 }
 
 func (v lvsdVRRP) config(socket string) string {
@@ -133,7 +146,7 @@ func (v lvsdVRRP) config(socket string) string {
 	s := fmt.Sprintf(`[director]
 interface = "eth0"
 control_socket = %q
-metrics_listen = ""
+metrics_listen = %q
 
 [[vrrp]]
 name = "vi1"
@@ -143,7 +156,13 @@ advert_interval = "%dms"
 preempt = %v
 vips = [%q]
 garp_repeat = 3
-`, socket, v.priority, vrrpInterval().Milliseconds(), v.preempt, vip)
+`, socket, v.metrics, v.priority, v.advertInterval().Milliseconds(), v.preempt, vip)
+	if v.version != 0 {
+		s += fmt.Sprintf("version = %d\n", v.version)
+	}
+	if v.pass != "" {
+		s += fmt.Sprintf("auth_pass = %q\n", v.pass)
+	}
 	if v.checksum != "" {
 		s += fmt.Sprintf("checksum = %q\n", v.checksum)
 	}
@@ -198,9 +217,15 @@ func keepalivedConfig(v lvsdVRRP) string {
 	if v.peer != "" {
 		preempt += "\n  unicast_peer {\n    " + v.peer + "\n  }"
 	}
+	if v.pass != "" {
+		preempt += "\n  authentication {\n    auth_type PASS\n    auth_pass " + v.pass + "\n  }"
+	}
+	version := "\n  vrrp_version 3"
+	if v.version == 2 {
+		version = "" // keepalived's default
+	}
 	return fmt.Sprintf(`global_defs {
-  router_id ka
-  vrrp_version 3
+  router_id ka%s
   vrrp_garp_master_repeat 3
 }
 vrrp_instance vi1 {
@@ -214,7 +239,7 @@ vrrp_instance vi1 {
     %s
   }
 }
-`, v.priority, vrrpInterval().Seconds(), preempt, vip)
+`, version, v.priority, v.advertInterval().Seconds(), preempt, vip)
 }
 
 // startKeepalived starts keepalived in ns, with pid files of its own: a

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -24,6 +25,8 @@ type gate struct {
 	multicast bool
 	peers     []netip.Addr
 	minTTL    int
+	version   int    // 2 or 3: an advert of the other is dropped
+	v2Auth    V2Auth // what a v2 advert must carry
 	auth      authSettings
 	keys      []*AuthKey
 	replay    replayTable
@@ -51,6 +54,7 @@ func (g *gate) configure(s *settings, met *metrics) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.vrid, g.source, g.multicast, g.minTTL = s.vrid, s.source, s.multicast(), s.minTTL
+	g.version, g.v2Auth = s.version, s.v2Auth
 	g.peers = slices.Clone(s.peers)
 	if !g.auth.equal(&s.auth) {
 		g.auth = s.auth
@@ -90,6 +94,9 @@ func (g *gate) admit(now time.Time, name string, src netip.Addr, ad *Advert, pay
 	defer g.mu.Unlock()
 	if ad.VRID != g.vrid || src == g.source {
 		return verdict{} // the executor ignores the one, drops the other
+	}
+	if v := g.admitVersion(now, name, src, ad); v.reason != "" || versionOf(g.version) == version2 {
+		return v // VRRPv2 has its password, and no [vrrp.auth]
 	}
 	if !g.auth.on {
 		if len(extra) == TrailerLen && !g.ignoredTrailer {
@@ -139,20 +146,88 @@ func (g *gate) admit(now time.Time, name string, src netip.Addr, ad *Advert, pay
 	return verdict{reason: reason, log: g.logDrop(now, name, reason, src, keyID)}
 }
 
-// logDrop returns the log line of a dropped advert, or nil while its
-// reason was logged less than authLogEvery ago.
-func (g *gate) logDrop(now time.Time, name, reason string, src netip.Addr, keyID uint8) func(*slog.Logger) {
+// Drop reasons of the version check: an advert of the other VRRP version,
+// and a VRRPv2 advert whose authentication type or password is not ours.
+const (
+	ReasonV2AuthType = "auth_type"
+	ReasonV2Password = "password"
+)
+
+// admitVersion drops an advert of the other VRRP version, and a VRRPv2 one
+// without our authentication type or, with a password, our password, as
+// keepalived does: a pair that disagrees on either is misconfigured, and
+// each side says so in its log (once every authLogEvery) and its drops
+// metric rather than electing a master from the other's adverts.
+func (g *gate) admitVersion(now time.Time, name string, src netip.Addr, ad *Advert) verdict {
+	theirs, ours := versionOf(int(ad.Version)), versionOf(g.version)
+	var reason, problem string
+	switch {
+	case theirs != ours:
+		reason = ReasonVersion
+		problem = fmt.Sprintf("the peer speaks VRRPv%d and this instance version %d: set the same version on both", theirs, ours)
+	case ours != version2:
+		return verdict{}
+	case ad.V2Auth.Type != g.v2Auth.Type:
+		reason = ReasonV2AuthType
+		problem = fmt.Sprintf("the peer's VRRPv2 auth type is %d, ours %d (0 none, 1 auth_pass)", ad.V2Auth.Type, g.v2Auth.Type)
+	case g.v2Auth.Type == V2AuthPassword && ad.V2Auth.Data != g.v2Auth.Data:
+		reason = ReasonV2Password
+		problem = "the peer's VRRPv2 password (auth_pass) is not ours"
+	default:
+		return verdict{}
+	}
+	ll := g.limit(reason)
+	if !ll.due(now) {
+		return verdict{reason: reason}
+	}
+	suppressed := ll.take(now)
+	return verdict{reason: reason, log: func(l *slog.Logger) {
+		l.Warn("vrrp: advert dropped", "instance", name, "reason", reason, "src", src, "problem", problem,
+			"dropped_unlogged", suppressed, "log_every", authLogEvery)
+	}}
+}
+
+// versionOf reads anything but 2 as 3, the default.
+func versionOf(v int) int {
+	if v == version2 {
+		return version2
+	}
+	return version3
+}
+
+func (g *gate) limit(reason string) *logLimit {
 	ll := g.logs[reason]
 	if ll == nil {
 		ll = &logLimit{}
 		g.logs[reason] = ll
 	}
+	return ll
+}
+
+// due says whether a drop may be logged now; if not, it is counted.
+func (ll *logLimit) due(now time.Time) bool {
 	if !ll.last.IsZero() && now.Sub(ll.last) < authLogEvery {
 		ll.suppressed++
+		return false
+	}
+	return true
+}
+
+// take starts a new period at now and returns the drops left unlogged.
+func (ll *logLimit) take(now time.Time) uint64 {
+	n := ll.suppressed
+	ll.last, ll.suppressed = now, 0
+	return n
+}
+
+// logDrop returns the log line of a dropped advert, or nil while its
+// reason was logged less than authLogEvery ago.
+func (g *gate) logDrop(now time.Time, name, reason string, src netip.Addr, keyID uint8) func(*slog.Logger) {
+	ll := g.limit(reason)
+	if !ll.due(now) {
 		return nil
 	}
-	suppressed := ll.suppressed
-	ll.last, ll.suppressed = now, 0
+	suppressed := ll.take(now)
 	return func(l *slog.Logger) {
 		l.Warn("vrrp: advert failed authentication, dropped", "instance", name, "reason", reason, "src", src,
 			"key_id", keyID, "dropped_unlogged", suppressed, "log_every", authLogEvery)

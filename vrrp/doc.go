@@ -1,10 +1,17 @@
 // Package vrrp implements VRRPv3 (RFC 5798 as amended by RFC 9568) for a pair
-// of lvsd directors. It is built in layers:
+// of lvsd directors, and VRRPv2 (RFC 3768) per instance to pair with a
+// keepalived in its default mode. It is built in layers:
 //
 //   - packet.go: Encode and Decode, pure functions. IPv4 checksums are sent
 //     in the form the instance's checksum setting names ("rfc5798", with the
 //     pseudo-header, what keepalived 2.2 sends and accepts; or "rfc9568",
-//     message only) and accepted in either form.
+//     message only) and accepted in either form. packet_v2.go converts
+//     VRRPv2 (RFC 3768, version = 2: keepalived's default) adverts: whole
+//     seconds, the message-only checksum, the 8 bytes of authentication
+//     data. The state machine never sees the version: the settings give v2
+//     its checksum form and RFC 3768's Skew_Time in seconds (skewBase), and
+//     the gate drops adverts of the other version, auth type or password
+//     (drop reasons version, auth_type, password).
 //   - Transport and Conn: one raw IP socket (protocol 112) per instance,
 //     bound to the interface, TTL/hop limit 255, multicast loop off
 //     (RawTransport). Received packets are dropped, and counted in

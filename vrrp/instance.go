@@ -157,7 +157,7 @@ func (in *instance) rebuildAdverts() {
 	if !c.source.IsValid() {
 		return
 	}
-	ad := Advert{VRID: c.vrid, Interval: c.interval, Addrs: c.vipAddrs()}
+	ad := Advert{VRID: c.vrid, Interval: c.interval, Addrs: c.vipAddrs(), Version: uint8(c.version), V2Auth: c.v2Auth}
 	for _, dst := range c.destinations() {
 		b, err := ad.Encode(c.source, dst, c.checksum)
 		if err != nil {
@@ -331,6 +331,8 @@ func (in *instance) status() InstanceStatus {
 	defer in.ex.mu.Unlock()
 	st := in.m.status()
 	st.Auth = in.gate.status(&in.m.cfg.auth)
+	st.Version = versionOf(in.m.cfg.version)
+	st.AuthPass = in.m.cfg.v2Auth.Type == V2AuthPassword
 	return st
 }
 
@@ -388,6 +390,10 @@ type InstanceStatus struct {
 	VIPs              []netip.Prefix `json:"vips"`
 	// Auth is [vrrp.auth] and what it rejected; nil without it.
 	Auth *AuthStatus `json:"auth,omitempty"`
+	// Version is the VRRP version spoken, 3 or 2; AuthPass says a version
+	// 2 instance carries an auth_pass (never the password itself).
+	Version  int  `json:"version"`
+	AuthPass bool `json:"auth_pass,omitempty"`
 	// HA for the services (machine_track.go, machine_resources.go).
 	SyncGroup       string           `json:"sync_group,omitempty"`
 	Tracks          []TrackStatus    `json:"tracks,omitempty"`

@@ -218,6 +218,20 @@ func masterDown(priority int, interval time.Duration) time.Duration {
 	return 3*interval + skew(priority, interval)
 }
 
+// skewOf and masterDownOf are skew and masterDown with the instance's skew
+// base (settings.skewBase): the master's interval unless the settings fix
+// it, as RFC 3768's Skew_Time of (256 - priority) / 256 seconds does.
+func (m *Machine) skewOf(priority int) time.Duration {
+	if m.cfg.skewBase != 0 {
+		return skew(priority, m.cfg.skewBase)
+	}
+	return skew(priority, m.masterAdverInterval)
+}
+
+func (m *Machine) masterDownOf(priority int) time.Duration {
+	return 3*m.masterAdverInterval + m.skewOf(priority)
+}
+
 func (m *Machine) arm(kind protoKind, at time.Time) { m.proto, m.protoKind = at, kind }
 
 func (m *Machine) armMasterDown(now time.Time, d time.Duration) { m.arm(protoMasterDown, now.Add(d)) }
@@ -240,7 +254,7 @@ func (m *Machine) start(now time.Time, reason string) {
 	}
 	m.masterAdverInterval = m.cfg.interval
 	m.setState(now, StateBackup, reason)
-	m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+	m.armMasterDown(now, m.masterDownOf(m.effectivePriority()))
 }
 
 // leave goes from any state to Init or Fault (or, for giveup and a higher
@@ -265,7 +279,7 @@ func (m *Machine) leaveSilent(now time.Time, to State, reason string, silent boo
 	}
 	m.setState(now, to, reason)
 	if to == StateBackup {
-		m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+		m.armMasterDown(now, m.masterDownOf(m.effectivePriority()))
 	}
 }
 
@@ -333,14 +347,14 @@ func (m *Machine) protoExpired(now, at time.Time, kind protoKind) {
 		if m.override == overrideGiveup {
 			// Given up: stay backup; look again later so a later Takeover
 			// or reset finds the timer running.
-			m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+			m.armMasterDown(now, m.masterDownOf(m.effectivePriority()))
 			return
 		}
 		if m.cfg.ha.syncGroup != "" {
 			// The group becomes master when every member wants to (the
 			// executor decides); until then, look again.
 			m.wantMaster = true
-			m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+			m.armMasterDown(now, m.masterDownOf(m.effectivePriority()))
 			return
 		}
 		m.becomeMaster(now, "master down timer expired")
@@ -362,7 +376,7 @@ func (m *Machine) protoExpired(now, at time.Time, kind protoKind) {
 // Master_Down_Interval, so it holds the VIPs now.
 func (m *Machine) liveMaster(now time.Time) bool {
 	return m.masterPriority > 0 && m.masterAddr.IsValid() && m.masterAddr != m.cfg.source &&
-		!m.heardAt.IsZero() && now.Sub(m.heardAt) < masterDown(m.effectivePriority(), m.masterAdverInterval)
+		!m.heardAt.IsZero() && now.Sub(m.heardAt) < m.masterDownOf(m.effectivePriority())
 }
 
 // becomeMaster claims the VIPs and starts advertising. When a live master
@@ -441,12 +455,12 @@ func (m *Machine) receive(now time.Time, src netip.Addr, ad *Advert) {
 	case StateBackup:
 		if prio == priorityResign {
 			m.seeMaster(now, src, 0)
-			m.armMasterDown(now, skew(local, m.masterAdverInterval))
+			m.armMasterDown(now, m.skewOf(local))
 			return
 		}
 		m.seeMaster(now, src, prio)
 		m.masterAdverInterval = ad.Interval
-		mdi := masterDown(local, m.masterAdverInterval)
+		mdi := m.masterDownOf(local)
 		if !m.cfg.preempt || prio >= local || m.override == overrideGiveup {
 			m.preemptSince = time.Time{}
 			m.wantMaster = false

@@ -443,7 +443,7 @@ func (m *Machine) finishRelease(now time.Time) {
 	}
 	m.setState(now, to, reason)
 	if to == StateBackup {
-		m.armMasterDown(now, masterDown(m.effectivePriority(), m.masterAdverInterval))
+		m.armMasterDown(now, m.masterDownOf(m.effectivePriority()))
 		if m.override == overrideTakeover {
 			m.becomeMaster(now, "operator takeover")
 		}

@@ -12,6 +12,7 @@ import (
 const ProtocolNumber = 112
 
 const (
+	version2       = 2
 	version3       = 3
 	typeAdvert     = 1
 	headerLen      = 8
@@ -59,14 +60,21 @@ func ParseChecksum(s string) (Checksum, error) {
 	return 0, fmt.Errorf("checksum %q: want rfc5798 or rfc9568", s)
 }
 
-// Advert is one VRRPv3 advertisement.
+// Advert is one VRRP advertisement: VRRPv3 (RFC 5798), or VRRPv2 (RFC
+// 3768, packet_v2.go) for pairing with a keepalived in its default mode.
+// The state machine reads only what both versions carry.
 type Advert struct {
 	VRID     uint8
 	Priority uint8
-	// Interval is the Max Advertise Interval; it travels in centiseconds.
+	// Interval is the Max Advertise Interval; it travels in centiseconds
+	// (VRRPv2: Adver Int, in whole seconds).
 	Interval time.Duration
 	// Addrs are the virtual addresses: all IPv4 or all IPv6.
 	Addrs []netip.Addr
+	// Version is 3 or 2; Encode reads 0 as 3, Decode sets it.
+	Version uint8
+	// V2Auth is VRRPv2's authentication type and data; unused in v3.
+	V2Auth V2Auth
 }
 
 // DecodeError says why a received packet was rejected. Reason is a short
@@ -104,6 +112,9 @@ func DropReason(err error) string {
 // destination of the packet: they enter the checksum for IPv6 and, with
 // ChecksumRFC5798, for IPv4. The family of the addresses must match src.
 func (a *Advert) Encode(src, dst netip.Addr, mode Checksum) ([]byte, error) {
+	if a.Version == version2 {
+		return a.encodeV2(src)
+	}
 	alen := 4
 	if src.Is6() && !src.Is4In6() {
 		alen = 16
@@ -154,8 +165,9 @@ func decode(b []byte, src, dst netip.Addr) (a Advert, form Checksum, extra []byt
 	if len(b) < headerLen {
 		return a, 0, nil, decodeErr(ReasonTruncated, "%d bytes, header is %d", len(b), headerLen)
 	}
-	if v := b[0] >> 4; v != version3 {
-		return a, 0, nil, decodeErr(ReasonVersion, "version %d, want 3", v)
+	v := b[0] >> 4
+	if v != version3 && v != version2 {
+		return a, 0, nil, decodeErr(ReasonVersion, "version %d, want 3 or 2", v)
 	}
 	if t := b[0] & 0x0f; t != typeAdvert {
 		return a, 0, nil, decodeErr(ReasonType, "type %d, want 1 (advertisement)", t)
@@ -163,6 +175,9 @@ func decode(b []byte, src, dst netip.Addr) (a Advert, form Checksum, extra []byt
 	v6 := src.Is6() && !src.Is4In6()
 	if v6 != (dst.Is6() && !dst.Is4In6()) {
 		return a, 0, nil, decodeErr(ReasonFamily, "source %v and destination %v differ in family", src, dst)
+	}
+	if v == version2 {
+		return decodeV2(b, v6)
 	}
 	alen := 4
 	if v6 {
@@ -190,6 +205,7 @@ func decode(b []byte, src, dst netip.Addr) (a Advert, form Checksum, extra []byt
 	default:
 		return a, 0, nil, decodeErr(ReasonChecksum, "checksum %#04x verifies in neither form", binary.BigEndian.Uint16(b[6:]))
 	}
+	a.Version = version3
 	a.VRID = b[1]
 	a.Priority = b[2]
 	a.Interval = time.Duration(binary.BigEndian.Uint16(b[4:])&maxIntervalCS) * intervalUnit

@@ -26,8 +26,8 @@ var (
 
 // Captured with a raw socket from keepalived 2.2.7 (vrrp_version 3) in a
 // netns: the IPv4 payload after the 20-byte IP header, and the IPv6 payload
-// as received on a raw socket. keepalivedV2 is its default (VRRPv2) advert,
-// which we must reject.
+// as received on a raw socket. keepalivedV2 is its default (VRRPv2) advert
+// (more in packet_v2_test.go).
 const (
 	keepalivedV4 = "3133640100646e7ac0a84d0a"
 	keepalivedV2 = "2133640100016d17c0a84d0a0000000000000000"
@@ -43,10 +43,10 @@ func TestDecodeKeepalivedCapture(t *testing.T) {
 		form     Checksum
 	}{
 		{"ipv4 keepalived default", keepalivedV4, kaSrc4, GroupV4,
-			Advert{VRID: 51, Priority: 100, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("192.168.77.10")}},
+			Advert{VRID: 51, Priority: 100, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("192.168.77.10")}, Version: 3},
 			ChecksumRFC5798},
 		{"ipv6", keepalivedV6, kaSrc6, GroupV6,
-			Advert{VRID: 52, Priority: 150, Interval: 500 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("fd00:77::10")}},
+			Advert{VRID: 52, Priority: 150, Interval: 500 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("fd00:77::10")}, Version: 3},
 			ChecksumRFC9568}, // IPv6 reports the default form: only one exists
 	}
 	for _, tt := range tests {
@@ -124,8 +124,10 @@ func TestDecodeRejects(t *testing.T) {
 		reason string
 	}{
 		{"short", good[:7], kaSrc4, ReasonTruncated},
-		{"keepalived VRRPv2", mustHex(t, keepalivedV2), kaSrc4, ReasonVersion},
-		{"version 2 header", mutate(func(b []byte) []byte { b[0] = 0x21; return b }), kaSrc4, ReasonVersion},
+		{"version 4 header", mutate(func(b []byte) []byte { b[0] = 0x41; return b }), kaSrc4, ReasonVersion},
+		{"version 1 header", mutate(func(b []byte) []byte { b[0] = 0x11; return b }), kaSrc4, ReasonVersion},
+		// A v3 advert relabelled v2 lacks the 8 bytes of v2 auth data.
+		{"version 2 header on a v3 advert", mutate(func(b []byte) []byte { b[0] = 0x21; return b }), kaSrc4, ReasonTruncated},
 		{"type 2", mutate(func(b []byte) []byte { b[0] = 0x32; return b }), kaSrc4, ReasonType},
 		{"count beyond end", mutate(func(b []byte) []byte { b[3] = 9; return b }), kaSrc4, ReasonTruncated},
 		{"checksum", mutate(func(b []byte) []byte { b[7]++; return b }), kaSrc4, ReasonChecksum},

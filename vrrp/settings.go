@@ -33,6 +33,12 @@ type settings struct {
 	unicastTTL    int
 	minTTL        int
 	auth          authSettings
+	// VRRPv2 (packet_v2.go): version is 2 or 3; v2Auth is what v2 adverts
+	// carry and must carry to be accepted. skewBase, when set, replaces the
+	// master's interval in Skew_Time: RFC 3768 counts it in seconds.
+	version  int
+	v2Auth   V2Auth
+	skewBase time.Duration
 	// HA for the services (settings_ha.go).
 	ha haSettings
 }
@@ -51,6 +57,13 @@ func settingsOf(c *config.VRRP) (settings, error) {
 		notify: c.Notify, notifyTimeout: c.NotifyTimeout.Duration,
 		trackServices: c.TrackServices, trackIfaces: c.TrackInterfaces,
 		unicastTTL: c.UnicastTTL, minTTL: c.MinTTL, auth: authSettingsOf(c.Auth),
+	}
+	if c.Version == 2 {
+		// RFC 3768's checksum covers the message alone.
+		s.version, s.checksum, s.skewBase = 2, ChecksumRFC9568, time.Second
+		s.v2Auth = V2Password(c.AuthPass)
+	} else {
+		s.version = 3
 	}
 	for _, p := range c.VIPs {
 		s.vips = append(s.vips, p.Prefix)

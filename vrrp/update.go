@@ -21,9 +21,9 @@ import (
 //     peer is preempted by the peer, as the RFC has it), a master adds and
 //     announces new VIPs and removes dropped ones, a backup only records
 //     them; faults are re-evaluated against the new track lists;
-//   - a change of interface, VRID, address family, source_address or
-//     multicast/unicast needs a new socket: that instance alone resigns
-//     (priority 0 if master) and starts again as backup;
+//   - a change of interface, VRID, address family, source_address, VRRP
+//     version or multicast/unicast needs a new socket: that instance alone
+//     resigns (priority 0 if master) and starts again as backup;
 //   - a removed instance resigns, releases its VIPs and stops, and its
 //     metric series go; an added one starts as backup.
 
@@ -224,6 +224,10 @@ func restartReason(old, next settings) string {
 		return "address family changed"
 	case old.source != next.source:
 		return fmt.Sprintf("source_address %v -> %v", old.source, next.source)
+	case old.version != next.version:
+		// The peer drops adverts of the other version: resigning first
+		// says so, where a silent switch would look like a dead master.
+		return fmt.Sprintf("version %d -> %d", old.version, next.version)
 	case old.multicast() != next.multicast():
 		if next.multicast() {
 			return "unicast -> multicast"
@@ -256,6 +260,7 @@ func changedSettings(old, next settings) []string {
 	add(old.unicastTTL != next.unicastTTL, "unicast_ttl")
 	add(old.minTTL != next.minTTL, "min_ttl")
 	add(!old.auth.equal(&next.auth), "auth")
+	add(old.v2Auth != next.v2Auth, "auth_pass")
 	return append(out, haChanged(old.ha, next.ha)...)
 }
 

@@ -85,6 +85,9 @@ func printSummary(w io.Writer, cfg *config.Config) {
 		if a := v.Auth; a != nil {
 			fmt.Fprintf(w, "  %s\n", authText(a))
 		}
+		if v.Version == 2 {
+			fmt.Fprintf(w, "  %s\n", v2Text(&v))
+		}
 	}
 
 	for _, s := range cfg.Services {
@@ -212,6 +215,14 @@ func authText(a *config.VRRPAuth) string {
 		replay = "anti_replay time within " + a.TimeWindow.Duration.String()
 	}
 	return fmt.Sprintf("auth %s: HMAC-SHA256, %s, %s, keys %s", a.Mode, signs, replay, strings.Join(ids, " "))
+}
+
+// v2Text describes a VRRPv2 instance; the password is never shown.
+func v2Text(v *config.VRRP) string {
+	if v.AuthPass != "" {
+		return "VRRPv2 (RFC 3768), auth_pass set: a clear-text password, for pairing with keepalived only"
+	}
+	return "VRRPv2 (RFC 3768), no authentication"
 }
 
 func joinStrings[T fmt.Stringer](items []T) string {

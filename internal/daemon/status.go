@@ -135,7 +135,7 @@ func instanceStatus(v vrrp.InstanceStatus, c *vrrpCounts) status.Instance {
 		Priority: v.EffectivePriority, MasterPriority: v.MasterPriority, PreemptHeld: v.PreemptHeld,
 		ConfiguredPriority: v.Priority, Faults: v.Faults, SyncGroup: v.SyncGroup, Tracks: v.Tracks, Resources: v.Resources,
 		ResourceFailure: v.ResourceFailure, HoldOffUntil: v.HoldOffUntil, Releasing: v.Releasing, Auth: v.Auth,
-		Master: v.Master, Since: v.Since, Drops: map[string]uint64{}}
+		Version: v.Version, AuthPass: v.AuthPass, Master: v.Master, Since: v.Since, Drops: map[string]uint64{}}
 	for _, p := range v.VIPs {
 		is.VIPs = append(is.VIPs, p.String())
 	}

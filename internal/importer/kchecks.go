@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -227,18 +228,54 @@ func (m *kmap) checker(c *node, in inherited, rsAddr string, checkPort int) []*t
 		}
 		return []*table{base("ping")}
 	case "UDP_CHECK":
-		t := base("udp")
-		for _, n := range specific {
-			switch n.key() {
-			case "payload", "require_reply", "min_reply_length", "max_reply_length":
-				m.drop(n, "not mapped onto lvsd's udp check yet")
-			default:
-				m.unknown(n, kind)
-			}
-		}
-		return []*table{t}
+		return []*table{m.udpCheck(specific, base("udp"))}
 	}
 	return nil
+}
+
+// udpCheck maps UDP_CHECK: payload and require_reply take hex, and without
+// require_reply keepalived passes a server that stays silent (only an ICMP
+// port unreachable fails it), which lvsd's require_reply = false does.
+func (m *kmap) udpCheck(specific []*node, t *table) *table {
+	reply := false
+	for _, n := range specific {
+		switch n.key() {
+		case "payload":
+			if m.needArgs(n, 1, -1) {
+				if h, ok := m.hexArg(n); ok {
+					t.set("payload_hex", h)
+				}
+			}
+		case "require_reply":
+			reply = true
+			if len(n.args()) == 0 {
+				continue
+			}
+			if h, ok := m.hexArg(n); ok {
+				t.set("expect_hex", h)
+				m.changed(n, "the reply must start with these bytes; keepalived also passed a shorter reply that matched as far as it went")
+			}
+		case "min_reply_length", "max_reply_length":
+			m.drop(n, "lvsd's udp check has no reply length bounds (expect_hex fixes how the reply starts)")
+		default:
+			m.unknown(n, "UDP_CHECK")
+		}
+	}
+	if !reply {
+		t.set("require_reply", false, "no require_reply: silence passes")
+	}
+	return t
+}
+
+// hexArg reads keepalived's hex string (the words joined); a masked nibble
+// (keepalived's reply mask) lvsd cannot match.
+func (m *kmap) hexArg(n *node) (string, bool) {
+	h := strings.Join(n.args(), "")
+	if _, err := hex.DecodeString(h); err != nil || h == "" {
+		m.drop(n, "%q is not plain hex bytes, which is all lvsd's udp check matches (no masks)", strings.Join(n.args(), " "))
+		return "", false
+	}
+	return strings.ToLower(h), true
 }
 
 func (m *kmap) httpChecks(c *node, kind string, specific []*node, in inherited, base func(string) *table) []*table {

@@ -29,6 +29,14 @@ type vrrpInst struct {
 	weighted []weightedTrack
 	trackIfs []*node
 	group    string
+	// VRRPv2 (kvrrp_v2.go): advert_int as read, and the authentication
+	// block's PASS password.
+	advert   time.Duration
+	advertAt *node
+	pass     string
+	passAt   *node
+	// advertised is how many addresses keepalived's adverts carry.
+	advertised int
 }
 
 type notifyCmd struct {
@@ -42,7 +50,7 @@ type notifyCmd struct {
 // vrrpOrder is the order keys are printed in, the README's.
 var vrrpOrder = []string{"name", "vrid", "interface", "priority", "advert_interval", "preempt", "preempt_delay",
 	"vips", "unicast_peers", "source_address", "track_interfaces", "notify", "checksum",
-	"garp_repeat", "garp_interval", "garp_refresh", "unicast_ttl", "min_ttl"}
+	"garp_repeat", "garp_interval", "garp_refresh", "unicast_ttl", "min_ttl", "version", "auth_pass"}
 
 func (v *vrrpInst) set(key string, val any, comment ...string) {
 	v.fields[key] = kv{key: key, val: tomlValue(val), comment: strings.Join(comment, " ")}
@@ -106,11 +114,7 @@ func (m *kmap) vrrpInstance(b *node) {
 			}
 		case "advert_int":
 			if d, ok := m.timerArg(n); ok {
-				c := d.Round(10 * time.Millisecond)
-				if c != d {
-					m.changed(n, "advert_interval %s: VRRPv3 counts centiseconds", formatDuration(c))
-				}
-				v.set("advert_interval", c)
+				v.advert, v.advertAt = d, n // rounded once the version is known
 			}
 		case "state":
 			if m.needArgs(n, 1, 1) && strings.EqualFold(n.arg(0), "MASTER") {
@@ -227,6 +231,11 @@ func (m *kmap) vrrpInstance(b *node) {
 	}
 	if len(vips) > 0 {
 		v.set("vips", vips)
+		if v.advertised != len(vips) {
+			m.drop(b, "keepalived puts all %d addresses of virtual_ipaddress in its adverts, duplicates included, and lvsd %d; "+
+				"keepalived drops adverts that carry another count, so while it runs as backup beside this lvsd both become master: "+
+				"list each address once in keepalived.conf before the swap", v.advertised, len(vips))
+		}
 	}
 	if _, ok := v.fields["unicast_peers"]; !ok {
 		if _, ttl := v.fields["unicast_ttl"]; ttl {
@@ -261,16 +270,7 @@ func (m *kmap) vrrpInstance(b *node) {
 		}
 	}
 	m.notifyScript(v)
-	if v.version == 2 {
-		at := b
-		why := "keepalived speaks VRRPv2 here (its default; vrrp_version 3 or version 3 changes it)"
-		if versionNode != nil {
-			at, why = versionNode, "version 2"
-		} else if m.versionPos.Line > 0 {
-			why = fmt.Sprintf("vrrp_version 2 at %s", m.versionPos)
-		}
-		m.drop(at, "%s; %s: the twin must run `vrrp_version 3` until lvsd speaks VRRPv2, or both become master", why, featVRRPv2.lacks())
-	}
+	m.vrrpVersion(v, versionNode)
 }
 
 // garp maps garp_master_delay: keepalived sends a second round of GARPs
@@ -333,15 +333,18 @@ func (m *kmap) vips(b *node, v *vrrpInst) []string {
 			m.errs = append(m.errs, &Error{Pos: n.pos, Msg: fmt.Sprintf("virtual_ipaddress: invalid address %q", addr)})
 			continue
 		}
+		fam := "inet"
+		if p.Addr().Is6() {
+			fam = "inet6"
+		}
+		if v.family == "" || fam == v.family {
+			v.advertised++ // keepalived sends duplicates too
+		}
 		if first, dup := seen[p.Addr()]; dup {
 			m.ignore(n, "the same address as line %d: listed once", first.Line)
 			continue
 		}
 		seen[p.Addr()] = n.pos
-		fam := "inet"
-		if p.Addr().Is6() {
-			fam = "inet6"
-		}
 		if v.family == "" {
 			v.family = fam
 		} else if fam != v.family {
@@ -382,7 +385,7 @@ func (m *kmap) vips(b *node, v *vrrpInst) []string {
 }
 
 func (m *kmap) authentication(b *node, v *vrrpInst) {
-	typ := ""
+	typ, pass := "", ""
 	for _, n := range b.kids {
 		switch n.key() {
 		case "auth_type":
@@ -390,15 +393,19 @@ func (m *kmap) authentication(b *node, v *vrrpInst) {
 				typ = strings.ToUpper(n.arg(0))
 			}
 		case "auth_pass":
+			if m.needArgs(n, 1, -1) {
+				pass = strings.Join(n.args(), " ")
+			}
 		default:
 			m.unknown(n, "authentication")
 		}
 	}
 	switch typ {
 	case "PASS":
-		m.drop(b, "auth_type PASS is VRRPv2's simple-text password: %s; it only pairs with a v2 twin and protects nothing (anyone on the link reads it)", featVRRPv2Passwd.lacks())
+		v.pass, v.passAt = pass, b // carried over by vrrpVersion, for v2
 	case "AH":
-		m.drop(b, "auth_type AH: lvsd has no IPsec AH (RFC 3768 removed it); %s is the way to authenticate adverts", featAuthHMAC.what)
+		m.drop(b, "auth_type AH: lvsd has no IPsec AH (RFC 3768 removed it), so this keepalived drops lvsd's adverts and both become master: "+
+			"remove authentication from it first; %s is the way to authenticate adverts", featAuthHMAC.what)
 	default:
 		m.drop(b, "unknown auth_type %q", typ)
 	}

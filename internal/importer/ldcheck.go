@@ -174,8 +174,10 @@ func (l *ldmap) check(c ldCheckSpec, get func(string) (ldLine, bool)) []*table {
 		return []*table{t}
 	case ct == "connect":
 		if c.protocol == "udp" {
-			l.note(at, Dropped, "checktype=connect on a UDP service: %s; the servers are not checked at all", featUDP.lacks())
-			return nil
+			t := base("udp", checkTO)
+			t.set("require_reply", false, "silence passes")
+			l.note(at, Changed, "checktype=connect on a UDP service: lvsd sends an empty datagram and fails a server that answers ICMP port unreachable (ldirectord's UDP connect sent nothing and always passed)")
+			return []*table{t}
 		}
 		return []*table{base("tcp", checkTO)}
 	case ct == "negotiate" || isDigits(ct):
@@ -286,8 +288,10 @@ func (l *ldmap) check(c ldCheckSpec, get func(string) (ldLine, bool)) []*table {
 		return []*table{base("tcp", negTO)}
 	case "radius", "sip":
 		used("login", "passwd", "secret")
-		l.note(at, Dropped, "service=%s: %s; the servers are not checked at all", c.service, featUDP.lacks())
-		return nil
+		l.note(at, Dropped, "service=%s: lvsd has no %s check; checked by a udp probe that fails only on ICMP port unreachable (an exec check can send a real request)", c.service, strings.ToUpper(c.service))
+		t := base("udp", negTO)
+		t.set("require_reply", false, "silence passes")
+		return []*table{t}
 	case "http_proxy":
 		l.note(at, Dropped, "lvsd has no proxy check; checked by TCP connect only")
 		return []*table{base("tcp", negTO)}

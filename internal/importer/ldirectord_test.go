@@ -30,7 +30,9 @@ func TestLdirectordKeywords(t *testing.T) {
 			[]string{`sorry_server = "127.0.0.1:80"`, `address = "10.0.0.3"`, `path = "/alive"`, `expect_body = "OK"`, `host = "www.example.org"`}, nil, true},
 		{"fwmark and IPv6", "virtual6=[2001:db8::10]:80\n\treal6=[2001:db8::1]:80 masq\n\tchecktype=on\nvirtual=7\n\treal=10.0.0.1 gate\n\tchecktype=off\n",
 			[]string{`vip = "2001:db8::10"`, `address = "2001:db8::1"`, "fwmark = 7", "weight = 0"}, []string{"4: virtual: changed: checktype=off"}, true},
-		{"ping", "virtual=192.0.2.10:80\n\treal=10.0.0.1:80 gate\n\tchecktype=ping\n", nil, []string{"1: virtual: not carried over: checktype=ping: lvsd lacks ping checks"}, false},
+		{"ping", "virtual=192.0.2.10:80\n\treal=10.0.0.1:80 gate\n\tchecktype=ping\n", []string{`type = "ping"`}, nil, true},
+		{"connect on udp", "virtual=192.0.2.10:53\n\treal=10.0.0.1:53 gate\n\tprotocol=udp\n\tchecktype=connect\n",
+			[]string{`type = "udp"`, `require_reply = false`}, []string{"1: virtual: changed: checktype=connect on a UDP service"}, true},
 		{"email", "emailalert=root@example.org\nvirtual=192.0.2.10:80\n\treal=10.0.0.1:80 gate\n", nil, []string{"1: emailalert: not carried over"}, false},
 	}
 	for _, c := range cases {

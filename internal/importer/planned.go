@@ -12,14 +12,12 @@ type feature struct {
 }
 
 var (
-	featPing         = &feature{what: "ping checks (type = \"ping\")", issue: 12}
-	featUDP          = &feature{what: "udp checks (type = \"udp\")", issue: 12}
-	featAuthHMAC     = &feature{what: "VRRP authentication ([vrrp.auth])", issue: 13, have: true}
-	featTrackWeight  = &feature{what: "weighted tracking (a tracked interface or script that moves the priority)", issue: 14, have: true}
-	featTrackScript  = &feature{what: "tracked scripts (vrrp_script/track_script)", issue: 14, have: true}
-	featSyncGroup    = &feature{what: "VRRP sync groups", issue: 14, have: true}
-	featVRRPv2       = &feature{what: "VRRPv2 (version = 2)", issue: 15}
-	featVRRPv2Passwd = &feature{what: "the VRRPv2 simple-text password", issue: 15}
+	featPing        = &feature{what: "ping checks (type = \"ping\")", issue: 12, have: true}
+	featUDP         = &feature{what: "udp checks (type = \"udp\")", issue: 12, have: true}
+	featAuthHMAC    = &feature{what: "VRRP authentication ([vrrp.auth])", issue: 13, have: true}
+	featTrackWeight = &feature{what: "weighted tracking (a tracked interface or script that moves the priority)", issue: 14, have: true}
+	featTrackScript = &feature{what: "tracked scripts (vrrp_script/track_script)", issue: 14, have: true}
+	featSyncGroup   = &feature{what: "VRRP sync groups", issue: 14, have: true}
 )
 
 // lacks is the reason for a Dropped note about a planned feature.

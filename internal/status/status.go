@@ -199,6 +199,10 @@ type Instance struct {
 	// Auth is [vrrp.auth] (mode, key ids, never keys) and the adverts it
 	// accepted and dropped; absent without it.
 	Auth *vrrp.AuthStatus `json:"auth,omitempty"`
+	// Version is the VRRP version spoken (3, or 2 to pair with keepalived);
+	// AuthPass: version 2 with a clear-text auth_pass (never the password).
+	Version  int  `json:"version"`
+	AuthPass bool `json:"auth_pass,omitempty"`
 	// Priority above is the effective one (moved by tracked weights);
 	// ConfiguredPriority is the config's.
 	ConfiguredPriority int      `json:"configured_priority"`

@@ -47,7 +47,7 @@ func WriteText(w io.Writer, st Report) {
 			if v.SyncGroup != "" {
 				state += " [group " + v.SyncGroup + "]"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, authWord(v.Auth), strings.Join(v.VIPs, ","))
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, v.VRID, v.Interface, state, v.Priority, v.MasterPriority, authWord(&v), strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
 		writeAuth(w, st.VRRP)
@@ -91,8 +91,13 @@ func WriteText(w io.Writer, st Report) {
 
 // authWord is an instance's AUTH column: "-" without [vrrp.auth], else
 // the mode and the key that signs.
-func authWord(a *vrrp.AuthStatus) string {
+func authWord(v *Instance) string {
+	a := v.Auth
 	switch {
+	case v.Version == 2 && v.AuthPass:
+		return "v2 auth_pass (clear text)"
+	case v.Version == 2:
+		return "v2, none"
 	case a == nil:
 		return "-"
 	case a.ActiveKey == 0:

@@ -16,7 +16,9 @@ func TestWriteText(t *testing.T) {
 	r := Report{Node: "lvs-a", Config: "/etc/lvsd/lvsd.toml", Version: "v1", LastReload: at,
 		ReloadErr: "lvsd.toml:3: weight: want an integer",
 		VRRP: []Instance{{Name: "vi1", VRID: 51, Interface: "eth0", State: "backup", Priority: 150, MasterPriority: 100,
-			VIPs: []string{"192.0.2.10/32"}, PreemptHeld: true}},
+			VIPs: []string{"192.0.2.10/32"}, PreemptHeld: true},
+			{Name: "ka", VRID: 52, Interface: "eth0", State: "master", Priority: 100, MasterPriority: 100,
+				VIPs: []string{"192.0.2.11/32"}, Version: 2, AuthPass: true}},
 		Services: []Service{
 			{Name: "web", Address: "tcp/192.0.2.10:80", Scheduler: "wlc", InKernel: true, RealServers: []RealServer{
 				{Address: "10.0.0.1:80", Health: "up", Weight: 5, KernelWeight: 0, Drained: true, Latency: 1234567 * time.Nanosecond, Reason: "ok: 200"},
@@ -42,6 +44,7 @@ func TestWriteText(t *testing.T) {
 	}
 	for _, row := range [][]string{
 		{"vi1", "51", "eth0", "backup", "(no", "preempt", "until", "first", "checks)", "150", "100", "-", "192.0.2.10/32"},
+		{"ka", "52", "eth0", "master", "100", "100", "v2", "auth_pass", "(clear", "text)", "192.0.2.11/32"},
 		{"web/10.0.0.2:80", "12:00:00", "12:01:00", "timeout:", "connect", "mass", "failure"},
 		{"192.0.2.20", "announced", "2026-05-01T12:00:00Z", "aa", "serving:", "aa"},
 		{"web", "tcp/192.0.2.10:80", "wlc"},
