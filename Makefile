@@ -11,13 +11,15 @@ EXAMPLES := $(sort $(wildcard examples/*.toml))
 # active-active directors and their router), the tools they drive (ipvsadm,
 # ip, nft, dig, curl), what the IPVS VM is built from (qemu, busybox, kmod,
 # cpio), a C toolchain for `go test -race`, the load of `make bench-stress`
-# (stress-ng) and the libraries the prebuilt keepalived 2.4.3 (auth_hmac
-# interop, bench) needs.
+# (stress-ng), the libraries the prebuilt keepalived 2.4.3 (auth_hmac
+# interop, bench) needs, the browser the status page is tested in
+# (chromium) and the Prometheus that checks the alert rules and scrapes lvsd
+# in the VM e2e (prometheus, with promtool).
 DEB_PACKAGES := qemu-system-x86 keepalived ipvsadm slapd ldap-utils dnsmasq busybox-static \
 	curl iproute2 bind9-dnsutils kmod cpio gcc libc6-dev lintian bird2 nftables stress-ng \
-	libssl3 libnl-3-200 libnl-genl-3-200 libmagic1 heartbeat
+	libssl3 libnl-3-200 libnl-genl-3-200 libmagic1 heartbeat chromium prometheus
 
-.PHONY: all deps build lint unit e2e test demo clean deb deb-test
+.PHONY: all deps build lint unit alerts e2e test demo clean deb deb-test
 
 all: build
 
@@ -53,10 +55,17 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt -w needed on:"; echo "$$unformatted"; exit 1; fi
 
 # Tests that need IPVS skip themselves here; `make e2e` runs them in a VM.
+# The status page's browser test must not skip for want of chromium here.
 unit:
-	$(GO) test -race ./...
+	LVSD_REQUIRE_BROWSER=1 $(GO) test -race ./...
 
-test: deps lint unit deb-test e2e
+# The alert rules shipped beside the dashboard: valid, and each alert fires
+# on the series that should fire it and not on healthy ones.
+alerts:
+	promtool check rules examples/prometheus/lvsd-alerts.yml
+	promtool test rules examples/prometheus/lvsd-alerts.test.yml
+
+test: deps lint unit alerts deb-test e2e
 
 # The Debian package: bin/lvsd_VERSION_amd64.deb (packaging/deb/build.sh),
 # checked with lintian, which must report no errors.

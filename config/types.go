@@ -63,6 +63,8 @@ type Director struct {
 	// sends VRRP adverts and runs the VRRP timers, as keepalived's
 	// vrrp_rt_priority; 0 (the default) leaves it SCHED_OTHER.
 	VRRPRTPriority int `toml:"vrrp_rt_priority"`
+	// Web is the status page on MetricsListen and its actions.
+	Web Web `toml:"web"`
 }
 
 // VRRP is one VRRPv3 instance (one VRID on one interface).

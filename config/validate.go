@@ -85,6 +85,7 @@ func (l *loader) director(d *Director) {
 		}
 	}
 	l.evictionGuard(&d.EvictionGuard, at.key("eviction_guard"))
+	l.web(&d.Web, at.key("web"), d.MetricsListen)
 }
 
 func (l *loader) services(cfg *Config) {

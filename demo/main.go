@@ -196,6 +196,7 @@ func runHere(root, bin string) int {
 		return 1
 	}
 	n.say("demo OK: every step behaved")
+	n.say("%s", pageAddress(l))
 	return 0
 }
 

@@ -82,6 +82,7 @@ func tour(l *lab) bool {
 		n.fail("%v", err)
 	}
 	n.say("$ lvsd status -socket %s\n%s", active.cfg.Director.ControlSocket, indent(strings.TrimRight(out, "\n")))
+	statusPage(l, active)
 	m.flaps = countFlaps(l, m)
 	m.print(n)
 	return len(n.failures()) == 0

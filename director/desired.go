@@ -25,6 +25,9 @@ type rsState struct {
 	// warmSince is when the server came back (restore or undrain); its
 	// weight ramps from 1 to the configured weight over the warmup.
 	warmSince time.Time
+	// since is when the checks' verdict last changed between unknown, up
+	// and down (or when lvsd first knew the server), for status.
+	since time.Time
 }
 
 // pool holds the quorum state of a service, which has memory (hysteresis).

@@ -184,7 +184,7 @@ func (d *Director) update(cfg *config.Config, svcs []*compiledService, renames m
 			id := rsID{cs.name, r.name}
 			live[id] = true
 			if d.state[id] == nil {
-				d.state[id] = &rsState{health: Health{Weight: -1}}
+				d.state[id] = &rsState{health: Health{Weight: -1}, since: d.now()}
 			}
 		}
 		if d.pools[cs.name] == nil {

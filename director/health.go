@@ -77,6 +77,9 @@ func (d *Director) setHealth(service, realserver string, h Health) {
 
 func (d *Director) applyHealthLocked(cs *compiledService, id rsID, st *rsState, h Health, now time.Time) {
 	wasDown := st.health.Known && !st.health.Healthy
+	if st.health.Known != h.Known || st.health.Healthy != h.Healthy {
+		st.since = now
+	}
 	st.health = h
 	d.guard.setDown(id, h.Known && !h.Healthy)
 	if wasDown && h.Healthy {

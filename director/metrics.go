@@ -25,9 +25,24 @@ type metrics struct {
 	svcConns, svcPktsIn, svcPktsOut, svcBytesIn, svcBytesOut *prometheus.Desc
 	beActive, beInact, beWeight, beConns                     *prometheus.Desc
 	bePktsIn, bePktsOut, beBytesIn, beBytesOut               *prometheus.Desc
+	svcQuorum                                                *prometheus.Desc
 }
 
 func newMetrics() *metrics {
+	m := newMetricsUninitialised()
+	// Every kind and result starts at 0, so a rate of errors reads 0
+	// (data) rather than nothing before the first error.
+	for k := OpNewService; k <= OpDelService; k++ {
+		m.ops.WithLabelValues(k.String())
+		m.opErrors.WithLabelValues(k.String())
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.passes.WithLabelValues(r)
+	}
+	return m
+}
+
+func newMetricsUninitialised() *metrics {
 	svc := []string{"service"}
 	be := []string{"service", "realserver"}
 	return &metrics{
@@ -55,6 +70,8 @@ func newMetrics() *metrics {
 		}),
 		releasedVec: newReleasedVec(),
 		guard:       newGuardCollector(),
+		svcQuorum: prometheus.NewDesc("lvsd_service_quorum_up",
+			"1 while the service has its quorum of live real servers (or has no quorum set), 0 while below it (the sorry server, if any, takes over).", svc, nil),
 		svcConns:    prometheus.NewDesc("lvsd_service_connections_total", "Connections scheduled by the virtual service (kernel counter).", svc, nil),
 		svcPktsIn:   prometheus.NewDesc("lvsd_service_incoming_packets_total", "Packets in to the virtual service (kernel counter).", svc, nil),
 		svcPktsOut:  prometheus.NewDesc("lvsd_service_outgoing_packets_total", "Packets out of the virtual service (kernel counter).", svc, nil),
@@ -103,7 +120,7 @@ func (m *metrics) op(k OpKind, err error) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.svcConns, m.svcPktsIn, m.svcPktsOut, m.svcBytesIn, m.svcBytesOut, m.beActive, m.beInact, m.beWeight, m.beConns, m.bePktsIn, m.bePktsOut, m.beBytesIn, m.beBytesOut} {
+	for _, d := range []*prometheus.Desc{m.svcConns, m.svcPktsIn, m.svcPktsOut, m.svcBytesIn, m.svcBytesOut, m.beActive, m.beInact, m.beWeight, m.beConns, m.bePktsIn, m.bePktsOut, m.beBytesIn, m.beBytesOut, m.svcQuorum} {
 		ch <- d
 	}
 }
@@ -114,35 +131,32 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	d := m.d
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var kernel []KernelService
-	if d.passMu.TryLock() {
-		var err error
-		kernel, err = d.ipvs.Dump(ctx)
-		d.passMu.Unlock()
-		if err != nil {
-			m.scrapeErrors.Inc()
-			return
-		}
-	} else {
-		// A pass is running (a big apply can take seconds): serve the table
-		// as the last pass left it rather than stall the scrape.
-		d.mu.Lock()
-		for _, ks := range d.last {
-			kernel = append(kernel, *ks)
-		}
-		d.mu.Unlock()
-	}
-	d.mu.Lock()
-	names := make(map[ServiceKey]*compiledService, len(d.services))
-	for _, cs := range d.services {
-		names[cs.svc.Key] = cs
-	}
-	d.mu.Unlock()
+	kernel, names, err := d.readKernel(ctx)
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(desc *prometheus.Desc, v int, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v), labels...)
+	}
+	// Quorum is the director's, for every configured service, in the
+	// kernel or not.
+	d.mu.Lock()
+	quorum := make(map[string]bool, len(d.services))
+	for _, cs := range d.services {
+		p := d.pools[cs.name]
+		quorum[cs.name] = p == nil || !p.set || p.up
+	}
+	d.mu.Unlock()
+	for name, up := range quorum {
+		v := 0
+		if up {
+			v = 1
+		}
+		gauge(m.svcQuorum, v, name)
+	}
+	if err != nil {
+		m.scrapeErrors.Inc()
+		return
 	}
 	for _, ks := range kernel {
 		cs := names[ks.Key]
@@ -166,6 +180,34 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			counter(m.beBytesOut, dst.Stats.BytesOut, cs.name, rs)
 		}
 	}
+}
+
+// readKernel reads the kernel's table now, with the services lvsd knows
+// by key. While a pass runs (a big apply can take seconds) it returns the
+// table as the last pass left it rather than wait.
+func (d *Director) readKernel(ctx context.Context) ([]KernelService, map[ServiceKey]*compiledService, error) {
+	var kernel []KernelService
+	if d.passMu.TryLock() {
+		var err error
+		kernel, err = d.ipvs.Dump(ctx)
+		d.passMu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+	} else {
+		d.mu.Lock()
+		for _, ks := range d.last {
+			kernel = append(kernel, *ks)
+		}
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	names := make(map[ServiceKey]*compiledService, len(d.services))
+	for _, cs := range d.services {
+		names[cs.svc.Key] = cs
+	}
+	d.mu.Unlock()
+	return kernel, names, nil
 }
 
 // realserverName names a kernel destination by config: its "ip:port", or

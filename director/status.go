@@ -1,5 +1,10 @@
 package director
 
+import (
+	"context"
+	"time"
+)
+
 // ServiceStatus is one configured service as the director sees it.
 type ServiceStatus struct {
 	Name     string
@@ -19,6 +24,9 @@ type RealServerStatus struct {
 	// Health is the checks' latest verdict, also one the eviction guard
 	// holds back (Held).
 	Health Health
+	// HealthSince is when Health last changed between unknown, up and
+	// down, or when lvsd first knew the server.
+	HealthSince time.Time
 	// Up: lvsd takes the server as up, and it may be in the table: its
 	// applied verdict is healthy, or it is unchecked in a service with
 	// alpha off.
@@ -73,7 +81,7 @@ func (d *Director) Status() []ServiceStatus {
 		add := func(name string, dest Dest, st *rsState) {
 			rs := RealServerStatus{Name: name}
 			if st != nil {
-				rs.Health, rs.Up, rs.Drained = st.health, st.up(cs.alpha), st.drained
+				rs.Health, rs.Up, rs.Drained, rs.HealthSince = st.health, st.up(cs.alpha), st.drained, st.since
 				if h := d.guard.held[rsID{cs.name, name}]; h != nil {
 					rs.Held, rs.Health = true, h.verdict
 				}
@@ -107,4 +115,41 @@ func (d *Director) LastError() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.lastErr
+}
+
+// ServiceCounters is what the kernel counts for one configured service:
+// its cumulative counters and each destination's, by real server name
+// ("ip:port", or "sorry").
+type ServiceCounters struct {
+	Stats       Stats
+	RealServers map[string]DestCounters
+}
+
+// DestCounters is one destination's counters and connection counts.
+type DestCounters struct {
+	Stats                   Stats
+	ActiveConns, InactConns int
+}
+
+// Counters reads the kernel's counters of every configured service now,
+// by service name, as a scrape of /metrics does; services the kernel does
+// not hold are absent.
+func (d *Director) Counters(ctx context.Context) (map[string]ServiceCounters, error) {
+	kernel, names, err := d.readKernel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]ServiceCounters, len(kernel))
+	for _, ks := range kernel {
+		cs := names[ks.Key]
+		if cs == nil {
+			continue
+		}
+		sc := ServiceCounters{Stats: ks.Stats, RealServers: make(map[string]DestCounters, len(ks.Dests))}
+		for _, dst := range ks.Dests {
+			sc.RealServers[realserverName(cs, dst)] = DestCounters{Stats: dst.Stats, ActiveConns: dst.ActiveConns, InactConns: dst.InactConns}
+		}
+		out[cs.name] = sc
+	}
+	return out, nil
 }

@@ -327,12 +327,14 @@ func (m *SyncManager) reconcile() error {
 	if !managed {
 		return nil
 	}
-	if m.ctl == nil {
+	if m.control() == nil {
 		k, err := DialKernelSync(0)
 		if err != nil {
 			return err
 		}
+		m.mu.Lock()
 		m.ctl, m.closer = k, k.Close
+		m.mu.Unlock()
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.Timeout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ type fakeLvsd struct {
 	report status.Report
 }
 
-func (f *fakeLvsd) Status() status.Report { return f.report }
+func (f *fakeLvsd) Status(context.Context) status.Report { return f.report }
 
 func (f *fakeLvsd) verb(call string) error {
 	f.mu.Lock()

@@ -5,6 +5,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,7 +19,7 @@ import (
 
 // Controller is what the API steers: the running daemon.
 type Controller interface {
-	Status() status.Report
+	Status(ctx context.Context) status.Report
 	Drain(service, realserver string, on bool) error
 	Takeover(instance string) error
 	Giveup(instance string) error
@@ -32,7 +33,7 @@ type Controller interface {
 func Handler(c Controller, readOnly bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, c.Status())
+		writeJSON(w, http.StatusOK, c.Status(r.Context()))
 	})
 	if readOnly {
 		return mux

@@ -7,8 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lvsd/lvsd/config"
 	"github.com/lvsd/lvsd/director"
+	"github.com/lvsd/lvsd/internal/status"
 )
 
 // connSync runs the kernel's IPVS connection-sync daemons in step with
@@ -31,6 +34,7 @@ type syncFollower interface {
 	OnState(instance string, master bool)
 	Update(cfg *config.Config)
 	Close(ctx context.Context) error
+	Status(ctx context.Context) (director.SyncStatus, error)
 }
 
 func newConnSync(log *slog.Logger, opts director.SyncOptions) *connSync {
@@ -116,6 +120,29 @@ func (s *connSync) Prepare(c *change) (func(), error) {
 	}, nil
 }
 
+// status is connection sync for the status document; nil without
+// [vrrp.sync].
+func (s *connSync) status(ctx context.Context) *status.Sync {
+	s.mu.Lock()
+	f := s.follower
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	st, err := f.Status(ctx)
+	if st.Instance == "" && err == nil {
+		return nil // [vrrp.sync] was removed: both daemons stopped
+	}
+	out := &status.Sync{Instance: st.Instance, Master: st.Master, Daemons: []status.SyncDaemon{}}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	for _, d := range st.Daemons {
+		out.Daemons = append(out.Daemons, status.SyncDaemon{State: d.State, Wanted: d.Wanted, Running: d.Running, Interface: d.Interface, SyncID: d.SyncID})
+	}
+	return out
+}
+
 // close stops the sync daemons, letting the master's drain finish.
 func (s *connSync) close(ctx context.Context) {
 	s.mu.Lock()
@@ -126,5 +153,32 @@ func (s *connSync) close(ctx context.Context) {
 	}
 	if err := f.Close(ctx); err != nil {
 		s.log.Warn("stopping sync daemons", "err", err)
+	}
+}
+
+// syncUpDesc is connection sync's metric: the alert on a sync daemon that
+// should run and does not reads it.
+var syncUpDesc = prometheus.NewDesc("lvsd_sync_daemon_up",
+	"1 if the kernel runs the IPVS sync daemon of this state, 0 if lvsd wants it running and it does not; absent when neither.",
+	[]string{"state"}, nil)
+
+// Describe implements prometheus.Collector.
+func (s *connSync) Describe(ch chan<- *prometheus.Desc) { ch <- syncUpDesc }
+
+// Collect implements prometheus.Collector: it asks the kernel now, so a
+// daemon stopped behind lvsd's back shows at the next scrape.
+func (s *connSync) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+	defer cancel()
+	st := s.status(ctx)
+	if st == nil || st.Error != "" {
+		return
+	}
+	for _, d := range st.Daemons {
+		up := 0.0
+		if d.Running {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(syncUpDesc, prometheus.GaugeValue, up, d.State)
 	}
 }

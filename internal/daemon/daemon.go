@@ -36,6 +36,10 @@ type Daemon struct {
 	log     *slog.Logger
 	version string
 	reg     *prometheus.Registry
+	// vrrpReg holds VRRP's collectors alone, which status reads its
+	// counts from (vrrpcounters.go).
+	vrrpReg *prometheus.Registry
+	rates   *rates
 
 	dir      *director.Director // nil when the kernel has no IPVS (VRRP-only)
 	sched    *checks.Scheduler
@@ -82,7 +86,7 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 	if err := h.checkRT(cfg.Director.VRRPRTPriority); err != nil {
 		return nil, rtPriorityError(cfg, err)
 	}
-	d := &Daemon{log: log, version: h.version, cfg: cfg, reg: prometheus.NewRegistry()}
+	d := &Daemon{log: log, version: h.version, cfg: cfg, reg: prometheus.NewRegistry(), vrrpReg: prometheus.NewRegistry()}
 	reg := h.metrics(d.reg)
 	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
@@ -102,12 +106,15 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 		h.fault = d.fault.fault
 	}
 	d.sync = newConnSync(log, h.sync)
+	if err := reg.Register(d.sync); err != nil {
+		return nil, fmt.Errorf("connection sync metrics: %w", err)
+	}
 
 	// VRRP before the director, which tells it which tracked services
 	// are down. Without instances the manager opens no socket and
 	// watches no link.
 	vo := h.vrrp
-	vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, reg, h.addrs, d.onStateChange
+	vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, teeRegisterer{reg, d.vrrpReg}, h.addrs, d.onStateChange
 	vo.RTPriority = cfg.Director.VRRPRTPriority
 	var err error
 	if d.vr, err = vrrp.NewManager(cfg.VRRP, vo); err != nil {
@@ -124,6 +131,7 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 		if err := d.dir.Register(reg); err != nil {
 			return nil, fmt.Errorf("director metrics: %w", err)
 		}
+		d.rates = &rates{read: d.dir.Counters, now: time.Now}
 		// It runs even with nothing announced, so a reload can add the
 		// first announced service.
 		d.announce = anycast.New(cfg, anycast.Options{Logger: log, Director: d.dir, OpenDevice: h.announceDevice})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lvsd/lvsd/config"
 	"github.com/lvsd/lvsd/internal/control"
+	"github.com/lvsd/lvsd/internal/web"
 )
 
 // endpoint is one HTTP listener the daemon serves: the control socket or
@@ -44,12 +45,15 @@ func newControlSocket(d *Daemon, log *slog.Logger) *endpoint {
 	}
 }
 
-// newMetricsListener serves /metrics and, read-only, /status on
-// director.metrics_listen, so monitoring needs no socket access.
+// newMetricsListener serves /metrics, read-only /status, and the status
+// page (internal/web) on director.metrics_listen, so monitoring needs no
+// socket access. The page's actions are off unless [director.web] turns
+// them on, as the config stands at each request.
 func newMetricsListener(d *Daemon, log *slog.Logger) *endpoint {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 	mux.Handle("/status", control.Handler(d, true))
+	mux.Handle("/", web.Handler(d, func() config.Web { return d.config().Director.Web }, log))
 	return &endpoint{
 		name: "metrics_listen", log: log,
 		addrOf: func(c *config.Config) string { return c.Director.MetricsListen },

@@ -18,7 +18,7 @@ func (d *Daemon) watchdog(ctx context.Context) {
 	if err != nil || every == 0 {
 		return
 	}
-	pingWhileAnswering(ctx, every/3, func() { d.Status() }, func() {
+	pingWhileAnswering(ctx, every/3, func() { d.Status(ctx) }, func() {
 		_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 	}, d.log)
 }

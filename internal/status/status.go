@@ -32,6 +32,54 @@ type Report struct {
 	// Announce is active-active: each announced VIP and BIRD's BGP
 	// sessions; absent when nothing is announced.
 	Announce *anycast.Status `json:"announce,omitempty"`
+	// Time is when the document was made: "since" and rates read
+	// against it.
+	Time time.Time `json:"time,omitzero"`
+	// Sync is connection sync: the VRRP instance it follows and the
+	// kernel's sync daemons; absent without [vrrp.sync].
+	Sync *Sync `json:"sync,omitempty"`
+	// Actions says which operator actions the status page offers, and how
+	// they authenticate ("token" or "basic"); absent when they are off.
+	Actions *Actions `json:"actions,omitempty"`
+}
+
+// Actions are the status page's operator actions ([director.web]).
+type Actions struct {
+	Auth string `json:"auth"` // "token" | "basic"
+}
+
+// Sync is the kernel's IPVS connection sync as lvsd runs it.
+type Sync struct {
+	Instance string       `json:"instance"`
+	Master   bool         `json:"master"` // the instance is master here
+	Daemons  []SyncDaemon `json:"daemons"`
+	Error    string       `json:"error,omitempty"` // reading the kernel's daemons failed
+}
+
+// SyncDaemon is one kernel sync daemon: whether lvsd wants it now and
+// whether the kernel runs it.
+type SyncDaemon struct {
+	State     string `json:"state"` // master | backup
+	Wanted    bool   `json:"wanted"`
+	Running   bool   `json:"running"`
+	Interface string `json:"interface"`
+	SyncID    int    `json:"sync_id"`
+}
+
+// Rates are per-second rates of the kernel's counters over the last
+// Interval seconds, from two reads of the counters at least a second
+// apart, taken as status is asked for.
+type Rates struct {
+	Interval      float64 `json:"interval_seconds"`
+	Conns         float64 `json:"connections_per_second"`
+	PacketsIn     float64 `json:"packets_in_per_second"`
+	PacketsOut    float64 `json:"packets_out_per_second"`
+	BytesIn       float64 `json:"bytes_in_per_second"`
+	BytesOut      float64 `json:"bytes_out_per_second"`
+	TotalConns    uint64  `json:"connections_total"`
+	TotalPackets  uint64  `json:"packets_total"`
+	TotalBytesIn  uint64  `json:"bytes_in_total"`
+	TotalBytesOut uint64  `json:"bytes_out_total"`
 }
 
 // Guard is what the eviction guard does: whether lvsd counts itself in
@@ -73,6 +121,21 @@ type Service struct {
 	InKernel    bool         `json:"in_kernel"`
 	SorryActive bool         `json:"sorry_active"`
 	RealServers []RealServer `json:"realservers"`
+	// Protocol, VIP and Port, or FWMark, say the key in parts.
+	Protocol string `json:"protocol,omitempty"` // tcp | udp | sctp
+	VIP      string `json:"vip,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	FWMark   uint32 `json:"fwmark,omitempty"`
+	// Forwarding is the service's (a real server may override it).
+	Forwarding string `json:"forwarding"`
+	// QuorumUp is false while fewer servers are up than quorum asks for
+	// (SorryActive then says whether the sorry server took over).
+	QuorumUp bool `json:"quorum_up"`
+	// Quorum is the configured quorum, 0 when none.
+	Quorum int `json:"quorum,omitempty"`
+	// Rates are the kernel's counters of the service; absent until two
+	// reads are in, or when the kernel does not hold the service.
+	Rates *Rates `json:"rates,omitempty"`
 }
 
 // RealServer is one real server of a service: its health as the director
@@ -96,6 +159,18 @@ type RealServer struct {
 	// of any of the server's checks): how far it is from rise or fall.
 	Successes int `json:"consecutive_successes"`
 	Failures  int `json:"consecutive_failures"`
+	// HealthSince is when Health last changed (or lvsd first knew the
+	// server).
+	HealthSince time.Time `json:"health_since,omitzero"`
+	// LastResult is the latest probe's result, "ok" or "failed" (of the
+	// check probed last when the server has several); "" before the first.
+	LastResult string `json:"last_check_result,omitempty"`
+	// Warming: back from a failure or a drain, its weight still ramps up
+	// (warmup).
+	Warming    bool   `json:"warming"`
+	Forwarding string `json:"forwarding"`
+	// Rates are the kernel's counters of the destination.
+	Rates *Rates `json:"rates,omitempty"`
 }
 
 // Instance is one VRRP instance.
@@ -110,6 +185,17 @@ type Instance struct {
 	// PreemptHeld: a backup that will not preempt a lower master until
 	// the first health checks have decided every real server.
 	PreemptHeld bool `json:"preempt_held,omitempty"`
+	// Master is the master's address as last heard (ours when master).
+	Master string `json:"master,omitempty"`
+	// Since is the time of the last transition.
+	Since time.Time `json:"since,omitzero"`
+	// Transitions counts state changes since lvsd started; Adverts and
+	// Drops count adverts and dropped packets (by reason), the same
+	// counters as /metrics.
+	Transitions     uint64            `json:"transitions"`
+	AdvertsSent     uint64            `json:"adverts_sent"`
+	AdvertsReceived uint64            `json:"adverts_received"`
+	Drops           map[string]uint64 `json:"drops"`
 	// Auth is [vrrp.auth] (mode, key ids, never keys) and the adverts it
 	// accepted and dropped; absent without it.
 	Auth *vrrp.AuthStatus `json:"auth,omitempty"`
