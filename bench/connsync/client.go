@@ -97,9 +97,11 @@ func runClient(args []string) error {
 			}()
 		}
 	}
-	fmt.Println("READY")
+	// Listen for the signals before saying READY: the parent may ask for a
+	// report at once, and Go drops a SIGUSR2 nobody is notified of.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
+	fmt.Println("READY")
 	alive := *n
 	for {
 		final := <-sig != syscall.SIGUSR2
