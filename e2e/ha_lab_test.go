@@ -46,37 +46,8 @@ type haNode struct {
 	lvsd *lab.Proc
 }
 
-var (
-	statesvcOnce sync.Once
-	statesvcPath string
-	statesvcErr  error
-)
-
-// statesvcBinary builds e2e/statesvc for this test binary (bin/statesvc
-// from `make build` in the VM).
-func statesvcBinary(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("go"); err != nil || lab.InVM() {
-		return lab.Bin(t, "statesvc")
-	}
-	statesvcOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lvsd-e2e-statesvc")
-		if err != nil {
-			statesvcErr = err
-			return
-		}
-		statesvcPath = filepath.Join(dir, "statesvc")
-		cmd := exec.Command("go", "build", "-o", statesvcPath, "./e2e/statesvc")
-		cmd.Dir = lab.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			statesvcErr = fmt.Errorf("building statesvc: %v: %s", err, out)
-		}
-	})
-	if statesvcErr != nil {
-		t.Fatal(statesvcErr)
-	}
-	return statesvcPath
-}
+// statesvcBinary returns e2e/statesvc built from this tree (treeBinary).
+func statesvcBinary(t *testing.T) string { return treeBinary(t, "statesvc", "./e2e/statesvc") }
 
 func newHALab(t *testing.T) *haLab {
 	t.Helper()

@@ -66,37 +66,46 @@ func newVRRPLabNamed(t *testing.T, prefix string) *vrrpLab {
 	return l
 }
 
-var (
-	lvsdOnce sync.Once
-	lvsdPath string
-	lvsdErr  error
-)
+// lvsdBinary returns an lvsd built from this tree (treeBinary).
+func lvsdBinary(t *testing.T) string { return treeBinary(t, "lvsd", "./cmd/lvsd") }
 
-// lvsdBinary returns an lvsd built from this tree for this test binary, so
-// a stale bin/lvsd never stands in for the code under test. Where no Go
-// toolchain is at hand (the e2e VM) it uses bin/lvsd from `make build`.
-func lvsdBinary(t *testing.T) string {
+// built holds, per binary name, the one build of it this test binary makes.
+var built sync.Map // name -> *treeBuild
+
+type treeBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// treeBinary returns the program pkg built from this tree for this test
+// binary, so a stale bin/NAME never stands in for the code under test.
+// Where no Go toolchain is at hand (the e2e VM) it uses bin/NAME from
+// `make build`.
+func treeBinary(t *testing.T, name, pkg string) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil || lab.InVM() {
-		return lab.Bin(t, "lvsd")
+		return lab.Bin(t, name)
 	}
-	lvsdOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lvsd-e2e")
+	v, _ := built.LoadOrStore(name, &treeBuild{})
+	b := v.(*treeBuild)
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "lvsd-e2e-"+name)
 		if err != nil {
-			lvsdErr = err
+			b.err = err
 			return
 		}
-		lvsdPath = filepath.Join(dir, "lvsd")
-		cmd := exec.Command("go", "build", "-o", lvsdPath, "./cmd/lvsd")
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
 		cmd.Dir = lab.RepoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			lvsdErr = fmt.Errorf("building lvsd: %v: %s", err, out)
+			b.err = fmt.Errorf("building %s: %v: %s", name, err, out)
 		}
 	})
-	if lvsdErr != nil {
-		t.Fatal(lvsdErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return lvsdPath
+	return b.path
 }
 
 // vrrpInterval is the advert interval of the lab: 100 ms on the host; the
