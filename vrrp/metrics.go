@@ -90,6 +90,13 @@ func (m *metrics) forInstance(name string) instanceMetrics {
 	if m == nil {
 		return instanceMetrics{name: name}
 	}
+	// Each transition series exists at 0 from the start, so that the first
+	// transition to a state is an increase Prometheus can see (a series
+	// born at 1 shows none: a dashboard's "became master" missed a
+	// backup's first takeover, and a restarted lvsd's).
+	for _, s := range []State{StateBackup, StateMaster, StateFault} {
+		m.transitions.WithLabelValues(name, s.String())
+	}
 	return instanceMetrics{m: m, name: name,
 		sentC: m.sentTotal.WithLabelValues(name), receivedC: m.receivedTotal.WithLabelValues(name),
 		announcementsC: m.announcements.WithLabelValues(name), masterG: m.masterPriority.WithLabelValues(name)}
