@@ -63,6 +63,9 @@ type Director struct {
 	// sends VRRP adverts and runs the VRRP timers, as keepalived's
 	// vrrp_rt_priority; 0 (the default) leaves it SCHED_OTHER.
 	VRRPRTPriority int `toml:"vrrp_rt_priority"`
+	// LockMemory keeps all of lvsd's memory in RAM (mlockall), so no
+	// page of the VRRP path waits on swap: keepalived's vrrp_no_swap.
+	LockMemory bool `toml:"lock_memory"`
 	// Web is the status page on MetricsListen and its actions.
 	Web Web `toml:"web"`
 }

@@ -53,6 +53,7 @@ type Daemon struct {
 	sync     *connSync
 	vips     *staticVIPs
 	sysctls  *sysctlsPart
+	memory   *memoryLock
 	control  *endpoint // the control socket
 	metricsL *endpoint // the metrics listener
 
@@ -74,7 +75,7 @@ type Daemon struct {
 // permitted VRRP priority) and builds every part, touching nothing on the
 // host but connection sync (whose first start must fail here, not later):
 // Run starts them.
-func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
+func New(cfg *config.Config, opts ...Option) (_ *Daemon, err error) {
 	h := defaultHost()
 	for _, o := range opts {
 		o(&h)
@@ -87,6 +88,16 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 		return nil, rtPriorityError(cfg, err)
 	}
 	d := &Daemon{log: log, version: h.version, cfg: cfg, reg: prometheus.NewRegistry(), vrrpReg: prometheus.NewRegistry()}
+	// Locked first, so that what the rest builds is locked too.
+	d.memory = &memoryLock{lock: h.lockMemory, log: log}
+	if err := d.memory.start(cfg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && d.memory.locked() {
+			d.memory.undo(cfg)
+		}
+	}()
 	reg := h.metrics(d.reg)
 	if err := d.registerOwnMetrics(reg); err != nil {
 		return nil, err
@@ -116,7 +127,6 @@ func New(cfg *config.Config, opts ...Option) (*Daemon, error) {
 	vo := h.vrrp
 	vo.Logger, vo.Registerer, vo.Addresses, vo.OnStateChange = log, teeRegisterer{reg, d.vrrpReg}, h.addrs, d.onStateChange
 	vo.RTPriority = cfg.Director.VRRPRTPriority
-	var err error
 	if d.vr, err = vrrp.NewManager(cfg.VRRP, vo); err != nil {
 		return nil, err
 	}

@@ -36,6 +36,8 @@ type host struct {
 	// checkRT says whether the VRRP thread may run at a real-time
 	// priority (vrrp.CheckRTPriority).
 	checkRT func(int) error
+	// lockMemory locks (and unlocks) all of lvsd's memory: lockAllMemory.
+	lockMemory func(on bool) error
 	// announceDevice opens the device announced VIPs live on; nil: TUN.
 	announceDevice func(name string) (anycast.Device, error)
 }
@@ -44,7 +46,8 @@ func defaultHost() host {
 	return host{
 		log: slog.Default(), version: "devel",
 		addrs: director.VIPs{}, sysctls: director.ApplySysctls, preflight: preflight, checkRT: vrrp.CheckRTPriority,
-		metrics: func(r prometheus.Registerer) prometheus.Registerer { return r },
+		lockMemory: lockAllMemory,
+		metrics:    func(r prometheus.Registerer) prometheus.Registerer { return r },
 	}
 }
 
@@ -74,6 +77,10 @@ func WithSync(o director.SyncOptions) Option { return func(h *host) { h.sync = o
 // WithLocalFault makes f the eviction guard's word on whether lvsd itself
 // is in trouble, instead of its sampled resources.
 func WithLocalFault(f func() (string, bool)) Option { return func(h *host) { h.fault = f } }
+
+// WithMemoryLock locks and unlocks lvsd's memory through f instead of
+// mlockall.
+func WithMemoryLock(f func(on bool) error) Option { return func(h *host) { h.lockMemory = f } }
 
 // WithRTCheck decides whether a director.vrrp_rt_priority is permitted,
 // instead of asking the kernel.

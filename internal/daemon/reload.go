@@ -42,6 +42,9 @@ func (c *change) onAbort(f func()) { c.undo = append(c.undo, f) }
 // their prepares run in the same order, all before the first commit.
 func (d *Daemon) reloadOrder() []preparer {
 	return []preparer{
+		// Memory is locked (when it is to be) before anything the reload
+		// builds is used.
+		d.memory,
 		// The director first: it owns real-server health, and must know a
 		// new server before the checks report on it or the announcer asks
 		// whether its service is ready.

@@ -320,6 +320,15 @@ func (m *kmap) globalDefs(b *node) {
 			m.drop(n, "lvsd has no strict mode: it adds no firewall rules and always runs in accept mode")
 		case k == "vrrp_iptables" || k == "vrrp_ipsets" || strings.HasPrefix(k, "nftables"):
 			m.drop(n, "lvsd adds no firewall rules")
+		case k == "vrrp_rt_priority":
+			if v, ok := m.intArg(n, 1, 99); ok {
+				m.dir().set("vrrp_rt_priority", v, k)
+			}
+		case k == "vrrp_no_swap":
+			if on, ok := m.boolArg(n); ok && on {
+				m.dir().set("lock_memory", true, k)
+				m.changed(n, "lock_memory = true: lvsd locks all its memory (one process; keepalived locked its VRRP process)")
+			}
 		case strings.HasSuffix(k, "_rt_priority") || strings.HasSuffix(k, "_priority") && k != "vrrp_notify_priority_changes" ||
 			strings.HasSuffix(k, "_no_swap") || strings.HasSuffix(k, "_cpu_affinity") || strings.Contains(k, "_rlimit_"):
 			m.ignore(n, "%s (scheduling and memory locking belong in lvsd's systemd unit)", whyProcess)
@@ -347,7 +356,7 @@ var globalVRRPKeywords = set("vrrp_check_unicast_src", "vrrp_skip_check_adv_addr
 	"vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat", "vrrp_garp_master_refresh_repeat",
 	"vrrp_min_garp", "vrrp_garp_extra_if", "vrrp_vmac_garp_intvl", "vrrp_gna_interval", "vrrp_startup_delay",
 	"vrrp_delay_after_boot", "log_unknown_vrids", "disable_local_igmp", "vrrp_notify_priority_changes",
-	"fifo_write_vrrp_states_on_reload", "rs_init_notifies", "vrrp_no_swap", "vrrp_rx_bufs_policy")
+	"fifo_write_vrrp_states_on_reload", "rs_init_notifies", "vrrp_rx_bufs_policy")
 
 func set(words ...string) map[string]bool {
 	s := map[string]bool{}

@@ -95,6 +95,8 @@ func TestKeepalivedKeywords(t *testing.T) {
 			[]string{`instances = ["VI", "VJ"]`, "weight = -20", `name = "eth5"`}, []string{"9: sync_group_tracking_weight: changed", "11: eth5: changed: tracked by vrrp_instance VI"}, true},
 		{"vrrp_sync_group of one", "global_defs {\nvrrp_version 3\n}\nvrrp_sync_group G {\ngroup {\nVI\n}\n}\nvrrp_instance VI {\ninterface eth0\nvirtual_router_id 7\nvirtual_ipaddress {\n192.0.2.1\n}\n}\n", nil, []string{"4: vrrp_sync_group: not carried over: it has 1 instance(s)"}, false},
 		{"authentication PASS", "global_defs {\nvrrp_version 3\n}\nvrrp_instance VI {\ninterface eth0\nvirtual_router_id 7\nvirtual_ipaddress {\n192.0.2.1\n}\nauthentication {\nauth_type PASS\nauth_pass x\n}\n}\n", nil, []string{"10: authentication: ignored: auth_type PASS: VRRPv3 has no authentication"}, true},
+		{"process tuning", "global_defs {\nvrrp_version 3\nvrrp_rt_priority 50\nvrrp_no_swap\nvrrp_priority -10\ncheckers_rt_priority 20\n}\nvrrp_instance VI {\ninterface eth0\nvirtual_router_id 7\nvirtual_ipaddress {\n192.0.2.1\n}\n}\n",
+			[]string{"vrrp_rt_priority = 50", "lock_memory = true"}, []string{"4: vrrp_no_swap: changed: lock_memory = true", "5: vrrp_priority: ignored", "6: checkers_rt_priority: ignored"}, true},
 		{"comments, quotes and continuation", "! a comment\nvirtual_server 192.0.2.10 80 { # trailing\n  real_server 10.0.0.1 \\\n 80 {\n MISC_CHECK {\n misc_path \"/usr/bin/x #1\"\n misc_timeout 2\n }\n }\n}\n", []string{`command = ["/usr/bin/x", "#1"]`}, nil, true},
 	}
 	for _, c := range cases {
