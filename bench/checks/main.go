@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lvsd/lvsd/internal/daemon"
 )
 
 type options struct {
@@ -69,6 +71,9 @@ func main() {
 	case "serve":
 		err = serve(o, os.Stdin, os.Stdout)
 	case "lvsd", "goroutines":
+		if o.role == "lvsd" {
+			daemon.KeepTimingHeadroom() // as `lvsd run` has it
+		}
 		var r result
 		r, err = measure(o)
 		if err == nil {

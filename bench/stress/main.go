@@ -61,6 +61,7 @@ type options struct {
 	lvsdDirector     listFlag
 	lvsdVRRP         listFlag
 	lvsdEnv          listFlag
+	lvsdNice         int
 	keepalivedGlobal listFlag
 	keepalivedDetail bool
 	logs             string
@@ -90,6 +91,7 @@ func main() {
 	flag.Var(&o.lvsdDirector, "lvsd-director", "extra line for lvsd's [director] table, e.g. 'vrrp_rt_priority = 50' (repeatable)")
 	flag.Var(&o.lvsdVRRP, "lvsd-vrrp", "extra line for lvsd's [[vrrp]] table (repeatable)")
 	flag.Var(&o.lvsdEnv, "lvsd-env", "extra environment for lvsd, e.g. GOGC=400 (repeatable)")
+	flag.IntVar(&o.lvsdNice, "lvsd-nice", 0, "run lvsd at this nice value (-20..19), as its systemd unit's Nice= would")
 	flag.Var(&o.keepalivedGlobal, "keepalived-global", "extra line for keepalived's global_defs, e.g. 'vrrp_rt_priority 50' (repeatable)")
 	flag.BoolVar(&o.keepalivedDetail, "keepalived-detail", false, "run keepalived with -D (it then logs every gratuitous ARP, which costs it CPU under load; its packaged service runs without)")
 	flag.StringVar(&o.logs, "logs", "", "keep configs and logs in this directory (default: a temporary one, removed)")
@@ -134,6 +136,8 @@ func parseIntervals(s string) ([]time.Duration, error) {
 
 func (o *options) check() error {
 	switch {
+	case o.lvsdNice < -20 || o.lvsdNice > 19:
+		return fmt.Errorf("-lvsd-nice is -20..19, not %d", o.lvsdNice)
 	case o.checksOn != "both" && o.checksOn != "master" && o.checksOn != "backup":
 		return fmt.Errorf("-checks-on is both, master or backup, not %q", o.checksOn)
 	case vmScripts[o.vm] == "" && o.vm != "none":
@@ -213,6 +217,9 @@ func printSetup(o *options) {
 	}
 	for _, l := range o.lvsdEnv {
 		fmt.Printf("  lvsd env %s\n", l)
+	}
+	if o.lvsdNice != 0 {
+		fmt.Printf("  lvsd nice %d\n", o.lvsdNice)
 	}
 	for _, l := range o.keepalivedGlobal {
 		fmt.Printf("  keepalived global_defs %s\n", l)

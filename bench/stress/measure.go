@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -85,8 +86,12 @@ func measure(o *options, interval time.Duration, dir string) (*row, error) {
 	r := &row{interval: interval, window: o.duration, masterDown: 3*interval + skew, bound: 3*interval + skew + 10*time.Millisecond}
 	fmt.Printf("\n%v adverts: building the labs\n", interval)
 
+	lvsdCmd := []string{o.lvsd, "run", "-config"}
+	if o.lvsdNice != 0 {
+		lvsdCmd = append([]string{"nice", "-n", strconv.Itoa(o.lvsdNice)}, lvsdCmd...)
+	}
 	po := vrrppair.Options{
-		Interval: interval, Lvsd: []string{o.lvsd, "run", "-config"}, Keepalived: o.keepalived,
+		Interval: interval, Lvsd: lvsdCmd, Keepalived: o.keepalived,
 		LvsdMetrics: lvsdMetrics, LvsdDirector: o.lvsdDirector, LvsdVRRP: o.lvsdVRRP,
 		LvsdEnv:          append([]string{"LVSD_IPVS_BACKEND=memory"}, o.lvsdEnv...),
 		KeepalivedGlobal: o.keepalivedGlobal, KeepalivedDetail: o.keepalivedDetail, Settle: 2 * time.Minute,

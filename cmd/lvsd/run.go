@@ -37,7 +37,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lvsd run: config rejected:\n%v\n", err)
 		return 1
 	}
-	logger.Debug("go scheduler: Ps to spare for the VRRP timing thread", "gomaxprocs", keepTimingHeadroom(), "cpus", runtime.NumCPU())
+	logger.Debug("go scheduler: Ps to spare for the VRRP timing thread", "gomaxprocs", daemon.KeepTimingHeadroom(), "cpus", runtime.NumCPU())
 	d, err := daemon.New(cfg, daemon.WithLogger(logger), daemon.WithVersion(lvsdVersion()))
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd run: %v\n", err)

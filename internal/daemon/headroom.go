@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"os"
@@ -6,7 +6,9 @@ import (
 )
 
 // spareProcs is how many more Go Ps (runtime.GOMAXPROCS) `lvsd run` keeps
-// than the runtime's own default, the CPUs it may use.
+// than the runtime's own default, the CPUs it may use. It is the process's
+// setting, so the caller that owns the process applies it (cmd/lvsd, and
+// bench/checks for the checker it measures as lvsd).
 //
 // Why: VRRP's timing thread is locked to its OS thread and sleeps in
 // read(2) on a timerfd; while it sleeps the runtime hands its P to other
@@ -26,9 +28,9 @@ import (
 // to 19.2 s. GOMAXPROCS in the environment still decides.
 const spareProcs = 6
 
-// keepTimingHeadroom gives the runtime spareProcs more Ps than its
+// KeepTimingHeadroom gives the runtime spareProcs more Ps than its
 // default, unless GOMAXPROCS is set. It returns the count now in force.
-func keepTimingHeadroom() int {
+func KeepTimingHeadroom() int {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return runtime.GOMAXPROCS(0)
 	}

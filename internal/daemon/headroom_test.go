@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"runtime"
@@ -12,13 +12,13 @@ func TestTimingHeadroom(t *testing.T) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
 
 	t.Setenv("GOMAXPROCS", "")
-	if got := keepTimingHeadroom(); got != before+spareProcs || runtime.GOMAXPROCS(0) != got {
+	if got := KeepTimingHeadroom(); got != before+spareProcs || runtime.GOMAXPROCS(0) != got {
 		t.Fatalf("without GOMAXPROCS: %d Ps (runtime says %d); want %d", got, runtime.GOMAXPROCS(0), before+spareProcs)
 	}
 	runtime.GOMAXPROCS(before)
 
 	t.Setenv("GOMAXPROCS", "3")
-	if got := keepTimingHeadroom(); got != before || runtime.GOMAXPROCS(0) != before {
+	if got := KeepTimingHeadroom(); got != before || runtime.GOMAXPROCS(0) != before {
 		t.Fatalf("with GOMAXPROCS set: %d Ps; want the %d in force left alone", got, before)
 	}
 }
