@@ -30,6 +30,11 @@ type checkLoad struct {
 	interval, timeout time.Duration
 	fall, rise        int
 	basePort          int
+	// nice is lvsd's nice value, which the listeners get too: they stand
+	// for real servers on other machines, and starved of the CPU lvsd
+	// took they left so many handshakes unaccepted that the kernel ran
+	// out of TCP memory ("TCP: out of memory") and reset connections.
+	nice int
 	// generation flips one real server's weight on every reload, so each
 	// reload has a change to apply.
 	generation atomic.Int64
@@ -117,7 +122,11 @@ func startListeners(node *lab.NS, c *checkLoad, logDir string) (*lab.Proc, error
 	if err != nil {
 		return nil, err
 	}
-	p, err := node.Start(lab.ProcOptions{}, self, "-role", "listen", "-checks", strconv.Itoa(c.n), "-base-port", strconv.Itoa(c.basePort))
+	argv := []string{self, "-role", "listen", "-checks", strconv.Itoa(c.n), "-base-port", strconv.Itoa(c.basePort)}
+	if c.nice != 0 {
+		argv = append([]string{"nice", "-n", strconv.Itoa(c.nice)}, argv...)
+	}
+	p, err := node.Start(lab.ProcOptions{}, argv...)
 	if err != nil {
 		return nil, err
 	}

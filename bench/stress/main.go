@@ -91,7 +91,7 @@ func main() {
 	flag.Var(&o.lvsdDirector, "lvsd-director", "extra line for lvsd's [director] table, e.g. 'vrrp_rt_priority = 50' (repeatable)")
 	flag.Var(&o.lvsdVRRP, "lvsd-vrrp", "extra line for lvsd's [[vrrp]] table (repeatable)")
 	flag.Var(&o.lvsdEnv, "lvsd-env", "extra environment for lvsd, e.g. GOGC=400 (repeatable)")
-	flag.IntVar(&o.lvsdNice, "lvsd-nice", 0, "run lvsd at this nice value (-20..19), as its systemd unit's Nice= would")
+	flag.IntVar(&o.lvsdNice, "lvsd-nice", 0, "run lvsd, and the listeners its checks probe, at this nice value (-20..19), as lvsd's systemd unit's Nice= would")
 	flag.Var(&o.keepalivedGlobal, "keepalived-global", "extra line for keepalived's global_defs, e.g. 'vrrp_rt_priority 50' (repeatable)")
 	flag.BoolVar(&o.keepalivedDetail, "keepalived-detail", false, "run keepalived with -D (it then logs every gratuitous ARP, which costs it CPU under load; its packaged service runs without)")
 	flag.StringVar(&o.logs, "logs", "", "keep configs and logs in this directory (default: a temporary one, removed)")
@@ -154,6 +154,7 @@ func run(o *options) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (network namespaces)")
 	}
+	o.checks.nice = o.lvsdNice
 	for _, p := range []*string{&o.lvsd} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
