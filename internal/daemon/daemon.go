@@ -73,8 +73,8 @@ type Daemon struct {
 
 // New checks that the host can run cfg (root, IPVS, interfaces, a
 // permitted VRRP priority) and builds every part, touching nothing on the
-// host but connection sync (whose first start must fail here, not later):
-// Run starts them.
+// host but connection sync (whose first start must fail here, not later)
+// and, with director.lock_memory, lvsd's own memory: Run starts them.
 func New(cfg *config.Config, opts ...Option) (_ *Daemon, err error) {
 	h := defaultHost()
 	for _, o := range opts {
