@@ -116,10 +116,12 @@ bench-failover: build
 # (LVSD_IPVS_BACKEND=memory: this host has no IPVS) and reloads every 10 s.
 # Per advert interval (100, 30, 10 ms): false failovers, advert lateness on
 # the backup's link, false evictions, SIGKILL takeover. The default is a
-# quick look; issue 11's full run is BENCH_STRESS_ARGS='-duration 10m -kill-rounds 20'.
+# quick look; issue 11's full run, both pairs as their units would run them
+# (README's table): BENCH_STRESS_ARGS='-duration 10m -kill-rounds 5 -lvsd-nice -10
+# -lvsd-director "vrrp_rt_priority = 50" -keepalived-global "vrrp_rt_priority 50"'.
 # Other flags (bin/bench-stress -h): -vm idle|cpu|exec (the TCG VM beside),
 # -stress '...' (stress-ng's arguments), -checks N, -lvsd-director 'key = value',
-# -lvsd-vrrp 'key = value', -lvsd-env VAR=VALUE, -keepalived-global '...'.
+# -lvsd-vrrp 'key = value', -lvsd-env VAR=VALUE, -lvsd-nice N, -keepalived-global '...'.
 BENCH_STRESS_ARGS ?= -duration 20s -kill-rounds 3
 .PHONY: bench-stress
 bench-stress: deps build
