@@ -20,7 +20,9 @@ import (
 // kv is one field the page has no column for.
 type kv struct{ Key, Value string }
 
-// asJSONMap is v as the JSON document shows it.
+// asJSONMap is v as the JSON document shows it. The page converts the
+// report once and hands each table its part (jsonItem), rather than
+// marshalling every service and real server again on its own.
 func asJSONMap(v any) map[string]any {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -33,11 +35,22 @@ func asJSONMap(v any) map[string]any {
 	return m
 }
 
-// extraFields are the fields of v (a struct of the status document) that
-// are not in known and not empty, by name.
-func extraFields(v any, known ...string) []kv {
+// jsonItem is element i of the list under key in m, the JSON of one row
+// of the document (nil when there is none).
+func jsonItem(m map[string]any, key string, i int) map[string]any {
+	list, _ := m[key].([]any)
+	if i >= len(list) {
+		return nil
+	}
+	item, _ := list[i].(map[string]any)
+	return item
+}
+
+// extraFields are the fields of m (one object of the status document, as
+// JSON) that are not in known and not empty, by name.
+func extraFields(m map[string]any, known ...string) []kv {
 	var out []kv
-	for k, val := range asJSONMap(v) {
+	for k, val := range m {
 		if slices.Contains(known, k) || empty(val) {
 			continue
 		}
@@ -105,9 +118,9 @@ type section struct {
 	Body      template.HTML
 }
 
-// extraSections renders the top-level keys of the document not in known.
-func extraSections(doc any, known ...string) []section {
-	m := asJSONMap(doc)
+// extraSections renders the top-level keys of the document m (as JSON)
+// not in known.
+func extraSections(m map[string]any, known ...string) []section {
 	var out []section
 	for _, k := range orderedKeys(m) {
 		if slices.Contains(known, k) || m[k] == nil {

@@ -89,11 +89,13 @@ func view(r status.Report, auth, csrf string) pageView {
 	if now.IsZero() {
 		now = time.Now()
 	}
+	doc := asJSONMap(r)
 	v := pageView{R: r, Title: "lvsd on " + r.Node, Now: clock(now), Auth: auth, CSRF: csrf, Sync: r.Sync,
 		Reload: reloadView{When: clock(r.LastReload), Ago: ago(r.LastReload, now), OK: r.ReloadOK, Err: r.ReloadErr},
-		Extra:  extraSections(r, knownTop...)}
-	for _, s := range r.Services {
-		sv := serviceView{Service: s, Key: "svc/" + s.Name, Rates: rates(s.Rates), Extra: extraFields(s, knownService...)}
+		Extra:  extraSections(doc, knownTop...)}
+	for i, s := range r.Services {
+		sdoc := jsonItem(doc, "services", i)
+		sv := serviceView{Service: s, Key: "svc/" + s.Name, Rates: rates(s.Rates), Extra: extraFields(sdoc, knownService...)}
 		switch {
 		case s.QuorumUp:
 			sv.Quorum, sv.QuorumOK = "up", true
@@ -104,7 +106,7 @@ func view(r status.Report, auth, csrf string) pageView {
 		}
 		sv.State = sv.Quorum
 		v.Summary.Services++
-		for _, rs := range s.RealServers {
+		for j, rs := range s.RealServers {
 			v.Summary.Servers++
 			switch rs.Health {
 			case "up":
@@ -114,13 +116,13 @@ func view(r status.Report, auth, csrf string) pageView {
 			default:
 				v.Summary.Unknown++
 			}
-			sv.Servers = append(sv.Servers, server(s.Name, rs, now, auth != ""))
+			sv.Servers = append(sv.Servers, server(s.Name, rs, jsonItem(sdoc, "realservers", j), now, auth != ""))
 		}
 		v.Services = append(v.Services, sv)
 	}
-	for _, in := range r.VRRP {
+	for i, in := range r.VRRP {
 		iv := instanceView{Instance: in, Key: "vrrp/" + in.Name, State: in.State, Since: ago(in.Since, now), SinceAt: clock(in.Since),
-			Changed: changedSince(in.Since, now), Extra: extraFields(in, knownInstance...)}
+			Changed: changedSince(in.Since, now), Extra: extraFields(jsonItem(doc, "vrrp", i), knownInstance...)}
 		for _, reason := range slices.Sorted(maps.Keys(in.Drops)) {
 			iv.Drops = append(iv.Drops, kv{Key: reason, Value: fmt.Sprint(in.Drops[reason])})
 		}
@@ -133,11 +135,13 @@ func view(r status.Report, auth, csrf string) pageView {
 	return v
 }
 
-func server(service string, rs status.RealServer, now time.Time, actions bool) serverView {
+// server is one real server's row; rsDoc is its JSON, for the fields the
+// page has no column for.
+func server(service string, rs status.RealServer, rsDoc map[string]any, now time.Time, actions bool) serverView {
 	sv := serverView{RealServer: rs, Service: service, Key: "rs/" + service + "/" + rs.Address,
 		Since: ago(rs.HealthSince, now), SinceAt: clock(rs.HealthSince), LastAgo: ago(rs.LastCheck, now),
 		Latency: latency(rs.Latency), Rates: rates(rs.Rates), Changed: changedSince(rs.HealthSince, now),
-		Extra: extraFields(rs, knownServer...)}
+		Extra: extraFields(rsDoc, knownServer...)}
 	sv.Kernel = fmt.Sprint(rs.KernelWeight)
 	if rs.KernelWeight < 0 {
 		sv.Kernel = "not in table"

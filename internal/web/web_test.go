@@ -353,11 +353,11 @@ func TestUnknownFieldsShow(t *testing.T) {
 		status.Instance
 		TrackedWeight int `json:"tracked_weight"`
 	}
-	if got := extraFields(future{Instance: sampleReport().VRRP[0], TrackedWeight: 7}, knownInstance...); !slices.Equal(got, []kv{{"Tracked weight", "7"}}) {
+	if got := extraFields(asJSONMap(future{Instance: sampleReport().VRRP[0], TrackedWeight: 7}), knownInstance...); !slices.Equal(got, []kv{{"Tracked weight", "7"}}) {
 		t.Errorf("extra fields = %v", got)
 	}
 	doc := map[string]any{"node": "x", "resources": []map[string]any{{"name": "drbd0", "state": "primary"}}}
-	secs := extraSections(doc, knownTop...)
+	secs := extraSections(asJSONMap(doc), knownTop...)
 	if len(secs) != 1 || secs[0].Title != "Resources" || !strings.Contains(string(secs[0].Body), "<td data-label=\"State\">primary</td>") {
 		t.Errorf("sections = %+v", secs)
 	}
