@@ -43,6 +43,7 @@ func (d *Daemon) Status(ctx context.Context) status.Report {
 			ss := status.Service{Name: s.Name, Address: s.Key, InKernel: s.InKernel, SorryActive: s.SorryActive,
 				QuorumUp: s.QuorumUp, Rates: serviceRates(prev, cur, s.Name, "")}
 			cs := cfg.Service(s.Name)
+			configured := configRealServers(cs)
 			if cs != nil {
 				ss.Scheduler, ss.Protocol, ss.Port, ss.FWMark = cs.Scheduler, cs.Protocol, cs.Port, cs.FWMark
 				ss.Forwarding, ss.Quorum = cs.Forwarding, cs.Quorum
@@ -66,7 +67,7 @@ func (d *Daemon) Status(ctx context.Context) status.Report {
 				}
 				// The configured weight, what an evicted or drained server
 				// returns to; KernelWeight says what it has now.
-				if c := configRealServer(cs, r.Name); c != nil {
+				if c := configured[r.Name]; c != nil {
 					rs.Weight, rs.Forwarding = c.Weight, c.Forwarding
 				} else if cs != nil {
 					rs.Forwarding = cs.Forwarding // the sorry server
@@ -91,16 +92,17 @@ func (d *Daemon) Status(ctx context.Context) status.Report {
 	return st
 }
 
-func configRealServer(cs *config.Service, name string) *config.RealServer {
+// configRealServers maps the real servers of cs by key, once per service
+// rather than a scan (and a key formatted) per real server.
+func configRealServers(cs *config.Service) map[string]*config.RealServer {
 	if cs == nil {
 		return nil
 	}
+	out := make(map[string]*config.RealServer, len(cs.RealServers))
 	for _, c := range cs.RealServers {
-		if c.Key() == name {
-			return c
-		}
+		out[c.Key()] = c
 	}
-	return nil
+	return out
 }
 
 // lastResult is the result of the probe that ran last: "ok" when its
