@@ -73,7 +73,7 @@ func (d *Director) Ready(service string) (ready bool, why string) {
 		return false, "not configured"
 	}
 	q := quorumOf(cs)
-	if p := d.pools[service]; p != nil && p.set && !p.up {
+	if d.pools[service].lost() {
 		return false, fmt.Sprintf("below quorum: %d of %d real servers up, quorum %d", countUp(cs, d.state), len(cs.reals), q)
 	}
 	if cs.alpha {

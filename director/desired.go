@@ -36,6 +36,10 @@ type pool struct {
 	up  bool
 }
 
+// lost reports that the service is below its quorum. A service without a
+// pool (no quorum set) or whose quorum is not decided yet is not.
+func (p *pool) lost() bool { return p != nil && p.set && !p.up }
+
 // desiredService is one service of the table lvsd wants in the kernel.
 type desiredService struct {
 	name  string
@@ -135,7 +139,7 @@ func buildDesired(svcs []*compiledService, state map[rsID]*rsState, pools map[st
 	for _, cs := range svcs {
 		ds := &desiredService{name: cs.name, svc: cs.svc}
 		out[cs.svc.Key] = ds
-		if p := pools[cs.name]; cs.sorry != nil && p != nil && p.set && !p.up {
+		if cs.sorry != nil && pools[cs.name].lost() {
 			ds.dests = append(ds.dests, desiredDest{Dest: *cs.sorry, realserver: "sorry"})
 			continue
 		}

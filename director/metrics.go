@@ -143,8 +143,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	d.mu.Lock()
 	quorum := make(map[string]bool, len(d.services))
 	for _, cs := range d.services {
-		p := d.pools[cs.name]
-		quorum[cs.name] = p == nil || !p.set || p.up
+		quorum[cs.name] = !d.pools[cs.name].lost()
 	}
 	d.mu.Unlock()
 	for name, up := range quorum {

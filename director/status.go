@@ -54,8 +54,7 @@ func (d *Director) Status() []ServiceStatus {
 	var out []ServiceStatus
 	for _, cs := range d.services {
 		ds := desired[cs.svc.Key]
-		p := d.pools[cs.name]
-		ss := ServiceStatus{Name: cs.name, Key: cs.svc.Key.String(), QuorumUp: p == nil || !p.set || p.up}
+		ss := ServiceStatus{Name: cs.name, Key: cs.svc.Key.String(), QuorumUp: !d.pools[cs.name].lost()}
 		ss.SorryActive = cs.sorry != nil && !ss.QuorumUp
 		ks := d.last[cs.svc.Key]
 		ss.InKernel = ks != nil
