@@ -213,11 +213,6 @@ func skew(priority int, interval time.Duration) time.Duration {
 	return time.Duration(int64(256-priority) * int64(interval) / 256)
 }
 
-// masterDown is Master_Down_Interval.
-func masterDown(priority int, interval time.Duration) time.Duration {
-	return 3*interval + skew(priority, interval)
-}
-
 // skewOf and masterDownOf are skew and masterDown with the instance's skew
 // base (settings.skewBase): the master's interval unless the settings fix
 // it, as RFC 3768's Skew_Time of (256 - priority) / 256 seconds does.

@@ -134,3 +134,9 @@ func TestMachineFaultAndOperator(t *testing.T) {
 		t.Errorf("faults left: %v", m.Faults())
 	}
 }
+
+// masterDown is RFC 9568's Master_Down_Interval with the skew of the
+// master's own interval, the tests' reference for Machine.masterDownOf.
+func masterDown(priority int, interval time.Duration) time.Duration {
+	return 3*interval + skew(priority, interval)
+}
