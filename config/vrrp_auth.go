@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -63,7 +62,6 @@ func (a *VRRPAuth) Signs() bool { return a.Mode != AuthReceiveOnly }
 const (
 	SecretMinLen = 32
 	SecretMaxLen = 64
-	keyFileMax   = 4096
 )
 
 // Secret is key material: "hex:" and the bytes in hex, "file:" and the path
@@ -164,29 +162,14 @@ func readKeyFile(path string) ([]byte, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("key file %s: the path must be absolute", path)
 	}
-	// Non-blocking, so a FIFO named by mistake cannot hang a reload; it
-	// is refused as not a regular file.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	data, err := readSecretFile("key file", path, func(perm fs.FileMode) error {
+		if perm&0o077 != 0 {
+			return fmt.Errorf("key file %s may be read by group or others (mode %04o): chmod 600 it", path, perm)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, keyFileErr(path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, keyFileErr(path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("key file %s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s may be read by group or others (mode %04o): chmod 600 it", path, perm)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, keyFileMax+1))
-	if err != nil {
-		return nil, keyFileErr(path, err)
-	}
-	if len(data) > keyFileMax {
-		return nil, fmt.Errorf("key file %s is larger than %d bytes: not a key", path, keyFileMax)
+		return nil, err
 	}
 	v := strings.TrimRight(string(data), "\r\n")
 	if strings.HasPrefix(v, "file:") {
@@ -197,15 +180,6 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	return b, nil
-}
-
-// keyFileErr says why a key file cannot be read, naming it once.
-func keyFileErr(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return fmt.Errorf("key file %s: %w", path, err)
 }
 
 // vrrpAuth fills the defaults of [vrrp.auth] and checks it (the instance's

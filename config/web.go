@@ -3,8 +3,8 @@ package config
 import (
 	"crypto/sha256"
 	"fmt"
+	"io/fs"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -91,16 +91,12 @@ func (l *loader) tokenFile(w *Web, at loc) {
 		l.errorf(at, "%q must be an absolute path", w.TokenFile)
 		return
 	}
-	fi, err := os.Stat(w.TokenFile)
-	if err != nil {
-		l.errorf(at, "%v", err)
-		return
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		l.errorf(at, "%s is readable by others (mode %04o); chmod 600 it", w.TokenFile, fi.Mode().Perm())
-		return
-	}
-	data, err := os.ReadFile(w.TokenFile)
+	data, err := readSecretFile("token file", w.TokenFile, func(perm fs.FileMode) error {
+		if perm&0o077 != 0 {
+			return fmt.Errorf("%s is readable by others (mode %04o); chmod 600 it", w.TokenFile, perm)
+		}
+		return nil
+	})
 	if err != nil {
 		l.errorf(at, "%v", err)
 		return

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/lvsd/lvsd/config"
@@ -85,6 +86,19 @@ func TestWebTokenFileRefused(t *testing.T) {
 	_, err := loadWeb(t, "127.0.0.1:9910", "  actions = true\n  token_file = \"/nonexistent/lvsd.token\"\n")
 	if err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing token file: %v", err)
+	}
+}
+
+// A token_file that names a FIFO is refused as not a regular file; the
+// load does not wait for a writer that never comes.
+func TestWebTokenFileFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadWeb(t, "127.0.0.1:9910", "  actions = true\n  token_file = \""+path+"\"\n")
+	if err == nil || !strings.Contains(err.Error(), "director.web.token_file: token file "+path+" is not a regular file") {
+		t.Fatalf("a FIFO as token_file: %v", err)
 	}
 }
 
